@@ -1,0 +1,1 @@
+"""Model zoo for the implemented Table 1 families."""

@@ -1,0 +1,48 @@
+"""Command-line entry point: ``python -m benchmarks.run <subcommand> [options]``.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``main(args) -> int``; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Modules are imported lazily so `--help` stays instant.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "table1": ("benchmarks.table1", "measure every implemented Table 1 row and write tables + Pareto figure"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (exit status 2), no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m benchmarks.run",
+        description="grw-bench: reproduce and compare Table 1 of 'Smooth Regularization for "
+        "Efficient Video Recognition' (GRW-smoothing, NeurIPS 2025).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""GRW-smoothing: the loss and how it attaches to video models."""
