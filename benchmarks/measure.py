@@ -1,15 +1,16 @@
 """Counting GFLOPs and parameters the way the published tables do.
 
-Peak-memory measurement lives here too (added with the Table 1 harness).
+and peak inference memory on CPU or CUDA.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 # fvcore op handles we switch off. The published convention counts multiply-adds of convolutions and
 # linear layers (matmul/bmm/einsum included: attention is linear algebra); normalisation, pooling
@@ -54,3 +55,48 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> float:
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not; buffers such as BatchNorm statistics excluded)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def _state_bytes(model: nn.Module) -> int:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _profiled_peak_bytes(run: Callable[[], object]) -> int:
+    """Peak of live CPU allocations while ``run()`` executes, from the profiler's allocator records.
+
+    Every op's own allocations (positive) are placed at its start and its own frees (negative) at its
+    end; the running sum's maximum is the peak.
+    """
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    changes = []
+    for event in prof.events():
+        delta = event.self_cpu_memory_usage
+        if delta > 0:
+            changes.append((event.time_range.start, delta))
+        elif delta < 0:
+            changes.append((event.time_range.end, delta))
+    live = peak = 0
+    for _, delta in sorted(changes, key=lambda change: change[0]):
+        live += delta
+        peak = max(peak, live)
+    return peak
+
+
+def peak_memory_mb(model: nn.Module, run: Callable[[], object], device: str) -> tuple[float, str]:
+    """Peak memory (MiB) of ``run()`` (one video's inference with ``model``), and how it was measured.
+
+    Both methods report weights + input + the activations alive at the peak, so CPU and CUDA numbers
+    mean the same thing: on CUDA, ``torch.cuda.max_memory_allocated`` after a reset (the weights are
+    already resident); on CPU, the weights' size plus the profiler's allocator peak during ``run()``.
+    ``run`` should create its input itself, as a decoder would hand it over.
+    """
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        run()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20, "torch.cuda.max_memory_allocated"
+    peak = _state_bytes(model) + _profiled_peak_bytes(run)
+    return peak / 2**20, "weights + torch.profiler(profile_memory=True) CPU allocator peak"

@@ -1,24 +1,169 @@
-"""Table 1 of the GRW paper (Kinetics-600 by GFLOPs).
+"""Measure every implemented Table 1 row and write the tables and the Pareto figure.
 
-For now this prints the published numbers only; every value shown is as published.
+For each row: GFLOPs per video (fvcore, per clip x clips x crops), parameters, and the peak memory of
+one video's inference (stream rows fed frame by frame, with state, as they are deployed). Results
+are cached in results/measured/ (one JSON per row and device, keyed by the row's spec and a hash of
+the model code), so a second run only re-renders. Then results/table1.md, results/table1.csv and
+results/k600_flops.png/.svg are written from everything stored.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import sys
+import time
+import traceback
+from functools import lru_cache
+from pathlib import Path
 
-import pandas as pd
+import torch
 from tabulate import tabulate
+from tqdm import tqdm
 
-from benchmarks.paths import published_dir
+from benchmarks import report
+from benchmarks.measure import count_gflops, count_params, peak_memory_mb
+from benchmarks.paths import REPO_ROOT
+from benchmarks.specs import RowSpec, build_model, parse_rows
+from benchmarks.store import ResultFileError, measurement_path, provenance, read_json, write_json_atomic
+
+# Source files whose change invalidates cached measurements.
+MODEL_CODE = ("baselines/*.py", "baselines/*.json", "grw/*.py", "benchmarks/measure.py")
+STREAM_CHUNK = 1  # frames per streaming call when measuring memory: frame by frame, as deployed
+
+
+@lru_cache(maxsize=1)
+def model_code_hash() -> str:
+    digest = hashlib.sha256()
+    for pattern in MODEL_CODE:
+        for path in sorted(REPO_ROOT.glob(pattern)):
+            digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(spec: RowSpec, device: str) -> str:
+    return f"{spec.key()}-{model_code_hash()}-{device}"
+
+
+class _Logits(torch.nn.Module):
+    """fvcore traces ``forward``; GRW models return (logits, aux), so count the logits path only."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def _one_video(model: torch.nn.Module, spec: RowSpec, device: str):
+    """A callable running one video's inference the way the row is deployed."""
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(spec.views):  # views of a multi-view row run one after another
+                if spec.streaming:
+                    state = None
+                    for _ in range(0, spec.frames, STREAM_CHUNK):
+                        chunk = torch.zeros(1, 3, STREAM_CHUNK, spec.res, spec.res, device=device)
+                        _, state = model.forward_stream(chunk, state)
+                else:
+                    model(torch.zeros(spec.clip_shape, device=device))
+
+    return run
+
+
+def measure_row(spec: RowSpec, device: str) -> dict:
+    """Build the row's model and measure it; returns the JSON record stored in results/measured/."""
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    gflops_per_view = count_gflops(_Logits(model), spec.clip_shape)
+    model.to(device)
+    memory_mb, memory_method = peak_memory_mb(model, _one_video(model, spec, device), device)
+    return {
+        "row": spec.row,
+        "name": spec.name,
+        "model": spec.model,
+        "grw": spec.grw is not None,
+        "input": {"res": spec.res, "frames": spec.frames, "clips": spec.clips, "crops": spec.crops},
+        "gflops_per_view": gflops_per_view,
+        "gflops": gflops_per_view * spec.views,
+        "params": count_params(model),
+        "peak_memory_mb": memory_mb,
+        "memory_method": memory_method,
+        "memory_mode": f"streaming, {STREAM_CHUNK} frame(s) per call" if spec.streaming else "whole clip",
+        "device": device,
+        "key": cache_key(spec, device),
+        "seconds": round(time.perf_counter() - started, 2),
+        **provenance(device),
+    }
+
+
+def cached_measurement(spec: RowSpec, device: str) -> dict | None:
+    path = measurement_path(spec.row, device)
+    if not path.exists():
+        return None
+    record = read_json(path)
+    return record if record.get("key") == cache_key(spec, device) else None
+
+
+def measure_rows(specs: list[RowSpec], device: str, refresh: bool = False) -> dict[int, str]:
+    """Measure (or reuse) every row; returns {row: error message} for the rows that failed."""
+    failures: dict[int, str] = {}
+    bar = tqdm(specs, desc="table1", unit="row", file=sys.stderr)
+    for spec in bar:
+        bar.set_postfix_str(f"row {spec.row} {spec.name}")
+        try:
+            if not refresh and cached_measurement(spec, device) is not None:
+                continue
+            write_json_atomic(measurement_path(spec.row, device), measure_row(spec, device))
+        except ResultFileError:
+            raise
+        except Exception as error:  # one broken row must not stop the others
+            failures[spec.row] = f"{type(error).__name__}: {error}"
+            tqdm.write(f"row {spec.row} ({spec.name}) FAILED: {failures[spec.row]}", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+    return failures
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--rows", help="comma-separated row numbers or names (default: every implemented row)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="where to measure peak memory (default: cuda when available, else cpu)")
+    parser.add_argument("--refresh", action="store_true", help="re-measure even when a cached result matches")
 
 
 def main(args: argparse.Namespace) -> int:
-    table = pd.read_csv(published_dir() / "table1.csv")
-    print("Table 1 (Kinetics-600), PUBLISHED numbers (Goldman et al., NeurIPS 2025); nothing here is measured.")
-    print(tabulate(table, headers="keys", tablefmt="github", showindex=False))
+    try:
+        specs = parse_rows(args.rows)
+    except ValueError as error:
+        print(f"table1: error: {error}", file=sys.stderr)
+        return 2
+    device = args.device or default_device()
+    if device == "cuda" and not torch.cuda.is_available():
+        print("table1: error: --device cuda requested but CUDA is not available", file=sys.stderr)
+        return 2
+    failures = measure_rows(specs, device, refresh=args.refresh)
+    table = report.build_table()
+    print(tabulate(report.display_table(table), headers="keys", tablefmt="github", showindex=False))
+    written = report.write_tables(table) + report.plot_pareto(table)
+    print("wrote " + ", ".join(str(_relative(path)) for path in written))
+    if failures:
+        print(f"{len(failures)} row(s) failed: " + "; ".join(f"row {r}: {e}" for r, e in failures.items()),
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path

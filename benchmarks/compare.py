@@ -1,0 +1,66 @@
+"""Compare measured against published numbers; exit 1 when a row is out of tolerance.
+
+GFLOPs: every measured implemented row against the paper's Table 1. A row outside the tolerance
+fails unless its spec documents a known deviation, which is printed with its reason. Top-1: rows with
+a reproduced Kinetics-600 run against the published top-1 (runs on other datasets are not compared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+from tabulate import tabulate
+
+from benchmarks import report
+from benchmarks.specs import get_spec, parse_rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
+                        help="allowed |measured / published - 1| for GFLOPs, in percent (default: 5)")
+    parser.add_argument("--top1-tolerance", type=float, default=1.0, metavar="PP",
+                        help="allowed |reproduced - published| top-1 on Kinetics-600, in points (default: 1)")
+    parser.add_argument("--rows", help="comma-separated rows to compare (default: every implemented row)")
+
+
+def compare(table: pd.DataFrame, rows: list[int], tolerance: float, top1_tolerance: float) -> tuple[pd.DataFrame, int]:
+    """The comparison table and the number of failing rows."""
+    records, failures = [], 0
+    for _, r in table[table["row"].isin(rows)].iterrows():
+        spec = get_spec(int(r["row"]))
+        if pd.isna(r["measured_gflops"]):
+            verdict, failures = "FAIL: not measured (run `python -m benchmarks.run table1` first)", failures + 1
+        elif abs(r["delta_pct"]) <= tolerance:
+            verdict = "ok"
+        elif spec.known_deviation:
+            verdict = f"known deviation: {spec.known_deviation}"
+        else:
+            verdict, failures = f"FAIL: GFLOPs off by more than {tolerance:g}%", failures + 1
+        top1_delta = None
+        if r["reproduced_dataset"] == report.KINETICS:
+            top1_delta = r["reproduced_top1"] - r["published_top1"]
+            if abs(top1_delta) > top1_tolerance:
+                verdict, failures = f"{verdict}; FAIL: top-1 off by {top1_delta:+.1f} pp", failures + 1
+        records.append({
+            "#": r["row"], "model": r["model"],
+            "GFLOPs published": f"{r['published_gflops']:g}",
+            "GFLOPs measured": "-" if pd.isna(r["measured_gflops"]) else f"{r['measured_gflops']:.2f}",
+            "delta": "-" if pd.isna(r["delta_pct"]) else f"{r['delta_pct']:+.1f}%",
+            "top-1 delta (K600)": "-" if top1_delta is None else f"{top1_delta:+.1f}",
+            "verdict": verdict,
+        })
+    return pd.DataFrame.from_records(records), failures
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        rows = [spec.row for spec in parse_rows(args.rows)]
+    except ValueError as error:
+        print(f"compare: error: {error}", file=sys.stderr)
+        return 2
+    result, failures = compare(report.build_table(), rows, args.tolerance, args.top1_tolerance)
+    print(tabulate(result, headers="keys", tablefmt="github", showindex=False))
+    print(f"{failures} row(s) out of tolerance" if failures else "all compared rows within tolerance or documented")
+    return 1 if failures else 0

@@ -1,0 +1,248 @@
+"""Tables and figures of Table 1 from stored results only (no model is built here).
+
+Published numbers come from the specs (``results/published/table1.csv``); measured GFLOPs, parameters
+and memory from ``results/measured/``; reproduced accuracy from ``results/runs/``. Only Kinetics-600
+runs can stand in for the published accuracy in the figure; runs on other datasets are listed in the
+table with their dataset so they can never pass for Kinetics-600 results.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from tabulate import tabulate  # noqa: E402
+
+from benchmarks.paths import results_dir  # noqa: E402
+from benchmarks.specs import all_specs  # noqa: E402
+from benchmarks.store import load_measurements, load_runs  # noqa: E402
+
+KINETICS = "kinetics600"
+DEVICE_PREFERENCE = ("cuda", "cpu")  # published memory is GPU memory: prefer a CUDA measurement
+
+
+def _preferred_measurements(measurements: list[dict]) -> dict[int, dict]:
+    by_row: dict[int, dict] = {}
+    for m in measurements:
+        current = by_row.get(m["row"])
+        rank = DEVICE_PREFERENCE.index(m["device"]) if m["device"] in DEVICE_PREFERENCE else len(DEVICE_PREFERENCE)
+        if current is None or rank < DEVICE_PREFERENCE.index(current["device"]):
+            by_row[m["row"]] = m
+    return by_row
+
+
+def _latest_runs(runs: list[dict]) -> dict[int, dict]:
+    """The newest run per row, Kinetics-600 runs taking precedence over runs on other datasets."""
+    latest: dict[int, dict] = {}
+    for run in runs:  # oldest first
+        current = latest.get(run["row"])
+        if current is None or run["dataset"] == KINETICS or current["dataset"] != KINETICS:
+            latest[run["row"]] = run
+    return latest
+
+
+def build_table(measurements: list[dict] | None = None, runs: list[dict] | None = None) -> pd.DataFrame:
+    """One row per Table 1 row: published vs measured vs reproduced, with the status of each."""
+    measured = _preferred_measurements(load_measurements() if measurements is None else measurements)
+    reproduced = _latest_runs(load_runs() if runs is None else runs)
+    records = []
+    for spec in all_specs():
+        m = measured.get(spec.row)
+        run = reproduced.get(spec.row)
+        gflops = m["gflops"] if m else None
+        on_kinetics = run is not None and run["dataset"] == KINETICS
+        if not spec.implemented:
+            status = "published only: " + (spec.not_implemented_reason or "not implemented")
+        elif m is None:
+            status = "not measured yet"
+        elif run is None:
+            status = "measured; accuracy not run (published top-1 shown)"
+        elif not on_kinetics:
+            status = f"measured; top-1 from a run on {run['dataset']}, not Kinetics-600"
+        else:
+            status = "measured; top-1 reproduced on Kinetics-600"
+        if spec.known_deviation and m is not None:
+            status += "; known GFLOPs deviation"
+        records.append(
+            {
+                "row": spec.row,
+                "model": spec.name,
+                "grw": "yes" if spec.grw else "",
+                "published_top1": spec.published_top1,
+                "reproduced_top1": run["top1"] if run else None,
+                "reproduced_dataset": run["dataset"] if run else None,
+                "reproduced_videos": run["videos_evaluated"] if run else None,
+                "published_gflops": spec.published_gflops,
+                "measured_gflops": gflops,
+                "delta_pct": 100.0 * (gflops / spec.published_gflops - 1.0) if gflops is not None else None,
+                "params_m": m["params"] / 1e6 if m else None,
+                "peak_memory_mb": m["peak_memory_mb"] if m else None,
+                "memory_device": m["device"] if m else None,
+                "res": spec.res,
+                "clips_x_frames": f"{spec.views} x {spec.frames}",
+                "implemented": spec.implemented,
+                "status": status,
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def _fmt(value, digits: int = 1, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}{suffix}"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable columns: every missing number shows as '-', deltas signed."""
+    return pd.DataFrame(
+        {
+            "#": table["row"],
+            "model": table["model"],
+            "GRW": table["grw"],
+            "top-1 published": table["published_top1"].map(_fmt),
+            "top-1 reproduced": [
+                "-" if pd.isna(top1) else f"{top1:.1f} ({dataset}, {int(n)} videos)"
+                for top1, dataset, n in zip(table["reproduced_top1"], table["reproduced_dataset"], table["reproduced_videos"])
+            ],
+            "GFLOPs published": table["published_gflops"].map(lambda v: f"{v:g}"),
+            "GFLOPs measured": table["measured_gflops"].map(lambda v: _fmt(v, 2)),
+            "delta": table["delta_pct"].map(lambda v: "-" if pd.isna(v) else f"{v:+.1f}%"),
+            "params (M)": table["params_m"].map(lambda v: _fmt(v, 2)),
+            "peak mem (MB)": [
+                "-" if pd.isna(mb) else f"{mb:.0f} ({device})" for mb, device in zip(table["peak_memory_mb"], table["memory_device"])
+            ],
+            "res": table["res"],
+            "clips x frames": table["clips_x_frames"],
+            "status": table["status"],
+        }
+    )
+
+
+def render_markdown(table: pd.DataFrame) -> str:
+    notes = [
+        "# Table 1: Kinetics-600 by GFLOPs (published vs measured by grw-bench)",
+        "",
+        "Published columns: Goldman et al., NeurIPS 2025, Table 1 (`results/published/table1.csv`).",
+        "Measured columns: `python -m benchmarks.run table1` (fvcore multiply-adds of convolutions and",
+        "linear layers per video, all views; parameters; peak memory of one video's inference, stream",
+        "rows fed frame by frame). Reproduced top-1 only from stored runs in `results/runs/`, with the",
+        "dataset they ran on; '-' means no run exists and nothing is claimed.",
+        "",
+        tabulate(display_table(table), headers="keys", tablefmt="github", showindex=False),
+        "",
+    ]
+    deviations = [spec for spec in all_specs() if spec.known_deviation]
+    if deviations:
+        notes += ["Known GFLOPs deviations (measured, reported as they are):", ""]
+        notes += [f"- row {spec.row} ({spec.name}): {spec.known_deviation}" for spec in deviations]
+        notes.append("")
+    return "\n".join(notes)
+
+
+def write_tables(table: pd.DataFrame, out_dir: Path | None = None) -> list[Path]:
+    out_dir = out_dir or results_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv = out_dir / "table1.md", out_dir / "table1.csv"
+    _write_text_atomic(md, render_markdown(table))
+    tmp = csv.with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(csv)
+    return [md, csv]
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- the Pareto figure
+
+
+def plot_points(table: pd.DataFrame) -> pd.DataFrame:
+    """What the figure plots: best available accuracy (reproduced on Kinetics-600, else published)
+    and GFLOPs (measured, else published), with where each came from."""
+    reproduced = (table["reproduced_dataset"] == KINETICS) & table["reproduced_top1"].notna()
+    measured = table["measured_gflops"].notna()
+    return pd.DataFrame(
+        {
+            "row": table["row"],
+            "model": table["model"],
+            "grw": table["grw"] == "yes",
+            "top1": table["reproduced_top1"].where(reproduced, table["published_top1"]).astype(float),
+            "top1_source": reproduced.map({True: "reproduced", False: "published"}),
+            "gflops": table["measured_gflops"].where(measured, table["published_gflops"]).astype(float),
+            "gflops_source": measured.map({True: "measured", False: "published"}),
+        }
+    )
+
+
+def flops_ratio(points: pd.DataFrame) -> dict | None:
+    """The figure's arrow: from the most accurate GRW row to the cheapest non-GRW row that is at
+    least as accurate; when no other row reaches it, to the most accurate non-GRW row (which then
+    still falls short of the GRW row, and the label says so)."""
+    grw, others = points[points["grw"]], points[~points["grw"]]
+    if grw.empty or others.empty:
+        return None
+    best = grw.loc[grw["top1"].idxmax()]
+    as_good = others[others["top1"] >= best["top1"]]
+    target = as_good.loc[as_good["gflops"].idxmin()] if not as_good.empty else others.loc[others["top1"].idxmax()]
+    return {
+        "from_row": int(best["row"]),
+        "to_row": int(target["row"]),
+        "ratio": float(target["gflops"] / best["gflops"]),
+        "reaches": bool(target["top1"] >= best["top1"]),
+    }
+
+
+def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "Kinetics-600") -> list[Path]:
+    """Top-1 vs GFLOPs (log2 x axis) in the style of the paper's figure; returns the files written."""
+    out_dir = out_dir or results_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = plot_points(table)
+    fig, ax = plt.subplots(figsize=(9, 6))
+    for is_grw, colour, label in ((False, "tab:blue", "other models"), (True, "tab:red", "GRW-smoothing")):
+        group = points[points["grw"] == is_grw].sort_values("gflops")
+        if is_grw and len(group) > 1:
+            ax.plot(group["gflops"], group["top1"], color=colour, lw=1.5, zorder=1)
+        for source, marker in (("published", "o"), ("reproduced", "*")):
+            subset = group[group["top1_source"] == source]
+            if not subset.empty:
+                ax.scatter(subset["gflops"], subset["top1"], color=colour, marker=marker,
+                           s=90 if marker == "*" else 40, zorder=2, label=f"{label}, {source} top-1")
+    for _, p in points.iterrows():
+        ax.annotate(str(p["row"]), (p["gflops"], p["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8,
+                    color="tab:red" if p["grw"] else "tab:blue")
+    arrow = flops_ratio(points)
+    if arrow:
+        start = points[points["row"] == arrow["from_row"]].iloc[0]
+        end = points[points["row"] == arrow["to_row"]].iloc[0]
+        ax.annotate("", xy=(end["gflops"], start["top1"]), xytext=(start["gflops"], start["top1"]),
+                    arrowprops=dict(arrowstyle="<->", color="black", lw=1.2))
+        mid = math.sqrt(start["gflops"] * end["gflops"])
+        qualifier = "" if arrow["reaches"] else f" (row {arrow['to_row']} is {start['top1'] - end['top1']:.1f} pp below)"
+        ax.text(mid, start["top1"] + 0.4, f"x{arrow['ratio']:.1f} FLOPs{qualifier}", ha="center", fontsize=10)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("GFLOPs per video (log2; measured where the suite measured it, else published)")
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.set_title(f"{title}: top-1 vs GFLOPs (numbers = Table 1 rows)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    paths = [out_dir / "k600_flops.png", out_dir / "k600_flops.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def write_all(out_dir: Path | None = None) -> list[Path]:
+    """Tables and figure from whatever is stored; what ``figures`` and ``table1`` both end with."""
+    table = build_table()
+    return write_tables(table, out_dir) + plot_pareto(table, out_dir)

@@ -1,0 +1,126 @@
+"""Tables, figure, `figures` and `compare` from fixture results (no model is built)."""
+
+import pandas as pd
+import pytest
+
+from benchmarks import report, store
+from benchmarks.run import main as run_main
+from benchmarks.specs import get_spec
+
+
+def measurement(row: int, gflops: float, device: str = "cpu") -> dict:
+    return {"row": row, "gflops": gflops, "params": 3_000_000, "peak_memory_mb": 100.0,
+            "memory_method": "fixture", "device": device, "key": "fixture"}
+
+
+def run_record(row: int, top1: float, dataset: str, date: str = "2026-01-01") -> dict:
+    return {"row": row, "top1": top1, "top5": 99.0, "dataset": dataset, "split": "val", "videos_evaluated": 12,
+            "videos_skipped": {"missing": 1}, "checkpoint_sha256": "0" * 64, "git_commit": "abc",
+            "hardware": "test", "date": date, "command": "fixture"}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path))
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("reporting must not build models")
+
+    monkeypatch.setattr("baselines.build", no_models, raising=False)
+    return tmp_path
+
+
+def store_measurement(row, gflops, device="cpu"):
+    store.write_json_atomic(store.measurement_path(row, device), measurement(row, gflops, device))
+
+
+def store_run(name, record):
+    store.write_json_atomic(store.runs_dir() / f"{name}.json", record)
+
+
+def test_table_marks_what_is_measured_reproduced_or_published(results):
+    store_measurement(1, 2.8)
+    store_measurement(2, 2.7)
+    store_run("2-a", run_record(2, 70.0, "toy-motion"))
+    table = report.build_table().set_index("row")
+    assert len(table) == 31
+    assert table.loc[1, "measured_gflops"] == 2.8
+    assert table.loc[1, "delta_pct"] == pytest.approx(100 * (2.8 / 2.7 - 1))
+    assert pd.isna(table.loc[1, "reproduced_top1"]) and "accuracy not run" in table.loc[1, "status"]
+    assert table.loc[2, "reproduced_top1"] == 70.0 and "toy-motion, not Kinetics-600" in table.loc[2, "status"]
+    assert "published only" in table.loc[20, "status"]
+    assert table.loc[5, "status"] == "not measured yet"
+
+
+def test_cuda_measurement_preferred_and_kinetics_run_wins(results):
+    store_measurement(2, 2.7, "cpu")
+    store_measurement(2, 2.75, "cuda")
+    store_run("2-a", run_record(2, 71.0, "kinetics600", "2026-01-01"))
+    store_run("2-b", run_record(2, 60.0, "toy-motion", "2026-02-01"))
+    table = report.build_table().set_index("row")
+    assert table.loc[2, "memory_device"] == "cuda" and table.loc[2, "measured_gflops"] == 2.75
+    assert table.loc[2, "reproduced_dataset"] == "kinetics600"
+
+
+def test_figure_uses_reproduced_only_for_kinetics_runs(results):
+    store_run("1-a", run_record(1, 50.0, "toy-motion"))
+    store_run("2-a", run_record(2, 73.0, "kinetics600"))
+    points = report.plot_points(report.build_table()).set_index("row")
+    assert points.loc[1, "top1"] == get_spec(1).published_top1 and points.loc[1, "top1_source"] == "published"
+    assert points.loc[2, "top1"] == 73.0 and points.loc[2, "top1_source"] == "reproduced"
+
+
+def test_flops_ratio_arrow_from_published_numbers(results):
+    arrow = report.flops_ratio(report.plot_points(report.build_table()))
+    # most accurate GRW row is 15 (85.6); no other row reaches it, the most accurate one is row 31
+    assert (arrow["from_row"], arrow["to_row"], arrow["reaches"]) == (15, 31, False)
+    assert arrow["ratio"] == pytest.approx(1030 / 56.4)
+    assert f"{arrow['ratio']:.1f}" == "18.3"  # the published figure's x18.3, recomputed from the data
+
+
+def test_flops_ratio_picks_cheapest_row_that_is_as_accurate(results):
+    points = pd.DataFrame({"row": [1, 2, 3, 4], "grw": [True, False, False, False],
+                           "top1": [80.0, 81.0, 82.0, 70.0], "gflops": [2.0, 50.0, 20.0, 1.0]})
+    arrow = report.flops_ratio(points)
+    assert (arrow["to_row"], arrow["ratio"], arrow["reaches"]) == (3, 10.0, True)
+
+
+def test_figures_command_writes_everything_from_stored_results(results, capsys):
+    store_measurement(1, 2.8)
+    store_run("1-a", run_record(1, 50.0, "toy-motion"))
+    assert run_main(["figures"]) == 0
+    for name in ("table1.md", "table1.csv", "k600_flops.png", "k600_flops.svg"):
+        assert (results / name).stat().st_size > 0
+    md = (results / "table1.md").read_text()
+    assert "MoViNet-A0-S-GRW" in md and "50.0 (toy-motion, 12 videos)" in md and "MViTv2-B-32x3" in md
+    assert len(pd.read_csv(results / "table1.csv")) == 31
+    svg = (results / "k600_flops.svg").read_text()
+    assert "x18.3 FLOPs" in svg or "x18" in svg
+
+
+def test_figures_reports_a_malformed_file_by_name(results):
+    (results / "measured").mkdir()
+    (results / "measured" / "row01-cpu.json").write_text("{oops")
+    with pytest.raises(store.ResultFileError, match="row01-cpu.json"):
+        run_main(["figures"])
+
+
+def test_compare_exit_codes(results, capsys):
+    store_measurement(2, 2.75)  # +1.9%
+    assert run_main(["compare", "--rows", "2"]) == 0
+    store_measurement(2, 3.5)  # +30%
+    assert run_main(["compare", "--rows", "2"]) == 1
+    assert run_main(["compare", "--rows", "2", "--tolerance", "40"]) == 0
+    store_measurement(9, 11.5)  # +12%: documented known deviation of MoViNet-A2 base
+    assert run_main(["compare", "--rows", "9"]) == 0
+    assert "known deviation" in capsys.readouterr().out
+    assert run_main(["compare", "--rows", "13"]) == 1  # not measured is not a pass
+    assert run_main(["compare", "--rows", "20"]) == 2  # not implemented
+
+
+def test_compare_checks_kinetics_top1(results):
+    store_measurement(2, 2.7)
+    store_run("2-a", run_record(2, 60.0, "toy-motion"))
+    assert run_main(["compare", "--rows", "2"]) == 0  # other datasets are never compared
+    store_run("2-b", run_record(2, 60.0, "kinetics600", "2026-03-01"))
+    assert run_main(["compare", "--rows", "2"]) == 1
