@@ -1,0 +1,172 @@
+import pytest
+import torch
+from torch import nn
+
+from baselines.movinet import MoViNet, SqueezeExcite, movinet, same_padding, variants
+from benchmarks.measure import count_gflops, count_params
+
+ALL_VARIANTS = ["a0", "a1", "a2", "a3", "a4", "a5"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These inputs are tiny: one intra-op thread is much faster than several on a busy, shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def randomized(model: MoViNet, seed: int = 0) -> MoViNet:
+    """Eval-mode model with non-trivial BN statistics and affine terms and non-zero ReZero scalars,
+    so that every branch and every stream buffer affects the output."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+        for name, param in model.named_parameters():
+            if name.endswith("rezero"):
+                param.fill_(0.5)
+    return model.eval()
+
+
+def test_variants_are_read_from_the_spec_table():
+    assert variants() == ALL_VARIANTS
+
+
+def test_unknown_variant_lists_valid_ones():
+    with pytest.raises(ValueError, match="a0, a1, a2, a3, a4, a5"):
+        movinet("a9")
+
+
+def test_bad_input_shape_is_a_value_error():
+    model = movinet("a0").eval()
+    with pytest.raises(ValueError, match=r"\[B, 3, T, H, W\]"):
+        model(torch.rand(1, 8, 3, 32, 32))
+
+
+def test_base_model_cannot_stream():
+    with pytest.raises(RuntimeError, match="stream=True"):
+        movinet("a0").forward_stream(torch.rand(1, 3, 2, 32, 32))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["base", "stream"])
+@pytest.mark.parametrize("variant", ALL_VARIANTS)
+def test_forward_and_frame_embeddings_shapes(variant, stream):
+    model = movinet(variant, stream=stream, num_classes=600).eval()
+    x = torch.rand(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        logits = model(x)
+        embeddings = model.frame_embeddings(x)
+    assert logits.shape == (1, 600)
+    assert embeddings.shape == (1, 8, model.num_features)
+    assert torch.isfinite(logits).all() and torch.isfinite(embeddings).all()
+
+
+def test_logits_are_the_classifier_on_time_averaged_embeddings():
+    model = randomized(movinet("a0"))
+    x = torch.rand(2, 3, 6, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.forward_head(model.frame_embeddings(x)))
+        assert torch.allclose(model(x), model.head(model.frame_embeddings(x).mean(dim=1)))
+
+
+def test_tf_same_padding_puts_the_odd_pad_after():
+    assert same_padding(64, kernel=3, stride=2) == (0, 1)
+    assert same_padding(63, kernel=3, stride=2) == (1, 1)
+    assert same_padding(10, kernel=5, stride=1) == (2, 2)
+    # 172 px: the map sizes the published FLOP counts assume (86, 43, 22, 11, 6)
+    model = movinet("a0").eval()
+    sizes = []
+    model.head.project.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+    for block in model.blocks:
+        block[0].register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+    with torch.no_grad():
+        model(torch.rand(1, 3, 1, 172, 172))
+    assert sizes == [43, 22, 11, 11, 6, 6]
+
+
+@pytest.mark.parametrize("variant", ["a0", "a3"])
+def test_stream_chunks_equal_whole_clip(variant):
+    model = randomized(movinet(variant, stream=True, num_classes=10))
+    video = torch.rand(1, 3, 20, 32, 32)
+    with torch.no_grad():
+        whole_logits, whole_embeddings = model(video), model.frame_embeddings(video)
+        assert whole_logits.abs().max() > 1e-2  # not trivially constant
+
+        state, embeddings = None, []  # chunks of 8 (the last one shorter): embeddings and logits
+        for start in range(0, 20, 8):
+            chunk_embeddings, _ = model.stream_frame_embeddings(video[:, :, start : start + 8], state)
+            logits, state = model.forward_stream(video[:, :, start : start + 8], state)
+            embeddings.append(chunk_embeddings)
+        assert (torch.cat(embeddings, dim=1) - whole_embeddings).abs().max() <= 1e-4
+        assert (logits - whole_logits).abs().max() <= 1e-4
+
+        state = None  # frame by frame: the logits after each frame are those of the clip so far
+        for t in range(20):
+            logits, state = model.forward_stream(video[:, :, t : t + 1], state)
+            if t in (4, 19):
+                assert (logits - model(video[:, :, : t + 1])).abs().max() <= 1e-4
+
+
+def test_positional_encoding_is_used_by_a3_stream_only():
+    def uses_positions(model):
+        return any(m.positional_encoding for m in model.modules() if isinstance(m, SqueezeExcite))
+
+    assert uses_positions(movinet("a3", stream=True))
+    assert not uses_positions(movinet("a2", stream=True)) and not uses_positions(movinet("a3"))
+
+
+def test_stream_frames_depend_only_on_the_past():
+    x = torch.rand(1, 3, 12, 32, 32)
+    changed = x.clone()
+    changed[:, :, 7:] = torch.rand_like(changed[:, :, 7:])
+    stream = randomized(movinet("a0", stream=True))
+    base = randomized(movinet("a0"))
+    with torch.no_grad():
+        a, b = stream.frame_embeddings(x), stream.frame_embeddings(changed)
+        assert (a[:, :7] - b[:, :7]).abs().max() <= 1e-6
+        assert (a[:, 7:] - b[:, 7:]).abs().max() > 1e-4
+        # the base model looks both ways (temporal 'same' padding, clip-level SE)
+        assert (base.frame_embeddings(x)[:, :7] - base.frame_embeddings(changed)[:, :7]).abs().max() > 1e-5
+
+
+def test_stream_state_size_does_not_grow():
+    model = movinet("a3", stream=True).eval()
+    with torch.no_grad():
+        _, state = model.forward_stream(torch.rand(1, 3, 8, 32, 32))
+        size_8 = {key: value.shape for key, value in state.items()}
+        _, state = model.forward_stream(torch.rand(1, 3, 24, 32, 32), state)
+        size_32 = {key: value.shape for key, value in state.items()}
+    assert size_8 == size_32
+    # plain tensors that own their memory (no views holding on to a whole chunk)
+    assert all(value.untyped_storage().nbytes() == value.numel() * value.element_size() for value in state.values())
+    assert int(state["head.cgap.count"]) == 32
+
+
+def test_stochastic_depth_and_dropout_act_in_training_only():
+    model = randomized(movinet("a0", stochastic_depth=0.5, dropout=0.5))
+    x = torch.rand(4, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+        model.train()
+        torch.manual_seed(1)
+        first = model(x)
+        torch.manual_seed(2)
+        assert not torch.allclose(first, model(x))
+
+
+def test_parameter_counts_match_the_paper_for_a0_a1():
+    # MoViNet paper Table 2 (600 classes): A0 3.1M, A1 4.6M; the official architectures give 3.11M, 4.69M
+    assert count_params(movinet("a0")) == pytest.approx(3.11e6, rel=0.005)
+    assert count_params(movinet("a1")) == pytest.approx(4.69e6, rel=0.005)
+
+
+@pytest.mark.parametrize("stream, published", [(False, 2.71), (True, 2.73)], ids=["base", "stream"])
+def test_a0_gflops_match_published(stream, published):
+    gflops = count_gflops(movinet("a0", stream=stream), [1, 3, 50, 172, 172])
+    assert gflops == pytest.approx(published, rel=0.05)
