@@ -16,7 +16,9 @@ from grw.loss import GrwSmoothingLoss, windows
 NORMS = ("layernorm", "batchnorm")
 
 
-def sine_positional_encoding(length: int, dim: int, device=None, dtype=None) -> Tensor:
+def sine_positional_encoding(
+    length: int, dim: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
     """The transformer's fixed sine/cosine encoding ``[length, dim]`` (sin on even, cos on odd channels)."""
     if dim % 2:
         raise ValueError(f"sine positional encoding needs an even dimension, got {dim}")

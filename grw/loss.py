@@ -69,17 +69,19 @@ def ordering_permutations(window: int, max_perms: int = 1000, seed: int = 0) -> 
     return torch.tensor(perms[:max_perms])
 
 
+def difference_matrix(window: int, order: int) -> Tensor:
+    """``[window - order, window]`` matrix of ``order``-th differences along time."""
+    return torch.eye(window).diff(n=order, dim=0)
+
+
 def acceleration_quadratic_forms(perms: Tensor) -> Tensor:
     """``Q_pi = M_pi^T M_pi`` for each permutation, ``[P, T, T]``: ``sum ||a^pi||^2 = <Q_pi, Z Z^T>``.
 
     ``M_pi = D2 P_pi`` maps a window to the accelerations of its reordering, with ``D2`` the
-    ``[T - 2, T]`` second-difference matrix and ``P_pi`` the permutation matrix.
+    second-difference matrix and ``P_pi`` the permutation matrix.
     """
     window = perms.shape[1]
-    second_diff = torch.zeros(window - 2, window)
-    for t in range(window - 2):
-        second_diff[t, t : t + 3] = torch.tensor([1.0, -2.0, 1.0])
-    maps = second_diff @ F.one_hot(perms, window).float()  # [P, T - 2, T]
+    maps = difference_matrix(window, 2) @ F.one_hot(perms, window).float()  # [P, T - 2, T]
     return maps.transpose(1, 2) @ maps
 
 
@@ -87,7 +89,8 @@ class GrwSmoothingLoss(nn.Module):
     """GRW-smoothing loss on a batch of windows ``z: [B, window, K]``; returns a scalar.
 
     ``loss = mean_b CE(ordering logits, identity) + alpha * mean_b V``. The permutation set is the
-    ``perms`` buffer ``[P, window]`` (identity first); ``quadratic_forms`` holds ``Q_pi`` ``[P, T, T]``.
+    ``perms`` buffer ``[P, window]`` (identity first); ``quadratic_forms`` holds ``Q_pi`` ``[P, T, T]``
+    and ``velocity_form`` the ``[T, T]`` form of the velocities, ``D1^T D1``.
     Computation is in float32 at least (also under autocast); float64 inputs stay float64.
     """
 
@@ -99,6 +102,8 @@ class GrwSmoothingLoss(nn.Module):
         # Derived from the arguments, so not part of the state dict.
         self.register_buffer("perms", perms, persistent=False)
         self.register_buffer("quadratic_forms", acceleration_quadratic_forms(perms), persistent=False)
+        velocity = difference_matrix(window, 1)
+        self.register_buffer("velocity_form", velocity.T @ velocity, persistent=False)
 
     @property
     def num_perms(self) -> int:
@@ -111,30 +116,36 @@ class GrwSmoothingLoss(nn.Module):
             )
 
     def _centred(self, z: Tensor) -> Tensor:
-        # Second differences ignore a constant offset; removing it keeps the Gram matrix well
-        # conditioned when all frames share a large offset.
+        # Differences ignore a constant offset; removing it keeps the Gram matrix well conditioned
+        # when all frames share a large offset. For the same reason the gradient already has zero
+        # mean over time, so the centring needs no backward pass.
         z = z.to(torch.promote_types(z.dtype, torch.float32))
-        return z - z.mean(dim=1, keepdim=True)
+        return z - z.mean(dim=1, keepdim=True).detach()
 
-    def _logits(self, zc: Tensor) -> Tensor:
-        gram = zc @ zc.transpose(1, 2)  # [B, T, T]
-        forms = self.quadratic_forms.to(zc.dtype).flatten(1)  # [P, T * T]
-        return -0.5 * gram.flatten(1) @ forms.T  # [B, P]
+    def _squared_norms(self, zc: Tensor) -> tuple[Tensor, Tensor]:
+        """Per window: ``sum_t ||a^pi_t||^2`` for every permutation ``[B, P]``, and ``sum_t ||v_t||^2`` ``[B]``.
+
+        All are quadratic forms of the Gram matrix, so one matmul gives them all.
+        """
+        gram = (zc @ zc.transpose(1, 2)).flatten(1)  # [B, T * T]
+        forms = torch.cat([self.quadratic_forms.flatten(1), self.velocity_form.flatten()[None]])
+        norms = gram @ forms.to(gram.dtype).T  # [B, P + 1]
+        return norms[:, :-1], norms[:, -1]
 
     def ordering_logits(self, z: Tensor) -> Tensor:
         """Log-likelihood ``[B, P]`` of each permutation of each window (identity in column 0)."""
         self._check(z)
         with torch.autocast(z.device.type, enabled=False):
-            return self._logits(self._centred(z))
+            return -0.5 * self._squared_norms(self._centred(z))[0]
 
     def forward(self, z: Tensor) -> Tensor:
         self._check(z)
         with torch.autocast(z.device.type, enabled=False):
-            zc = self._centred(z)
-            logits = self._logits(zc)
+            accelerations, velocities = self._squared_norms(self._centred(z))
+            logits = -0.5 * accelerations
             ordering = torch.logsumexp(logits, dim=1) - logits[:, 0]
-            velocity = 0.5 * zc.diff(dim=1).square().sum(dim=(1, 2))
-        return ordering.mean() + self.alpha * velocity.mean()
+            velocity_prior = 0.5 * velocities
+        return ordering.mean() + self.alpha * velocity_prior.mean()
 
     def extra_repr(self) -> str:
         return f"window={self.window}, alpha={self.alpha}, num_perms={self.num_perms}"

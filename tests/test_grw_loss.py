@@ -62,6 +62,12 @@ def test_constant_offset_changes_nothing(offset):
     assert rel_diff(loss(shifted), oracle) < 1e-5
     assert rel_diff(loss(shifted), loss(z)) < 1e-4  # the offset itself was rounded in float32
 
+    shifted.requires_grad_()
+    (fast_grad,) = torch.autograd.grad(loss(shifted), shifted)
+    shifted64 = shifted.detach().double().requires_grad_()
+    (oracle_grad,) = torch.autograd.grad(reference_grw_loss(shifted64, loss.perms, loss.alpha), shifted64)
+    assert rel_diff(fast_grad, oracle_grad) < 1e-5
+
 
 def test_exhaustive_permutation_set():
     for window in range(3, 8):
