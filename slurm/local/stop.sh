@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Stop the cluster that start.sh started in BASE_DIR (default /tmp/grw-slurm), in reverse start
+# order, by the pids in its pid files. Jobs still queued or running are cancelled first. Daemons
+# that are already stopped (or zombies) are skipped, so this is safe to call twice. BASE_DIR is
+# kept: start.sh restarts the same cluster from it; remove it for a fresh one.
+set -euo pipefail
+
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/common.sh"
+GRACE_S=15  # seconds between SIGTERM and SIGKILL
+
+log() { echo "stop.sh: $*" >&2; }
+
+stop_daemon() {
+    local name=$1 pid waited=0
+    pid=$(pid_of "$name") || return 0
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    while running "$name"; do
+        if [ $waited -ge $((GRACE_S * 10)) ]; then
+            log "$name did not stop within ${GRACE_S}s: killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+if running slurmctld; then
+    scancel --quiet --partition=debug 2>/dev/null || true
+fi
+for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
+    stop_daemon "${DAEMONS[i]}"
+done
+log "stopped the cluster in $BASE_DIR"
