@@ -13,6 +13,7 @@ import sys
 # name -> (module, one-line help); each module provides add_arguments(parser) and main(args).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "table1": ("benchmarks.table1", "measure every implemented Table 1 row and write tables + Pareto figure"),
+    "airplanes": ("benchmarks.airplanes", "render the synthetic warm-up airplanes dataset (yaw/pitch/roll) as mp4 files"),
     "figures": ("benchmarks.figures", "regenerate tables and figures from stored results only (no models built)"),
     "compare": ("benchmarks.compare", "measured vs published GFLOPs (and top-1); exit 1 when out of tolerance"),
     "memory": ("benchmarks.memory", "peak memory vs number of frames, base vs stream MoViNet"),
