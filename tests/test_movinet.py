@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.movinet import MoViNet, SqueezeExcite, movinet, same_padding, variants
+from baselines.movinet import MoViNet, SqueezeExcite, avg_pool_same, movinet, same_padding, variants
 from benchmarks.measure import count_gflops, count_params
 
 ALL_VARIANTS = ["a0", "a1", "a2", "a3", "a4", "a5"]
@@ -69,6 +69,7 @@ def test_forward_and_frame_embeddings_shapes(variant, stream):
 
 def test_logits_are_the_classifier_on_time_averaged_embeddings():
     model = randomized(movinet("a0"))
+    assert model.num_features == 480  # A0 project_filters
     x = torch.rand(2, 3, 6, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model(x), model.forward_head(model.frame_embeddings(x)))
@@ -88,6 +89,12 @@ def test_tf_same_padding_puts_the_odd_pad_after():
     with torch.no_grad():
         model(torch.rand(1, 3, 1, 172, 172))
     assert sizes == [43, 22, 11, 11, 6, 6]
+
+
+def test_same_average_pool_leaves_padding_out_of_the_mean():
+    x = torch.arange(16.0).reshape(1, 1, 1, 4, 4)  # 'same' pads one row/column after, none before
+    pooled = avg_pool_same(x, (1, 3, 3), (1, 2, 2))
+    assert torch.equal(pooled.flatten(), torch.tensor([5.0, 6.5, 11.0, 12.5]))
 
 
 @pytest.mark.parametrize("variant", ["a0", "a3"])
