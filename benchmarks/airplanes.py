@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import decord
@@ -268,20 +266,10 @@ def describe(
     }
 
 
-def write_video(split: str, index: int, root: Path, seed: int, frames: int, size: int, fps: int) -> Path:
+def write_video(root: Path, split: str, index: int, seed: int, frames: int, size: int, fps: int) -> Path:
     """Render video ``index`` of ``split`` and write it to its place under ``root``."""
     video = render_video(video_class(index), video_rng(seed, split, index), frames, size)
     return write_mp4(video_path(root, split, index), video, fps)
-
-
-def _write_all(write: Callable[[str, int], Path], videos: list[tuple[str, int]], workers: int) -> Iterator[Path]:
-    """Write every (split, index) video, in a process pool when ``workers > 1``; yields paths as they finish."""
-    splits, indices = [split for split, _ in videos], [index for _, index in videos]
-    if workers == 1:
-        yield from map(write, splits, indices)
-        return
-    with ProcessPoolExecutor(workers) as pool:
-        yield from pool.map(write, splits, indices, chunksize=8)
 
 
 def check_decodes(path: Path, frames: int, size: int) -> None:
@@ -307,7 +295,6 @@ def generate(
     size: int = 112,
     fps: int = 8,
     seed: int = 0,
-    workers: int = 1,
 ) -> Path:
     """Write the dataset under ``root`` (Kinetics layout) and return ``root``.
 
@@ -316,10 +303,10 @@ def generate(
     last, so an interrupted run is redone in full next time.
     """
     counts = {"train": n_train, "val": n_val, "test": n_test}
-    if min(counts.values()) < 0 or frames < 1 or fps < 1 or size < 2 or size % 2 or workers < 1:
+    if min(counts.values()) < 0 or frames < 1 or fps < 1 or size < 2 or size % 2:
         raise ValueError(
-            f"expected video counts >= 0, frames >= 1, fps >= 1, an even size >= 2 and workers >= 1, got "
-            f"{counts}, frames={frames}, fps={fps}, size={size}, workers={workers}"
+            f"expected video counts >= 0, frames >= 1, fps >= 1 and an even size >= 2, got {counts}, "
+            f"frames={frames}, fps={fps}, size={size}"
         )
     root = Path(root)
     manifest = root / "dataset.json"
@@ -330,12 +317,10 @@ def generate(
 
     videos = [(split, index) for split, count in counts.items() for index in range(count)]
     _remove_stale_videos(root, {video_path(root, split, index) for split, index in videos})
-    write = partial(write_video, root=root, seed=seed, frames=frames, size=size, fps=fps)
-    if videos:  # one video first, read back, so an unreadable setting fails in seconds, not after the lot
-        check_decodes(write(*videos[0]), frames, size)
-    written = _write_all(write, videos[1:], workers)
-    for _ in tqdm(written, f"airplanes -> {root}", total=len(videos), initial=1, unit="video"):
-        pass
+    for i, (split, index) in enumerate(tqdm(videos, f"airplanes -> {root}", unit="video")):
+        path = write_video(root, split, index, seed, frames, size, fps)
+        if i == 0:  # read the first one back, so an unreadable setting fails in seconds, not after the lot
+            check_decodes(path, frames, size)
 
     manifest.write_text(json.dumps(wanted, indent=2) + "\n")
     return root
@@ -372,13 +357,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fps", type=int, default=8, metavar="F", help="frame rate of the mp4 files (default: 8)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="dataset seed (default: 0)")
-    parser.add_argument("--workers", type=int, default=1, metavar="W", help="rendering processes (default: 1)")
 
 
 def main(args: argparse.Namespace) -> int:
-    root = generate(
-        args.out, args.train, args.val, args.test, args.frames, args.size, args.fps, args.seed, args.workers
-    )
+    root = generate(args.out, args.train, args.val, args.test, args.frames, args.size, args.fps, args.seed)
     counts = json.loads((root / "dataset.json").read_text())["videos"]
     print(f"warm-up airplanes dataset at {root}: " + ", ".join(f"{n} {split}" for split, n in counts.items()))
     return 0

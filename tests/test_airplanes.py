@@ -193,12 +193,15 @@ def test_unbalanced_counts_differ_by_at_most_one(tmp_path):
 
 
 def test_same_seed_same_videos_and_subsets_agree(tiny, tmp_path):
+    # The rendered frames are bit-identical (see above), but libx264 in PyAV does not always encode
+    # identical 32-px frames to identical bits (a mean difference of about 2 grey levels when it does
+    # not), so decoded videos are compared with a margin; another seed differs by 10+ grey levels.
     subset = generate(tmp_path / "subset", **{**TINY, "n_train": 3, "n_val": 0, "n_test": 0})
     other_seed = generate(tmp_path / "other", **{**TINY, "n_train": 3, "n_val": 0, "n_test": 0, "seed": 1})
     for cls, name in zip(CLASSES, ["train_00000.mp4", "train_00001.mp4", "train_00002.mp4"]):
-        original = decode(tiny / "train" / cls / name)
-        assert np.array_equal(decode(subset / "train" / cls / name), original)
-        assert not np.array_equal(decode(other_seed / "train" / cls / name), original)
+        original = decode(tiny / "train" / cls / name).astype(float)
+        assert np.abs(decode(subset / "train" / cls / name) - original).mean() < 4
+        assert np.abs(decode(other_seed / "train" / cls / name) - original).mean() > 8
 
 
 def test_generate_is_idempotent_and_regenerates_on_change(tmp_path):
@@ -213,6 +216,10 @@ def test_generate_is_idempotent_and_regenerates_on_change(tmp_path):
     assert [p.name for p in videos] == ["train_00001.mp4", "train_00002.mp4", "train_00000.mp4"]  # pitch, roll, yaw
     assert all(decode(p).shape == (4, 20, 20, 3) for p in videos)
     assert json.loads((tmp_path / "dataset.json").read_text())["size"] == 20
+
+    (tmp_path / "dataset.json").write_text("{not json")  # e.g. a damaged copy: regenerate, do not crash
+    generate(tmp_path, **{**params, "n_train": 3, "size": 20})
+    assert json.loads((tmp_path / "dataset.json").read_text())["videos"]["train"] == 3
 
 
 def test_check_decodes_compares_with_what_was_asked(tmp_path):
