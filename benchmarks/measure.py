@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import warnings
+
 import torch
-from fvcore.nn import FlopCountAnalysis
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
+
+with warnings.catch_warnings():  # fvcore decorates helpers with torch.jit.script, deprecated in torch 2.10+
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
 
 # fvcore op handles we switch off. The published convention counts multiply-adds of convolutions and
 # linear layers (matmul/bmm/einsum included: attention is linear algebra); normalisation, pooling

@@ -57,7 +57,7 @@ def build_table(measurements: list[dict] | None = None, runs: list[dict] | None 
         gflops = m["gflops"] if m else None
         on_kinetics = run is not None and run["dataset"] == KINETICS
         if not spec.implemented:
-            status = "published only: " + (spec.not_implemented_reason or "not implemented")
+            status = f"published only ({spec.not_implemented_reason})"
         elif m is None:
             status = "not measured yet"
         elif run is None:

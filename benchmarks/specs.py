@@ -99,7 +99,7 @@ _A2_BASE = (
     "Convolutions of the official MoViNet-A2 architecture count about 12% above the published 10.3 "
     "GFLOPs (flops_conventions); the measured value is reported as is."
 )
-_NOT_IMPLEMENTED = "not in this suite's model zoo (published numbers shown for comparison only)"
+_NOT_IMPLEMENTED = "not in this suite's model zoo"
 
 # row -> registry model, GRW, frames sampling fps, spatial crops, eval short-side resize, deviation
 _SUITE: dict[int, dict] = {

@@ -12,13 +12,12 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from benchmarks.paths import REPO_ROOT, measured_dir, runs_dir
 
@@ -97,13 +96,36 @@ def git_commit() -> str:
 
 
 def hardware(device: str = "cpu") -> str:
+    import torch  # imported here so that the CLI's --help does not load torch
+
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
+    return f"{_cpu_model()} ({os.cpu_count()} CPUs)"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+_cli_command: str | None = None
+
+
+def set_cli_command(argv: list[str]) -> None:
+    """Record the ``benchmarks.run`` arguments being executed (also when called in-process)."""
+    global _cli_command
+    _cli_command = " ".join(["python -m benchmarks.run", *map(shlex.quote, argv)])
 
 
 def command_line() -> str:
     """The command that is running, as a user would type it."""
+    if _cli_command is not None:
+        return _cli_command
     program = Path(sys.argv[0])
     if program.name == "run.py" and program.parent.name == "benchmarks":
         return " ".join(["python -m benchmarks.run", *sys.argv[1:]])
@@ -112,6 +134,8 @@ def command_line() -> str:
 
 def provenance(device: str = "cpu") -> dict:
     """Where a number came from: command, commit, hardware, software, date."""
+    import torch
+
     return {
         "command": command_line(),
         "git_commit": git_commit(),

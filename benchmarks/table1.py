@@ -5,6 +5,9 @@ one video's inference (stream rows fed frame by frame, with state, as they are d
 are cached in results/measured/ (one JSON per row and device, keyed by the row's spec and a hash of
 the model code), so a second run only re-renders. Then results/table1.md, results/table1.csv and
 results/k600_flops.png/.svg are written from everything stored.
+
+With ``--launch slurm`` (or ``local``) each row to measure is one task of a submitit job array; results
+are collected into results/measured/ as tasks finish, and rows already measured are skipped.
 """
 
 from __future__ import annotations
@@ -13,19 +16,18 @@ import argparse
 import hashlib
 import sys
 import time
-import traceback
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import torch
 from tabulate import tabulate
-from tqdm import tqdm
 
 from benchmarks import report
+from benchmarks.launch import add_launch_arguments, launch, options_from_args
 from benchmarks.measure import count_gflops, count_params, peak_memory_mb
 from benchmarks.paths import REPO_ROOT
 from benchmarks.specs import RowSpec, build_model, parse_rows
-from benchmarks.store import ResultFileError, measurement_path, provenance, read_json, write_json_atomic
+from benchmarks.store import measurement_path, provenance, read_json, write_json_atomic
 
 # Source files whose change invalidates cached measurements.
 MODEL_CODE = ("baselines/*.py", "baselines/*.json", "grw/*.py", "benchmarks/measure.py")
@@ -110,23 +112,14 @@ def cached_measurement(spec: RowSpec, device: str) -> dict | None:
     return record if record.get("key") == cache_key(spec, device) else None
 
 
-def measure_rows(specs: list[RowSpec], device: str, refresh: bool = False) -> dict[int, str]:
-    """Measure (or reuse) every row; returns {row: error message} for the rows that failed."""
-    failures: dict[int, str] = {}
-    bar = tqdm(specs, desc="table1", unit="row", file=sys.stderr)
-    for spec in bar:
-        bar.set_postfix_str(f"row {spec.row} {spec.name}")
-        try:
-            if not refresh and cached_measurement(spec, device) is not None:
-                continue
-            write_json_atomic(measurement_path(spec.row, device), measure_row(spec, device))
-        except ResultFileError:
-            raise
-        except Exception as error:  # one broken row must not stop the others
-            failures[spec.row] = f"{type(error).__name__}: {error}"
-            tqdm.write(f"row {spec.row} ({spec.name}) FAILED: {failures[spec.row]}", file=sys.stderr)
-            traceback.print_exc(file=sys.stderr)
-    return failures
+def rows_to_measure(specs: list[RowSpec], device: str, refresh: bool) -> list[RowSpec]:
+    """The rows without a valid cached measurement (all of them with ``refresh``)."""
+    return [spec for spec in specs if refresh or cached_measurement(spec, device) is None]
+
+
+def store_measurement(name: str, record: dict) -> None:
+    """Called as each row's task finishes (in this process, or collected from a SLURM task)."""
+    write_json_atomic(measurement_path(record["row"], record["device"]), record)
 
 
 def default_device() -> str:
@@ -138,28 +131,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="where to measure peak memory (default: cuda when available, else cpu)")
     parser.add_argument("--refresh", action="store_true", help="re-measure even when a cached result matches")
+    add_launch_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         specs = parse_rows(args.rows)
+        options = options_from_args(args)
     except ValueError as error:
         print(f"table1: error: {error}", file=sys.stderr)
         return 2
     device = args.device or default_device()
-    if device == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available() and args.launch == "none":
         print("table1: error: --device cuda requested but CUDA is not available", file=sys.stderr)
         return 2
-    failures = measure_rows(specs, device, refresh=args.refresh)
+    todo = rows_to_measure(specs, device, args.refresh)
+    if len(todo) < len(specs):
+        print(f"{len(specs) - len(todo)} row(s) already measured with this code (cached; --refresh re-measures)")
+    report_ = launch(partial(measure_row, device=device), todo, [f"row{spec.row:02d}" for spec in todo],
+                     mode=args.launch, options=options, on_result=store_measurement,
+                     wait=not args.no_wait, job_name="grw-table1")
+    if args.no_wait:
+        print("submitted; re-run the same command later to collect (measured rows are skipped)")
+        return 0
     table = report.build_table()
     print(tabulate(report.display_table(table), headers="keys", tablefmt="github", showindex=False))
     written = report.write_tables(table) + report.plot_pareto(table)
     print("wrote " + ", ".join(str(_relative(path)) for path in written))
-    if failures:
-        print(f"{len(failures)} row(s) failed: " + "; ".join(f"row {r}: {e}" for r, e in failures.items()),
-              file=sys.stderr)
-        return 1
-    return 0
+    return 0 if report_.ok else 1
 
 
 def _relative(path: Path) -> Path:

@@ -1,0 +1,79 @@
+"""`python -m benchmarks.run table1` end to end on two small rows, and its measurement cache."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks import table1
+from benchmarks.run import main as run_main
+from benchmarks.specs import get_spec
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path))
+    return tmp_path
+
+
+def test_two_rows_end_to_end_then_cached(results, monkeypatch, capsys):
+    assert run_main(["table1", "--rows", "2,3"]) == 0
+    for row in (2, 3):
+        record = json.loads((results / "measured" / f"row{row:02d}-cpu.json").read_text())
+        spec = get_spec(row)
+        assert abs(record["gflops"] / spec.published_gflops - 1) < 0.05
+        assert record["peak_memory_mb"] > 0 and record["params"] > 1e6
+        assert record["device"] == "cpu" and "profiler" in record["memory_method"]
+        assert record["git_commit"] and record["command"].startswith("python -m benchmarks.run table1")
+    md = (results / "table1.md").read_text()
+    assert "MoViNet-A0" in md and "MobileNetV3-S" in md
+    csv = pd.read_csv(results / "table1.csv").set_index("row")
+    assert csv.loc[[2, 3], "measured_gflops"].notna().all() and csv.loc[[1, 4], "measured_gflops"].isna().all()
+    for name in ("k600_flops.png", "k600_flops.svg"):
+        assert (results / name).stat().st_size > 10_000
+    assert ">2<" in (results / "k600_flops.svg").read_text() or "2" in md
+
+    def must_not_measure(*args, **kwargs):
+        raise AssertionError("cached rows must not be measured again")
+
+    monkeypatch.setattr(table1, "measure_row", must_not_measure)
+    assert run_main(["table1", "--rows", "2,3"]) == 0
+    assert "2 row(s) already measured" in capsys.readouterr().out
+
+
+def fake_measure(spec, device):
+    return {"row": spec.row, "gflops": 1.0, "params": 1, "peak_memory_mb": 1.0, "memory_method": "fake",
+            "device": device, "key": table1.cache_key(spec, device)}
+
+
+def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
+    calls = []
+    monkeypatch.setattr(table1, "measure_row", lambda spec, device: calls.append(spec.row) or fake_measure(spec, device))
+    assert run_main(["table1", "--rows", "5"]) == 0
+    assert run_main(["table1", "--rows", "5"]) == 0
+    assert calls == [5]
+    monkeypatch.setattr(table1, "model_code_hash", lambda: "changed-code")
+    assert run_main(["table1", "--rows", "5"]) == 0
+    assert calls == [5, 5]
+    assert run_main(["table1", "--rows", "5", "--refresh"]) == 0
+    assert calls == [5, 5, 5]
+
+
+def test_a_failing_row_is_reported_and_the_others_continue(results, monkeypatch, capsys):
+    def measure(spec, device):
+        if spec.row == 5:
+            raise RuntimeError("boom on row 5")
+        return fake_measure(spec, device)
+
+    monkeypatch.setattr(table1, "measure_row", measure)
+    assert run_main(["table1", "--rows", "5,7"]) == 1
+    assert (results / "measured" / "row07-cpu.json").exists()
+    assert not (results / "measured" / "row05-cpu.json").exists()
+    captured = capsys.readouterr()
+    assert "boom on row 5" in captured.out + captured.err
+
+
+@pytest.mark.parametrize("args", [["--rows", "20"], ["--rows", "99"]])
+def test_bad_rows_exit_2(results, args, capsys):
+    assert run_main(["table1", *args]) == 2
+    assert "error" in capsys.readouterr().err
