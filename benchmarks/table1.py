@@ -16,7 +16,7 @@ import argparse
 import hashlib
 import sys
 import time
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,15 +29,22 @@ from benchmarks.paths import REPO_ROOT
 from benchmarks.specs import RowSpec, build_model, parse_rows
 from benchmarks.store import measurement_path, provenance, read_json, write_json_atomic
 
-# Source files whose change invalidates cached measurements.
-MODEL_CODE = ("baselines/*.py", "baselines/*.json", "grw/*.py", "benchmarks/measure.py")
+# Source files whose change invalidates a row's cached measurement, by model family.
+COMMON_SOURCES = ("baselines/__init__.py", "benchmarks/measure.py", "benchmarks/table1.py")
+FAMILY_SOURCES = {
+    "movinet": ("baselines/movinet.py", "baselines/movinet_specs.json"),
+    "mobilenet_v3": ("baselines/mobilenet.py", "baselines/tsm.py"),
+    "x3d": ("baselines/x3d.py",),
+}
+GRW_SOURCES = ("grw/*.py",)
 STREAM_CHUNK = 1  # frames per streaming call when measuring memory: frame by frame, as deployed
 
 
-@lru_cache(maxsize=1)
-def model_code_hash() -> str:
+def model_code_hash(spec: RowSpec) -> str:
+    """Hash of the code that builds and measures this row's model."""
+    patterns = COMMON_SOURCES + FAMILY_SOURCES[spec.family] + (GRW_SOURCES if spec.grw else ())
     digest = hashlib.sha256()
-    for pattern in MODEL_CODE:
+    for pattern in patterns:
         for path in sorted(REPO_ROOT.glob(pattern)):
             digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
             digest.update(path.read_bytes())
@@ -45,7 +52,7 @@ def model_code_hash() -> str:
 
 
 def cache_key(spec: RowSpec, device: str) -> str:
-    return f"{spec.key()}-{model_code_hash()}-{device}"
+    return f"{spec.key()}-{model_code_hash(spec)}-{device}"
 
 
 class _Logits(torch.nn.Module):

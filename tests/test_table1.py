@@ -52,11 +52,19 @@ def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
     assert run_main(["table1", "--rows", "5"]) == 0
     assert run_main(["table1", "--rows", "5"]) == 0
     assert calls == [5]
-    monkeypatch.setattr(table1, "model_code_hash", lambda: "changed-code")
+    monkeypatch.setattr(table1, "model_code_hash", lambda spec: "changed-code")
     assert run_main(["table1", "--rows", "5"]) == 0
     assert calls == [5, 5]
     assert run_main(["table1", "--rows", "5", "--refresh"]) == 0
     assert calls == [5, 5, 5]
+
+
+def test_code_hash_covers_only_the_rows_own_code():
+    from benchmarks.specs import get_spec
+
+    assert table1.model_code_hash(get_spec(2)) == table1.model_code_hash(get_spec(7))  # both MoViNet
+    assert table1.model_code_hash(get_spec(2)) != table1.model_code_hash(get_spec(1))  # + GRW code
+    assert table1.model_code_hash(get_spec(2)) != table1.model_code_hash(get_spec(3))  # MobileNetV3
 
 
 def test_a_failing_row_is_reported_and_the_others_continue(results, monkeypatch, capsys):
