@@ -1,13 +1,13 @@
-"""Counting GFLOPs and parameters the way the published tables do.
-
-and peak inference memory on CPU or CUDA.
-"""
+"""Counting GFLOPs and parameters the way the published tables do, and peak inference memory on
+CPU or CUDA."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
-
+import contextlib
+import os
+import sys
 import warnings
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -72,13 +72,28 @@ def _state_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The profiler's C++ backend (kineto) logs start/stop lines to fd 2 on every use, which no
+    setting turns off; point fd 2 at /dev/null meanwhile. Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _profiled_peak_bytes(run: Callable[[], object]) -> int:
     """Peak of live CPU allocations while ``run()`` executes, from the profiler's allocator records.
 
     Every op's own allocations (positive) are placed at its start and its own frees (negative) at its
     end; the running sum's maximum is the peak.
     """
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run()
     changes = []
     for event in prof.events():
