@@ -27,8 +27,8 @@ def test_round_trip_keeps_tensors_and_metadata(tmp_path):
 
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
     path = ckpt.save_checkpoint(tmp_path / "last.pt", _state())
-    with pytest.raises(Exception):
-        ckpt.save_checkpoint(path, {"model": (x for x in range(3))})  # generators cannot be saved
+    with pytest.raises(TypeError):
+        ckpt.save_checkpoint(path, {"model": (x for x in range(3))})  # generators cannot be pickled
     assert ckpt.load_checkpoint(path)["progress"]["step"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 

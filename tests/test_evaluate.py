@@ -1,0 +1,104 @@
+"""Evaluation: dataset naming, streaming vs whole clip, multi-view averaging, a multi-view row
+evaluated from a checkpoint on real mp4 files, and clear errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from benchmarks.checkpoint import save_checkpoint
+from benchmarks.evaluate import EvalConfig, dataset_name, evaluate, predict, stream_logits
+from benchmarks.paths import REPO_ROOT
+from benchmarks.store import RUN_FIELDS, load_runs
+from benchmarks.train import Progress, TrainConfig, build_train_model, resolve_spec
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def untrained_checkpoint(path, config: TrainConfig, classes) -> None:
+    """A checkpoint in the format `train` writes, of a freshly initialised model (no EMA)."""
+    spec, _ = resolve_spec(config)
+    torch.manual_seed(0)
+    model = build_train_model(spec, len(classes), config.recipe)
+    save_checkpoint(path, {"model": model.state_dict(), "ema": None, "progress": dataclasses.asdict(Progress()),
+                           "config": dataclasses.asdict(config), "classes": list(classes), "row": spec.row,
+                           "complete": False})
+
+
+def test_dataset_name_never_claims_kinetics_for_other_data(tmp_path):
+    assert dataset_name(tmp_path / "toy", classes=3) == "custom:toy"
+    assert dataset_name(tmp_path / "k600", classes=600) == "kinetics600"
+    assert dataset_name(tmp_path / "k600", classes=600, name="kinetics600-subset") == "kinetics600-subset"
+    (tmp_path / "dataset.json").write_text(json.dumps({"name": "motion-toy"}))
+    assert dataset_name(tmp_path, classes=600) == "motion-toy"
+    (tmp_path / "dataset.json").write_text("[]")
+    with pytest.raises(ValueError, match="dataset.json"):
+        dataset_name(tmp_path, classes=3)
+
+
+def test_streaming_in_uneven_chunks_matches_the_whole_clip():
+    config = TrainConfig(row=1, data="d", out="o", res=32, frames=8)
+    spec, _ = resolve_spec(config)
+    torch.manual_seed(0)
+    model = build_train_model(spec, 3, config.recipe).eval()
+    video = torch.rand(2, 3, 8, 32, 32)
+    whole = predict(model, video, "single-clip", chunk=3)
+    assert torch.allclose(stream_logits(model, video, chunk=3), whole, atol=1e-4)
+    assert torch.allclose(predict(model, video, "streaming", chunk=1), whole, atol=1e-4)
+
+
+class _MeanPixel(nn.Module):
+    """Logits = [mean, -mean] of each clip: easy to average by hand."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3, 4))
+        return torch.stack([m, -m], dim=1)
+
+
+def test_multi_view_averages_the_views_logits():
+    videos = torch.rand(2, 5, 3, 4, 8, 8)  # [B, V, 3, T, H, W]
+    logits = predict(_MeanPixel(), videos, "multi-view", chunk=8)
+    per_view = videos.mean(dim=(2, 3, 4, 5))
+    assert torch.allclose(logits, torch.stack([per_view.mean(1), -per_view.mean(1)], dim=1))
+
+
+def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path / "results"))
+    config = TrainConfig(row=14, data=str(tiny_kinetics.root), out=str(tmp_path), res=32)  # X3D-XS, 10 x 3 views
+    untrained_checkpoint(tmp_path / "last.pt", config, tiny_kinetics.classes)
+    record = evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), row="14",
+                                 num_workers=0, batch_size=3))
+    stored = json.loads(json.dumps({k: v for k, v in record.items() if k != "path"}))  # tuples -> lists
+    assert load_runs() == [stored] and set(RUN_FIELDS) <= set(record)
+    assert record["mode"] == "multi-view" and record["weights"] == "raw"
+    assert (record["input"]["clips"], record["input"]["crops"], record["input"]["size"]) == (10, 3, 32)
+    assert record["gflops"] == pytest.approx(30 * record["gflops_per_view"])
+    assert record["deviations"]["res"] == {"spec": 182, "used": 32}
+    assert record["videos_evaluated"] == tiny_kinetics.videos["val"]
+    assert record["dataset"] == f"custom:{tiny_kinetics.root.name}" and record["split"] == "val"
+    assert 0 <= record["top1"] <= record["top5"] == 100.0  # 3 classes: the top-5 holds every class
+    per_class = pd.read_csv(record["per_class_csv"])
+    assert list(per_class["class"]) == list(tiny_kinetics.classes) and per_class["videos"].sum() == 9
+
+    with pytest.raises(ValueError, match="row 14"):
+        evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), row=5))
+
+
+def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "eval", "--row", "1", "--checkpoint",
+                             str(tmp_path / "bad.pt"), "--data", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("eval: error:") and "bad.pt" in result.stderr
