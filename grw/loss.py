@@ -85,6 +85,23 @@ def acceleration_quadratic_forms(perms: Tensor) -> Tensor:
     return maps.transpose(1, 2) @ maps
 
 
+class _Gram(torch.autograd.Function):
+    """Batched Gram matrix ``Z Z^T`` whose backward is one matmul: ``dL/dZ = (S + S^T) Z``, ``S = dL/dG``.
+
+    (Autograd's generic matmul backward takes two matmuls and a sum over ``[B, T, K]``.)
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:
+        ctx.save_for_backward(z)
+        return z @ z.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (z,) = ctx.saved_tensors
+        return (grad + grad.transpose(1, 2)) @ z
+
+
 class GrwSmoothingLoss(nn.Module):
     """GRW-smoothing loss on a batch of windows ``z: [B, window, K]``; returns a scalar.
 
@@ -127,7 +144,7 @@ class GrwSmoothingLoss(nn.Module):
 
         All are quadratic forms of the Gram matrix, so one matmul gives them all.
         """
-        gram = (zc @ zc.transpose(1, 2)).flatten(1)  # [B, T * T]
+        gram = _Gram.apply(zc).flatten(1)  # [B, T * T]
         forms = torch.cat([self.quadratic_forms.flatten(1), self.velocity_form.flatten()[None]])
         norms = gram @ forms.to(gram.dtype).T  # [B, P + 1]
         return norms[:, :-1], norms[:, -1]
@@ -142,10 +159,10 @@ class GrwSmoothingLoss(nn.Module):
         self._check(z)
         with torch.autocast(z.device.type, enabled=False):
             accelerations, velocities = self._squared_norms(self._centred(z))
-            logits = -0.5 * accelerations
-            ordering = torch.logsumexp(logits, dim=1) - logits[:, 0]
-            velocity_prior = 0.5 * velocities
-        return ordering.mean() + self.alpha * velocity_prior.mean()
+            identity = torch.zeros(len(z), dtype=torch.long, device=z.device)  # the true order
+            ordering = F.cross_entropy(-0.5 * accelerations, identity)
+            velocity_prior = 0.5 * velocities.mean()
+        return ordering + self.alpha * velocity_prior
 
     def extra_repr(self) -> str:
         return f"window={self.window}, alpha={self.alpha}, num_perms={self.num_perms}"
