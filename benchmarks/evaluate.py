@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from benchmarks.checkpoint import CheckpointError, file_sha256, load_checkpoint, model_weights
-from benchmarks.data import VideoDataset, VideoIndex, make_loader
+from benchmarks.data import VideoDataset, VideoIndex, make_loader, read_annotations
 from benchmarks.measure import count_gflops, peak_memory_mb
 from benchmarks.specs import RowSpec, get_spec
 from benchmarks.store import provenance, runs_dir, write_json_atomic
@@ -60,6 +60,7 @@ class EvalConfig:
     batch_size: int = 4
     num_workers: int = 4
     device: str | None = None  # default: CUDA when available
+    index_cache: str | None = None  # folder for the video index cache; default: next to the data
 
     def __post_init__(self) -> None:
         if self.weights not in (None, "ema", "raw"):
@@ -74,8 +75,16 @@ def evaluation_mode(spec: RowSpec) -> str:
     return "multi-view" if spec.views > 1 else "single-clip"
 
 
+def data_classes(root: str | Path, split: str, annotations: Path | None) -> int:
+    """How many classes the data itself has: labels of the split's annotation CSV, else class folders."""
+    if annotations is not None:
+        return len({label for label, *_ in read_annotations(annotations, split)})
+    folder = Path(root) / split
+    return sum(1 for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")) if folder.is_dir() else 0
+
+
 def dataset_name(root: str | Path, classes: int, name: str | None = None) -> str:
-    """What the data is, for the results: see the module docstring."""
+    """What the data is, for the results (see the module docstring); ``classes``: the data's own."""
     if name:
         return name
     root = Path(root)
@@ -110,11 +119,16 @@ def predict(model: nn.Module, videos: Tensor, mode: str, chunk: int) -> Tensor:
 
 
 class _LogitsOnly(nn.Module):
-    """fvcore traces ``forward``; GRW models return (logits, aux): count the logits path."""
+    """fvcore traces ``forward``; GRW models return (logits, aux): count the logits path.
+
+    Takes the wrapped model's mode: ``count_gflops`` restores the wrapper's mode on everything inside
+    it, and a new module is in training mode.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.train(model.training)
 
     def forward(self, x: Tensor) -> Tensor:
         return logits_of(self.model(x))
@@ -140,15 +154,21 @@ def evaluate(config: EvalConfig) -> dict:
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     classes = tuple(checkpoint["classes"])
 
+    mode = evaluation_mode(spec)
+    if config.compare_whole_clip and mode != "streaming":
+        raise ValueError(f"compare_whole_clip needs a streaming row; row {spec.row} ({spec.name}) is {mode}")
+
     model = build_train_model(spec, len(classes), train_config.recipe)
     state, weights = model_weights(checkpoint, config.weights)
     model.load_state_dict(state)
-    model.eval().to(device)
+    model.eval()
+    gflops_per_view = count_gflops(_LogitsOnly(model), spec.clip_shape)  # on CPU, before moving the model
+    model.to(device)
 
-    mode = evaluation_mode(spec)
     sampling = eval_sampling(spec, model)
-    index = VideoIndex.build(config.data, config.split, classes=classes, workers=max(1, config.num_workers),
-                             annotations=annotation_file(config.data, config.annotations, config.split))
+    annotations = annotation_file(config.data, config.annotations, config.split)
+    index = VideoIndex.build(config.data, config.split, annotations=annotations, classes=classes,
+                             cache_dir=config.index_cache, workers=max(1, config.num_workers))
     loader = make_loader(VideoDataset(index, sampling, train=False), config.batch_size, num_workers=config.num_workers)
 
     top5_k = min(5, len(classes))
@@ -164,7 +184,7 @@ def evaluate(config: EvalConfig) -> dict:
         per_class[:, 0] += torch.bincount(labels, minlength=len(classes))
         per_class[:, 1] += torch.bincount(labels[logits.argmax(1) == labels], minlength=len(classes))
         top5_correct += (logits.topk(top5_k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()
-        if config.compare_whole_clip and mode == "streaming":
+        if config.compare_whole_clip:
             whole = predict(model, videos, "single-clip", config.chunk).float().cpu()
             diff = (whole - logits).abs().max().item()
             stream_check["max_abs_logit_diff"] = max(stream_check["max_abs_logit_diff"], diff)
@@ -173,7 +193,6 @@ def evaluate(config: EvalConfig) -> dict:
     evaluated = int(per_class[:, 0].sum())
     if evaluated == 0:
         raise ValueError(f"no video of {config.data} split {config.split!r} could be evaluated")
-    gflops_per_view = count_gflops(_LogitsOnly(model), spec.clip_shape)
     memory_mb, memory_method = peak_memory_mb(model, _one_video(model, spec, mode, config.chunk, device), device)
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -189,7 +208,8 @@ def evaluate(config: EvalConfig) -> dict:
         "top1": 100.0 * int(per_class[:, 1].sum()) / evaluated,
         "top5": 100.0 * top5_correct / evaluated,
         "top5_k": top5_k,
-        "dataset": dataset_name(config.data, len(classes), config.dataset_name),
+        "dataset": dataset_name(config.data, data_classes(config.data, config.split, annotations),
+                                config.dataset_name),
         "data_root": str(Path(config.data).resolve()),
         "split": config.split,
         "classes": len(classes),
@@ -213,7 +233,7 @@ def evaluate(config: EvalConfig) -> dict:
         "checkpoint_complete": checkpoint["complete"],
         **provenance(device),
     }
-    if config.compare_whole_clip and mode == "streaming":
+    if config.compare_whole_clip:
         record["stream_vs_whole_clip"] = {"max_abs_logit_diff": stream_check["max_abs_logit_diff"],
                                           "prediction_agreement": stream_check["agreeing"] / evaluated}
     write_json_atomic(path, record)
@@ -248,6 +268,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-workers", type=int, default=4)
     parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
 
 
 def main(args: argparse.Namespace) -> int:

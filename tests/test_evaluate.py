@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from benchmarks.checkpoint import save_checkpoint
-from benchmarks.evaluate import EvalConfig, dataset_name, evaluate, predict, stream_logits
+from benchmarks.evaluate import (EvalConfig, _LogitsOnly, data_classes, dataset_name, evaluate, predict,
+                                 stream_logits)
+from benchmarks.measure import count_gflops
 from benchmarks.paths import REPO_ROOT
 from benchmarks.store import RUN_FIELDS, load_runs
 from benchmarks.train import Progress, TrainConfig, build_train_model, resolve_spec
@@ -34,6 +36,12 @@ def untrained_checkpoint(path, config: TrainConfig, classes) -> None:
     save_checkpoint(path, {"model": model.state_dict(), "ema": None, "progress": dataclasses.asdict(Progress()),
                            "config": dataclasses.asdict(config), "classes": list(classes), "row": spec.row,
                            "complete": False})
+
+
+def test_data_classes_come_from_the_data(tiny_kinetics, tmp_path):
+    assert data_classes(tiny_kinetics.root, "val", None) == 3
+    assert data_classes(tiny_kinetics.root, "train", tiny_kinetics.annotations["train"]) == 3
+    assert data_classes(tmp_path, "val", None) == 0
 
 
 def test_dataset_name_never_claims_kinetics_for_other_data(tmp_path):
@@ -73,12 +81,18 @@ def test_multi_view_averages_the_views_logits():
     assert torch.allclose(logits, torch.stack([per_view.mean(1), -per_view.mean(1)], dim=1))
 
 
+def test_counting_flops_leaves_the_model_in_eval_mode():
+    model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4)).eval()
+    assert count_gflops(_LogitsOnly(model), (1, 3, 2, 4, 4)) > 0
+    assert not any(module.training for module in model.modules())
+
+
 def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path, monkeypatch):
     monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path / "results"))
     config = TrainConfig(row=14, data=str(tiny_kinetics.root), out=str(tmp_path), res=32)  # X3D-XS, 10 x 3 views
     untrained_checkpoint(tmp_path / "last.pt", config, tiny_kinetics.classes)
     record = evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), row="14",
-                                 num_workers=0, batch_size=3))
+                                 num_workers=0, batch_size=3, index_cache=str(tmp_path)))
     stored = json.loads(json.dumps({k: v for k, v in record.items() if k != "path"}))  # tuples -> lists
     assert load_runs() == [stored] and set(RUN_FIELDS) <= set(record)
     assert record["mode"] == "multi-view" and record["weights"] == "raw"
@@ -93,6 +107,8 @@ def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="row 14"):
         evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), row=5))
+    with pytest.raises(ValueError, match="needs a streaming row"):
+        evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), compare_whole_clip=True))
 
 
 def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):

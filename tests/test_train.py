@@ -176,7 +176,7 @@ def test_evaluated_run_is_stored_and_shown_as_not_kinetics(trained, tiny_kinetic
     out, _ = trained
     # The train split holds the broken files: the run must count them by reason.
     record = evaluate(EvalConfig(checkpoint=str(out / LAST), data=str(tiny_kinetics.root), row=1, split="train",
-                                 chunk=3, compare_whole_clip=True, num_workers=0))
+                                 chunk=3, compare_whole_clip=True, num_workers=0, index_cache=str(tmp_path)))
     stored = json.loads(Path(record["path"]).read_text())
     assert set(RUN_FIELDS) <= set(stored)
     assert stored["dataset"] == f"custom:{tiny_kinetics.root.name}"
@@ -207,13 +207,15 @@ def _cli_args(config: TrainConfig) -> list[str]:
     r = config.recipe
     return ["--row", str(config.row), "--data", config.data, "--out", config.out, "--res", str(config.res),
             "--frames", str(config.frames), "--num-workers", "0", "--log-every", "1", "--no-val",
-            "--epochs", str(r.epochs), "--batch-size", str(r.batch_size), "--lr", str(r.lr),
+            "--epochs", str(r.epochs), "--batch-size", str(r.batch_size), "--accumulate", str(r.accumulate),
+            "--lr", str(r.lr),
             "--warmup-epochs", str(r.warmup_epochs), "--ema-decay", str(r.ema_decay),
             "--stochastic-depth", str(r.stochastic_depth)]
 
 
 def test_sigterm_then_resume_ends_with_the_uninterrupted_weights(tiny_kinetics, tmp_path):
-    whole = tiny_config(tiny_kinetics.root, tmp_path / "whole", validate=False)
+    # Two micro-batches per step: resuming must also skip the right micro-batches.
+    whole = tiny_config(tiny_kinetics.root, tmp_path / "whole", validate=False, recipe=dict(accumulate=2))
     train(whole)
 
     interrupted = dataclasses.replace(whole, out=str(tmp_path / "interrupted"))
