@@ -105,10 +105,11 @@ def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path, monkeypatch):
     per_class = pd.read_csv(record["per_class_csv"])
     assert list(per_class["class"]) == list(tiny_kinetics.classes) and per_class["videos"].sum() == 9
 
+    same_checkpoint = dict(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root))
     with pytest.raises(ValueError, match="row 14"):
-        evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), row=5))
+        evaluate(EvalConfig(**same_checkpoint, row=5))
     with pytest.raises(ValueError, match="needs a streaming row"):
-        evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), compare_whole_clip=True))
+        evaluate(EvalConfig(**same_checkpoint, compare_whole_clip=True))
 
 
 def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
