@@ -525,6 +525,8 @@ def train_one_epoch(run: _Run, progress: Progress, flag: PreemptionFlag) -> int:
     bar = tqdm(total=run.steps_per_epoch, initial=progress.step, desc=f"epoch {epoch}", unit="step",
                disable=not env.is_main, file=sys.stderr)
     started, batches = time.perf_counter(), iter(loader)
+    # Micro-batch i belongs to optimizer step i // accumulate, whose micro-batches start at `group`;
+    # the epoch's last step may have fewer (`group_size`), and its loss is scaled accordingly.
     for i in range(first, micro_batches):
         group = i // recipe.accumulate * recipe.accumulate
         group_size = min(recipe.accumulate, micro_batches - group)
