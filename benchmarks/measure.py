@@ -44,10 +44,10 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> float:
     one multiply-add of a convolution or a linear layer (including matmul/bmm/einsum) counts as one
     FLOP; BatchNorm, LayerNorm/GroupNorm, pooling, upsampling, activations and elementwise ops count
     zero. fvcore's default would add BatchNorm (2 per element), 2-6% on these models, so it is
-    switched off here. The model is counted in eval mode; its training mode is restored afterwards.
+    switched off here. The model is counted in eval mode; every submodule's own mode is restored afterwards.
     Multi-view rows are counted per clip by the caller and multiplied by the number of views.
     """
-    was_training = model.training
+    modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
         with torch.no_grad():
@@ -59,7 +59,8 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> float:
             analysis.uncalled_modules_warnings(False)
             return analysis.total() / 1e9
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.train(training)
 
 
 def count_params(model: nn.Module) -> int:

@@ -90,7 +90,7 @@ def measure_row(spec: RowSpec, device: str) -> dict:
     torch.manual_seed(0)
     model = build_model(spec).eval()
     gflops_per_view = count_gflops(_Logits(model), spec.clip_shape)
-    model.to(device)
+    model.to(device).eval()
     memory_mb, memory_method = peak_memory_mb(model, _one_video(model, spec, device), device)
     return {
         "row": spec.row,

@@ -23,10 +23,13 @@ def test_normalisation_and_pooling_count_zero(module, shape):
     assert count_gflops(module, shape) == 0
 
 
-def test_counting_restores_training_mode_and_params_exclude_buffers():
+def test_counting_restores_each_modules_mode_and_params_exclude_buffers():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).train()
     count_gflops(model, (1, 3, 8, 8))
     assert model.training
+    wrapper = nn.Sequential(model.eval())  # a wrapper in training mode around a model in eval mode
+    count_gflops(wrapper, (1, 3, 8, 8))
+    assert wrapper.training and not model.training and not model[1].training
     assert count_params(model) == 3 * 4 + 4 + 4 + 4  # conv weight + bias, BN weight + bias
 
 
