@@ -26,7 +26,10 @@ import numpy as np
 import torch
 
 from benchmarks.data import SKIP_REASONS
+from benchmarks.store import write_json_atomic
 from benchmarks.videofile import write_mp4
+
+DATASET_NAME = "toy-motion (synthetic test data)"
 
 # Direction the content moves in, as (dy, dx) per pixel of speed.
 DIRECTIONS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
@@ -115,6 +118,9 @@ def write_motion_dataset(
                    for split, split_rows in rows.items()}
     videos = {split: count * len(classes) + int(broken and split == _BROKEN_SPLIT)
               for split, count in videos_per_class.items()}
+    # The name runs on this data are stored under, so they can never pass for Kinetics-600 results.
+    write_json_atomic(root / "dataset.json", {"name": DATASET_NAME, "classes": sorted(classes), "videos": videos,
+                                              "seed": seed, "size": size, "fps": fps})
     return ToyDataset(root, tuple(sorted(classes)), videos, annotations, broken_files)
 
 

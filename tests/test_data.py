@@ -310,6 +310,6 @@ def test_toy_dataset_is_deterministic_for_a_seed(tmp_path):
     files = sorted(p.relative_to(first.root) for p in first.root.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second.root) for p in second.root.rglob("*") if p.is_file())
     assert all((first.root / f).read_bytes() == (second.root / f).read_bytes() for f in files)
-    assert first.videos == {"train": 3} and len(files) == 2 + 4 + 1  # videos, broken files, one CSV
+    assert first.videos == {"train": 3} and len(files) == 2 + 4 + 1 + 1  # videos, broken files, one CSV, dataset.json
     with pytest.raises(ValueError, match="classes must be some of"):
         write_motion_dataset(tmp_path / "c", classes=("sideways",))

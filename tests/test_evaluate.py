@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks import toydata
 from benchmarks.checkpoint import save_checkpoint
 from benchmarks.evaluate import (EvalConfig, _LogitsOnly, data_classes, dataset_name, evaluate, predict,
                                  stream_logits)
@@ -100,7 +101,7 @@ def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path, monkeypatch):
     assert record["gflops"] == pytest.approx(30 * record["gflops_per_view"])
     assert record["deviations"]["res"] == {"spec": 182, "used": 32}
     assert record["videos_evaluated"] == tiny_kinetics.videos["val"]
-    assert record["dataset"] == f"custom:{tiny_kinetics.root.name}" and record["split"] == "val"
+    assert record["dataset"] == toydata.DATASET_NAME and record["split"] == "val"
     assert 0 <= record["top1"] <= record["top5"] == 100.0  # 3 classes: the top-5 holds every class
     per_class = pd.read_csv(record["per_class_csv"])
     assert list(per_class["class"]) == list(tiny_kinetics.classes) and per_class["videos"].sum() == 9

@@ -16,7 +16,7 @@ import torch
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.utils.data import DistributedSampler
 
-from benchmarks import figures, report
+from benchmarks import figures, report, toydata
 from benchmarks.checkpoint import LAST, load_checkpoint
 from benchmarks.data import SKIP_REASONS
 from benchmarks.evaluate import EvalConfig, evaluate
@@ -179,7 +179,7 @@ def test_evaluated_run_is_stored_and_shown_as_not_kinetics(trained, tiny_kinetic
                                  chunk=3, compare_whole_clip=True, num_workers=0, index_cache=str(tmp_path)))
     stored = json.loads(Path(record["path"]).read_text())
     assert set(RUN_FIELDS) <= set(stored)
-    assert stored["dataset"] == f"custom:{tiny_kinetics.root.name}"
+    assert stored["dataset"] == toydata.DATASET_NAME
     assert stored["videos_skipped"] == {**tiny_kinetics.expected_skipped("train"),
                                         "load_error": load_failures(tiny_kinetics, "train")}
     assert stored["videos_evaluated"] == tiny_kinetics.videos["train"] - load_failures(tiny_kinetics, "train")
