@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "airplanes": ("benchmarks.airplanes", "render the synthetic warm-up airplanes dataset (yaw/pitch/roll) as mp4 files"),
     "figures": ("benchmarks.figures", "regenerate tables and figures from stored results only (no models built)"),
     "compare": ("benchmarks.compare", "measured vs published GFLOPs (and top-1); exit 1 when out of tolerance"),
+    "zoo": ("benchmarks.zoo", "every model of the zoo: measured vs published GFLOPs and parameters"),
     "memory": ("benchmarks.memory", "peak memory vs number of frames, base vs stream MoViNet"),
     "train": ("benchmarks.train", "train a Table 1 row on Kinetics-format video (resumable, DDP via torchrun)"),
     "eval": ("benchmarks.evaluate", "evaluate a trained checkpoint with the row's protocol; store the run in results/runs/"),
