@@ -211,11 +211,12 @@ def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "
         group = points[points["grw"] == is_grw].sort_values("gflops")
         if is_grw and len(group) > 1:
             ax.plot(group["gflops"], group["top1"], color=colour, lw=1.5, zorder=1)
-        for source, marker in (("published", "o"), ("reproduced", "*")):
-            subset = group[group["top1_source"] == source]
-            if not subset.empty:
-                ax.scatter(subset["gflops"], subset["top1"], color=colour, marker=marker,
-                           s=90 if marker == "*" else 40, zorder=2, label=f"{label}, {source} top-1")
+        # marker: where the accuracy comes from; fill: where the GFLOPs come from
+        for (top1_source, gflops_source), subset in group.groupby(["top1_source", "gflops_source"]):
+            marker = "*" if top1_source == "reproduced" else "o"
+            ax.scatter(subset["gflops"], subset["top1"], marker=marker, s=110 if marker == "*" else 40, zorder=2,
+                       edgecolors=colour, facecolors=colour if gflops_source == "measured" else "none",
+                       label=f"{label}: {top1_source} top-1, {gflops_source} GFLOPs")
     for _, p in points.iterrows():
         ax.annotate(str(p["row"]), (p["gflops"], p["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8,
                     color="tab:red" if p["grw"] else "tab:blue")
@@ -229,7 +230,7 @@ def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "
         qualifier = "" if arrow["reaches"] else f" (row {arrow['to_row']} is {start['top1'] - end['top1']:.1f} pp below)"
         ax.text(mid, start["top1"] + 0.4, f"x{arrow['ratio']:.1f} FLOPs{qualifier}", ha="center", fontsize=10)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("GFLOPs per video (log2; measured where the suite measured it, else published)")
+    ax.set_xlabel("GFLOPs per video (log2)")
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.set_title(f"{title}: top-1 vs GFLOPs (numbers = Table 1 rows)")
     ax.grid(True, which="both", alpha=0.3)
