@@ -1,10 +1,21 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures: the tiny video dataset, and one real SLURM cluster per test session."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
 import pytest
 
+from benchmarks.paths import REPO_ROOT
 from benchmarks.toydata import ToyDataset, write_motion_dataset
+
+SLURM_SCRIPTS = REPO_ROOT / "slurm" / "local"
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +28,78 @@ def tiny_kinetics(tmp_path_factory: pytest.TempPathFactory) -> ToyDataset:
     (``shutil.copytree``) before changing any file in it.
     """
     return write_motion_dataset(tmp_path_factory.mktemp("tiny_kinetics"))
+
+
+# ---------------------------------------------------------------------------- the SLURM cluster
+
+
+def run_slurm_script(name: str, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``slurm/local/<name>``; a failure fails the test with the end of its output (the daemons' logs)."""
+    result = subprocess.run(["bash", str(SLURM_SCRIPTS / name), *map(str, args)], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}, timeout=300)
+    if result.returncode != 0:
+        pytest.fail(f"slurm/local/{name} failed (exit {result.returncode}):\n"
+                    f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def _free_port_base() -> int:
+    """A port P with P..P+3 free on localhost (slurmctld, slurmd, slurmdbd, mariadbd)."""
+    for base in range(16817, 30000, 10):
+        try:
+            for port in range(base, base + 4):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no four consecutive free ports found for the test cluster")
+
+
+def _wait_for_jobs_to_end(base: Path, timeout_s: float = 60) -> None:
+    """Let the cluster's jobs end before it stops.
+
+    A task's result arrives before its processes have exited; a job step still ending when
+    slurmctld stops never completes, and its slurmstepd and the slurmd wait for it forever.
+    """
+    env = {**os.environ, "SLURM_CONF": str(base / "etc" / "slurm.conf")}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        queue = subprocess.run(["squeue", "--noheader"], capture_output=True, text=True, env=env)
+        if queue.returncode != 0 or not queue.stdout.strip():
+            return
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A running one-node cluster (slurm/local) in a temporary base dir, with SLURM_CONF set.
+
+    Started once per session, by the first test that needs it, and stopped at the end of the
+    session, also when tests fail. Needs root and apt-get (or SLURM installed); skips otherwise.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("starting SLURM daemons needs root")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        pytest.skip("SLURM is not installed and there is no apt-get to install it")
+    started = time.monotonic()
+    run_slurm_script("install.sh")
+    base = tmp_path_factory.mktemp("slurm")
+
+    def stop() -> None:
+        _wait_for_jobs_to_end(base)
+        run_slurm_script("stop.sh", base)
+
+    request.addfinalizer(stop)  # registered first: runs even when start.sh fails half-way
+    result = run_slurm_script("start.sh", base, env={"GRW_SLURM_PORT": str(_free_port_base())})
+    assert result.stdout.strip() == f"export SLURM_CONF={base}/etc/slurm.conf"
+    print(f"\nSLURM cluster ready in {time.monotonic() - started:.1f}s (install + start)")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLURM_CONF", str(base / "etc" / "slurm.conf"))
+        yield base
+
+
+@pytest.fixture(scope="session")
+def slurm_script() -> Callable[..., subprocess.CompletedProcess]:
+    """:func:`run_slurm_script`, for tests of the cluster scripts themselves."""
+    return run_slurm_script

@@ -1,17 +1,14 @@
 """benchmarks.launch on a real one-node SLURM cluster (slurm/local), as local processes and in-process.
 
-The session fixture installs SLURM if needed and starts a private cluster (its own base directory
-and ports), so these tests need root and apt-get; elsewhere they skip, saying why.
+The session fixture ``slurm_cluster`` (conftest.py) installs SLURM if needed and starts a private
+cluster (its own base directory and ports), so these tests need root and apt-get; elsewhere they
+skip, saying why.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,9 +28,6 @@ from benchmarks.launch import (
     parse_time_minutes,
     wait_for_results,
 )
-from benchmarks.paths import REPO_ROOT
-
-SCRIPTS = REPO_ROOT / "slurm" / "local"
 
 # Jobs unpickle the tasks below in a fresh interpreter where this test module is not importable.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -77,57 +71,7 @@ class CountSteps(ResumableTask):
         (self.state_dir / f"{name}.ckpt.json").write_text(json.dumps({"step": self.step}))
 
 
-# ---------------------------------------------------------------------------- the cluster
-
-def _run_script(name: str, *args: str | Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
-
-
-def _script_failure(result: subprocess.CompletedProcess, what: str) -> str:
-    return f"{what} failed (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-
-
-def _free_port_base() -> int:
-    """A port P with P..P+3 free on localhost (slurmctld, slurmd, slurmdbd, mariadbd)."""
-    for base in range(16817, 30000, 10):
-        try:
-            for port in range(base, base + 4):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no four consecutive free ports found for the test cluster")
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """A running cluster in a temporary base dir, with SLURM_CONF set; stopped at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("starting SLURM daemons needs root")
-    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
-        pytest.skip("SLURM is not installed and there is no apt-get to install it")
-    started = time.monotonic()
-    installed = _run_script("install.sh")
-    assert installed.returncode == 0, _script_failure(installed, "slurm/local/install.sh")
-    base = tmp_path_factory.mktemp("slurm")
-
-    def stop() -> None:
-        stopped = _run_script("stop.sh", base)
-        assert stopped.returncode == 0, _script_failure(stopped, "slurm/local/stop.sh")
-
-    request.addfinalizer(stop)  # registered first: runs even when start.sh fails half-way
-    port = _free_port_base()
-    result = _run_script("start.sh", base, env={"GRW_SLURM_PORT": str(port)})
-    if result.returncode != 0:
-        pytest.fail(_script_failure(result, "slurm/local/start.sh"))
-    assert result.stdout.strip() == f"export SLURM_CONF={base}/etc/slurm.conf"
-    print(f"\nSLURM cluster ready in {time.monotonic() - started:.1f}s (install + start)")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SLURM_CONF", str(base / "etc" / "slurm.conf"))
-        yield base
-
+# ---------------------------------------------------------------------------- modes (the cluster: conftest.py)
 
 @pytest.fixture(params=[pytest.param("slurm", marks=pytest.mark.slow), "local", "none"])
 def mode(request: pytest.FixtureRequest) -> str:
@@ -192,10 +136,9 @@ def test_checkpointable_task_resumes_after_the_timeout_signal(slurm_cluster: Pat
 
 
 @pytest.mark.slow
-def test_start_is_idempotent_on_a_running_cluster(slurm_cluster: Path) -> None:
+def test_start_is_idempotent_on_a_running_cluster(slurm_cluster: Path, slurm_script) -> None:
     pids = {f.name: f.read_text() for f in (slurm_cluster / "run").glob("*.pid")}
-    result = _run_script("start.sh", slurm_cluster)
-    assert result.returncode == 0, _script_failure(result, "second start.sh")
+    result = slurm_script("start.sh", slurm_cluster)
     assert result.stdout.strip() == f"export SLURM_CONF={slurm_cluster}/etc/slurm.conf"
     assert {f.name: f.read_text() for f in (slurm_cluster / "run").glob("*.pid")} == pids
     assert "starting" not in result.stderr
