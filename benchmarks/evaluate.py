@@ -14,6 +14,11 @@ the checkpoint's sha256, provenance, input settings and deviations from the spec
 accuracy next to it (``.per_class.csv``). Its ``dataset`` is ``dataset_name`` if given, else the
 ``name`` in ``DATA/dataset.json``, else ``kinetics600`` only for data with exactly 600 classes, else
 ``custom:<root folder name>``: a run on other data never passes for a Kinetics-600 result.
+
+Several rows, SLURM: ``--row 1,6 --checkpoint OUT/row{row}/last.pt`` evaluates each row's
+checkpoint; ``--launch slurm`` runs them as a job array through submitit, storing the runs in this
+process's results directory (``benchmarks.slurm_tasks``). A checkpoint with a stored run on the same
+data and split (same sha256) is skipped unless ``--refresh``.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from tqdm import tqdm
 
 from benchmarks.checkpoint import CheckpointError, file_sha256, load_checkpoint, model_weights
 from benchmarks.data import VideoDataset, VideoIndex, make_loader, read_annotations
+from benchmarks.launch import add_launch_arguments, launch, options_from_args
 from benchmarks.measure import count_gflops, peak_memory_mb
 from benchmarks.specs import RowSpec, get_spec
-from benchmarks.store import provenance, runs_dir, write_json_atomic
-from benchmarks.train import TrainConfig, annotation_file, build_train_model, eval_sampling, logits_of, resolve_spec
+from benchmarks.store import load_runs, provenance, runs_dir, write_json_atomic
+from benchmarks.train import (TrainConfig, annotation_file, build_train_model, eval_sampling, logits_of, parse_row_list,
+                              resolve_spec)
 
 KINETICS_600 = "kinetics600"
 KINETICS_600_CLASSES = 600
@@ -255,8 +262,12 @@ def _write_per_class(path: Path, classes: tuple[str, ...], per_class: Tensor) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--row", required=True, help="Table 1 row number (or unique name) the checkpoint is for")
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `train` (last.pt or best.pt)")
+    parser.add_argument("--row", required=True,
+                        help="Table 1 row number or name the checkpoint is for; several, comma-separated, are "
+                        "evaluated one after another (or as an array with --launch)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint written by `train` (last.pt or best.pt); {row} in it is replaced by "
+                        "the row number, which several rows need (e.g. OUT/row{row}/last.pt)")
     parser.add_argument("--data", required=True, help="dataset root: ROOT/<split>/<class>/<video>.mp4")
     parser.add_argument("--split", default="val")
     parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
@@ -269,16 +280,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, default=4)
     parser.add_argument("--device", choices=("cpu", "cuda"))
     parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
+    parser.add_argument("--refresh", action="store_true",
+                        help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
+    add_launch_arguments(parser)
 
 
-def main(args: argparse.Namespace) -> int:
-    names = [f.name for f in dataclasses.fields(EvalConfig)]
-    try:
-        record = evaluate(EvalConfig(**{name: getattr(args, name) for name in names}))
-    except (CheckpointError, ValueError, FileNotFoundError) as error:
-        print(f"eval: error: {error}", file=sys.stderr)
-        return 2
+def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
+    """One config per row of ``--row``, each with its checkpoint (``{row}`` in ``--checkpoint`` filled in)."""
+    specs = parse_row_list(args.row)
+    if len(specs) > 1 and "{row}" not in args.checkpoint:
+        raise ValueError(f"several rows need {{row}} in --checkpoint (e.g. OUT/row{{row}}/last.pt), "
+                         f"got {args.checkpoint!r}")
+    names = [f.name for f in dataclasses.fields(EvalConfig) if f.name not in ("row", "checkpoint")]
+    common = {name: getattr(args, name) for name in names}
+    return [EvalConfig(row=spec.row, checkpoint=args.checkpoint.replace("{row}", str(spec.row)), **common)
+            for spec in specs]
+
+
+def check_checkpoint(config: EvalConfig) -> None:
+    """Fail before launching on a checkpoint that is missing, unreadable or for another row."""
+    checkpoint = load_checkpoint(config.checkpoint)
+    if checkpoint["row"] != config.row:
+        raise ValueError(f"{config.checkpoint} was trained for row {checkpoint['row']}, not row {config.row}")
+
+
+def stored_run(config: EvalConfig) -> dict | None:
+    """The stored run of this checkpoint (by sha256) on the same data and split, if any."""
+    sha256 = file_sha256(config.checkpoint)
+    data_root = str(Path(config.data).resolve())
+    return next((run for run in load_runs() if run["checkpoint_sha256"] == sha256 and run["split"] == config.split
+                 and run.get("data_root") == data_root), None)
+
+
+def print_run(name: str, record: dict) -> None:
     print(f"row {record['row']} {record['name']} on {record['dataset']} {record['split']}: top-1 "
           f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({record['videos_evaluated']} videos, "
           f"{record['videos_skipped_total']} skipped)  wrote {record['path']}")
-    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    from benchmarks.slurm_tasks import EvalTask  # it imports this module
+
+    try:
+        if args.no_wait and args.launch == "none":
+            raise ValueError("--no-wait needs --launch slurm or local")
+        configs = configs_from_args(args)
+        options = options_from_args(args)
+        for config in configs:
+            check_checkpoint(config)
+        stored = {config.row: None if args.refresh else stored_run(config) for config in configs}
+    except (CheckpointError, ValueError, FileNotFoundError) as error:
+        print(f"eval: error: {error}", file=sys.stderr)
+        return 2
+    todo = [config for config in configs if stored[config.row] is None]
+    for config in configs:
+        if stored[config.row] is not None:
+            print(f"row {config.row}: {config.checkpoint} already evaluated on this data and split "
+                  f"(run of {stored[config.row]['date']}; --refresh evaluates it again)")
+    if not todo:
+        return 0
+    try:
+        report = launch(EvalTask(), todo, [f"row{config.row}" for config in todo], mode=args.launch,
+                        options=options, on_result=print_run, wait=not args.no_wait, job_name="grw-eval")
+    except RuntimeError as error:  # no sbatch here
+        print(f"eval: error: {error}", file=sys.stderr)
+        return 2
+    if args.no_wait:
+        print("submitted; run the same command again to see what is left (evaluated checkpoints are skipped)")
+        return 0
+    return 0 if report.ok else 1

@@ -28,6 +28,11 @@ one, without carrying RNG states around.
 
 Multi-GPU / multi-node: launch with ``torchrun``; the data is sharded with a DistributedSampler,
 metrics are summed over processes, and only rank 0 writes files.
+
+Several rows, SLURM: ``--row 1,6`` trains each row in ``OUT/row<N>`` (one row trains in ``OUT``);
+``--launch slurm`` runs them as a job array through submitit, one process per GPU, requeued and
+resumed after the time-limit signal (``benchmarks.slurm_tasks``). A row whose ``OUT`` holds a
+finished run with the same settings is skipped unless ``--refresh``.
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ from tqdm import tqdm
 from benchmarks import distributed
 from benchmarks.checkpoint import BEST, LAST, latest_checkpoint, load_checkpoint, save_checkpoint
 from benchmarks.data import Sampling, VideoDataset, VideoIndex, make_loader, save_classes, set_epoch
-from benchmarks.specs import GrwSettings, RowSpec, build_model, get_spec
+from benchmarks.launch import add_launch_arguments, launch, options_from_args
+from benchmarks.specs import GrwSettings, RowSpec, build_model, get_spec, parse_rows
 from benchmarks.store import write_json_atomic
 from grw import GrwModel
 
@@ -717,11 +723,18 @@ def _summary(run: _Run, progress: Progress, status: str, signum: int = 0) -> dic
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Recipe()
-    parser.add_argument("--row", required=True, help="Table 1 row number (or unique name)")
+    parser.add_argument("--row", required=True,
+                        help="Table 1 row number or name; several, comma-separated, train one after another "
+                        "(or as an array with --launch), each in OUT/row<N>")
     parser.add_argument("--data", required=True, help="dataset root: ROOT/{train,val}/<class>/<video>.mp4")
-    parser.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints)")
+    parser.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints); "
+                        "with several rows, OUT/row<N> for each")
     parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    starts = parser.add_mutually_exclusive_group()
+    starts.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.pt when it exists (launched tasks always do)")
+    starts.add_argument("--refresh", action="store_true",
+                        help="start from scratch, also rows whose run in OUT finished (they are skipped otherwise)")
     group = parser.add_argument_group("input and GRW (default: the row's spec; recorded as deviations)")
     group.add_argument("--frames", type=int)
     group.add_argument("--res", type=int)
@@ -749,22 +762,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-workers", type=int, default=4)
     group.add_argument("--device", choices=("cpu", "cuda"))
     group.add_argument("--log-every", type=int, default=20, help="optimizer steps between log lines")
+    add_launch_arguments(parser)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def parse_row_list(text: str) -> list[RowSpec]:
+    """``"1,6"`` -> the rows' specs, each implemented and named once."""
+    specs = parse_rows(text)
+    if not specs:
+        raise ValueError(f"--row must name at least one row, got {text!r}")
+    rows = [spec.row for spec in specs]
+    if len(set(rows)) != len(rows):
+        raise ValueError(f"--row names a row twice: {text!r}")
+    return specs
+
+
+def configs_from_args(args: argparse.Namespace) -> list[TrainConfig]:
+    """One config per row of ``--row``: it trains in OUT, or in OUT/row<N> when there are several.
+
+    Launched tasks (``--launch slurm|local``) resume, since SLURM may restart them at any time.
+    """
+    specs = parse_row_list(args.row)
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "recipe"]
-    return TrainConfig(recipe=recipe, **{name: getattr(args, name) for name in names})
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("recipe", "row", "out", "resume")]
+    common = {name: getattr(args, name) for name in names}
+    resume = not args.refresh and (args.resume or args.launch != "none")
+    return [TrainConfig(row=spec.row, out=str(Path(args.out) / f"row{spec.row}") if len(specs) > 1 else args.out,
+                        recipe=recipe, resume=resume, **common) for spec in specs]
+
+
+def finished(config: TrainConfig) -> bool:
+    """Whether ``config.out`` holds a complete run of these settings (a re-run skips it)."""
+    path = Path(config.out) / LAST
+    if not path.is_file():
+        return False
+    saved = load_checkpoint(path)
+    current = dataclasses.asdict(config)
+    return saved["complete"] and all(saved["config"].get(name) == value for name, value in current.items()
+                                     if name not in RESUMABLE_CHANGES)
+
+
+def print_summary(name: str, summary: dict) -> None:
+    keys = ("row", "status", "epochs_completed", "best_val_top1", "last_checkpoint")
+    print(json.dumps({key: summary[key] for key in keys}))
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.slurm_tasks import TrainTask, TrainingStopped, preemptible  # they import this module
+
     try:
-        config = config_from_args(args)
-        resolve_spec(config)  # bad row / GRW / input options fail here, before any data is read
+        if args.no_wait and args.launch == "none":
+            raise ValueError("--no-wait needs --launch slurm or local")
+        configs = configs_from_args(args)
+        options = preemptible(options_from_args(args))
+        for config in configs:
+            resolve_spec(config)  # bad row / GRW / input options fail here, before any data is read
+        todo = [config for config in configs if args.refresh or not finished(config)]
     except ValueError as error:
         print(f"train: error: {error}", file=sys.stderr)
         return 2
-    summary = train(config)
-    if summary["status"] == "completed":
-        print(json.dumps({k: summary[k] for k in ("status", "epochs_completed", "best_val_top1", "last_checkpoint")}))
-    return summary["exit_code"]
+    for config in configs:
+        if config not in todo:
+            print(f"row {config.row}: {config.out} holds a finished run with these settings "
+                  "(--refresh trains it again)")
+    if not todo:
+        return 0
+    try:
+        report = launch(TrainTask(), todo, [f"row{config.row}" for config in todo], mode=args.launch,
+                        options=options, on_result=print_summary, wait=not args.no_wait, job_name="grw-train")
+    except TrainingStopped as stopped:
+        print(f"train: {stopped}; run the same command with --resume to continue", file=sys.stderr)
+        return stopped.exit_code
+    except RuntimeError as error:  # no sbatch here
+        print(f"train: error: {error}", file=sys.stderr)
+        return 2
+    if args.no_wait:
+        print("submitted; run the same command again to see what is left (finished rows are skipped)")
+        return 0
+    return 0 if report.ok else 1
