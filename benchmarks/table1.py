@@ -27,7 +27,7 @@ from benchmarks.launch import add_launch_arguments, launch, options_from_args
 from benchmarks.measure import count_gflops, count_params, peak_memory_mb
 from benchmarks.paths import REPO_ROOT
 from benchmarks.specs import RowSpec, build_model, parse_rows
-from benchmarks.store import measurement_path, provenance, read_json, write_json_atomic
+from benchmarks.store import command_line, measurement_path, provenance, read_json, write_json_atomic
 
 # Source files whose change invalidates a row's cached measurement, by model family.
 COMMON_SOURCES = ("baselines/__init__.py", "benchmarks/measure.py", "benchmarks/table1.py")
@@ -84,8 +84,11 @@ def _one_video(model: torch.nn.Module, spec: RowSpec, device: str):
     return run
 
 
-def measure_row(spec: RowSpec, device: str) -> dict:
-    """Build the row's model and measure it; returns the JSON record stored in results/measured/."""
+def measure_row(spec: RowSpec, device: str, command: str | None = None) -> dict:
+    """Build the row's model and measure it; returns the JSON record stored in results/measured/.
+
+    ``command`` is the user's command line when this runs as a submitit task (whose own command
+    line is submitit's job script)."""
     started = time.perf_counter()
     torch.manual_seed(0)
     model = build_model(spec).eval()
@@ -108,6 +111,7 @@ def measure_row(spec: RowSpec, device: str) -> dict:
         "key": cache_key(spec, device),
         "seconds": round(time.perf_counter() - started, 2),
         **provenance(device),
+        **({"command": command} if command else {}),
     }
 
 
@@ -155,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
     todo = rows_to_measure(specs, device, args.refresh)
     if len(todo) < len(specs):
         print(f"{len(specs) - len(todo)} row(s) already measured with this code (cached; --refresh re-measures)")
-    report_ = launch(partial(measure_row, device=device), todo, [f"row{spec.row:02d}" for spec in todo],
+    report_ = launch(partial(measure_row, device=device, command=command_line()), todo, [f"row{spec.row:02d}" for spec in todo],
                      mode=args.launch, options=options, on_result=store_measurement,
                      wait=not args.no_wait, job_name="grw-table1")
     if args.no_wait:

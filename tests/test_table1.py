@@ -48,7 +48,7 @@ def fake_measure(spec, device):
 
 def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
     calls = []
-    monkeypatch.setattr(table1, "measure_row", lambda spec, device: calls.append(spec.row) or fake_measure(spec, device))
+    monkeypatch.setattr(table1, "measure_row", lambda spec, device, **_: calls.append(spec.row) or fake_measure(spec, device))
     assert run_main(["table1", "--rows", "5"]) == 0
     assert run_main(["table1", "--rows", "5"]) == 0
     assert calls == [5]
@@ -68,7 +68,7 @@ def test_code_hash_covers_only_the_rows_own_code():
 
 
 def test_a_failing_row_is_reported_and_the_others_continue(results, monkeypatch, capsys):
-    def measure(spec, device):
+    def measure(spec, device, **_):
         if spec.row == 5:
             raise RuntimeError("boom on row 5")
         return fake_measure(spec, device)

@@ -11,12 +11,20 @@ GRACE_S=15  # seconds between SIGTERM and SIGKILL
 
 log() { echo "stop.sh: $*" >&2; }
 
+# Alive = /proc/PID exists and is not a zombie. Checked on the pid itself, not the pid file: slurmd
+# removes its pid file while it still waits for job steps to end.
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ! ${stat##*) } =~ ^[ZX] ]]
+}
+
 stop_daemon() {
     local name=$1 pid waited=0
     pid=$(pid_of "$name") || return 0
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    while running "$name"; do
+    while alive "$pid"; do
         if [ $waited -ge $((GRACE_S * 10)) ]; then
             log "$name did not stop within ${GRACE_S}s: killing it"
             kill -KILL "$pid" 2>/dev/null || true
@@ -29,6 +37,11 @@ stop_daemon() {
 
 if running slurmctld; then
     scancel --quiet --partition=debug 2>/dev/null || true
+    # Let cancelled jobs finish their steps; a slurmd stopped under a running step lingers.
+    for _ in $(seq 1 $((GRACE_S * 2))); do
+        [ -z "$(squeue --noheader 2>/dev/null)" ] && break
+        sleep 0.5
+    done
 fi
 for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
     stop_daemon "${DAEMONS[i]}"
