@@ -37,9 +37,16 @@ def _preferred_measurements(measurements: list[dict]) -> dict[int, dict]:
 
 
 def _latest_runs(runs: list[dict]) -> dict[int, dict]:
-    """The newest run per row, Kinetics-600 runs taking precedence over runs on other datasets."""
+    """The newest run per row, Kinetics-600 runs taking precedence over runs on other datasets.
+
+    A run with GRW switched the other way than in its row is an ablation (a GRW row's head trained
+    without the loss, a baseline with GRW taps), not the row's result: it is left out.
+    """
+    grw_rows = {spec.row for spec in all_specs() if spec.grw}
     latest: dict[int, dict] = {}
     for run in runs:  # oldest first
+        if run.get("grw", run["row"] in grw_rows) != (run["row"] in grw_rows):
+            continue
         current = latest.get(run["row"])
         if current is None or run["dataset"] == KINETICS or current["dataset"] != KINETICS:
             latest[run["row"]] = run
@@ -205,7 +212,14 @@ def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "
     """Top-1 vs GFLOPs (log2 x axis) in the style of the paper's figure; returns the files written."""
     out_dir = out_dir or results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    points = plot_points(table)
+    fig = pareto_figure(plot_points(table), f"{title}: top-1 vs GFLOPs (numbers = Table 1 rows)")
+    return save_figure(fig, [out_dir / "k600_flops.png", out_dir / "k600_flops.svg"])
+
+
+def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per video (log2)",
+                  arrow: bool = True) -> plt.Figure:
+    """The Pareto figure of ``points`` (the columns of ``plot_points``; an optional ``label`` column
+    names the points, else their row number), with the FLOPs-ratio arrow unless ``arrow=False``."""
     fig, ax = plt.subplots(figsize=(9, 6))
     for is_grw, colour, label in ((False, "tab:blue", "other models"), (True, "tab:red", "GRW-smoothing")):
         group = points[points["grw"] == is_grw].sort_values("gflops")
@@ -218,9 +232,9 @@ def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "
                        edgecolors=colour, facecolors=colour if gflops_source == "measured" else "none",
                        label=f"{label}: {top1_source} top-1, {gflops_source} GFLOPs")
     for _, p in points.iterrows():
-        ax.annotate(str(p["row"]), (p["gflops"], p["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8,
-                    color="tab:red" if p["grw"] else "tab:blue")
-    arrow = flops_ratio(points)
+        ax.annotate(str(p.get("label", p["row"])), (p["gflops"], p["top1"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8, color="tab:red" if p["grw"] else "tab:blue")
+    arrow = flops_ratio(points) if arrow else None
     if arrow:
         start = points[points["row"] == arrow["from_row"]].iloc[0]
         end = points[points["row"] == arrow["to_row"]].iloc[0]
@@ -230,13 +244,17 @@ def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "
         qualifier = "" if arrow["reaches"] else f" (row {arrow['to_row']} is {start['top1'] - end['top1']:.1f} pp below)"
         ax.text(mid, start["top1"] + 0.4, f"x{arrow['ratio']:.1f} FLOPs{qualifier}", ha="center", fontsize=10)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("GFLOPs per video (log2)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("Top-1 accuracy (%)")
-    ax.set_title(f"{title}: top-1 vs GFLOPs (numbers = Table 1 rows)")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    paths = [out_dir / "k600_flops.png", out_dir / "k600_flops.svg"]
+    return fig
+
+
+def save_figure(fig: plt.Figure, paths: list[Path]) -> list[Path]:
+    """Write ``fig`` to every path (the format from the suffix) and close it."""
     for path in paths:
         fig.savefig(path, dpi=150)
     plt.close(fig)
