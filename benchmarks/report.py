@@ -217,13 +217,14 @@ def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "
 
 
 def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per video (log2)",
-                  arrow: bool = True) -> plt.Figure:
+                  arrow: bool = True, join_grw: bool = True) -> plt.Figure:
     """The Pareto figure of ``points`` (the columns of ``plot_points``; an optional ``label`` column
-    names the points, else their row number), with the FLOPs-ratio arrow unless ``arrow=False``."""
+    names the points, else their row number): the FLOPs-ratio arrow unless ``arrow=False``, a line
+    through the GRW points unless ``join_grw=False``."""
     fig, ax = plt.subplots(figsize=(9, 6))
     for is_grw, colour, label in ((False, "tab:blue", "other models"), (True, "tab:red", "GRW-smoothing")):
         group = points[points["grw"] == is_grw].sort_values("gflops")
-        if is_grw and len(group) > 1:
+        if is_grw and join_grw and len(group) > 1:
             ax.plot(group["gflops"], group["top1"], color=colour, lw=1.5, zorder=1)
         # marker: where the accuracy comes from; fill: where the GFLOPs come from
         for (top1_source, gflops_source), subset in group.groupby(["top1_source", "gflops_source"]):

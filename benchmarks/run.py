@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "memory": ("benchmarks.memory", "peak memory vs number of frames, base vs stream MoViNet"),
     "train": ("benchmarks.train", "train a Table 1 row on Kinetics-format video (resumable, DDP via torchrun)"),
     "eval": ("benchmarks.evaluate", "evaluate a trained checkpoint with the row's protocol; store the run in results/runs/"),
+    "warmup": ("benchmarks.warmup", "warm-up airplanes experiment: the same model with and without GRW, embeddings figure"),
 }
 
 

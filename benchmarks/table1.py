@@ -8,6 +8,9 @@ results/k600_flops.png/.svg are written from everything stored.
 
 With ``--launch slurm`` (or ``local``) each row to measure is one task of a submitit job array; results
 are collected into results/measured/ as tasks finish, and rows already measured are skipped.
+
+``--dataset airplanes --proxy`` does something else: a CPU-scale proxy that trains and evaluates each
+family on the synthetic warm-up airplanes, with its own table and figure (``benchmarks.proxy``).
 """
 
 from __future__ import annotations
@@ -142,10 +145,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="where to measure peak memory (default: cuda when available, else cpu)")
     parser.add_argument("--refresh", action="store_true", help="re-measure even when a cached result matches")
+    parser.add_argument("--dataset", choices=("kinetics600", "airplanes"), default="kinetics600",
+                        help="airplanes (with --proxy): the CPU proxy on synthetic data instead (default: %(default)s)")
+    parser.add_argument("--proxy", action="store_true",
+                        help="train and evaluate each family at tiny scale on --dataset airplanes (~30 min on CPU); "
+                        "writes results/proxy_table1.md and results/proxy_flops.png (benchmarks.proxy)")
     add_launch_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.proxy or args.dataset != "kinetics600":
+        if not (args.proxy and args.dataset == "airplanes"):
+            print("table1: error: the proxy is --dataset airplanes --proxy; Kinetics-600 rows are measured, "
+                  "not trained, here", file=sys.stderr)
+            return 2
+        from benchmarks import proxy
+
+        return proxy.main(args)
     try:
         specs = parse_rows(args.rows)
         options = options_from_args(args)

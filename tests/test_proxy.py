@@ -1,0 +1,118 @@
+"""The CPU proxy of Table 1: its table and figure from fixture results (no training), the table1
+options that start it, and that its runs never pass for the Kinetics-600 rows."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks import proxy, report, store
+from benchmarks.run import main as run_main
+
+
+def proxy_run(variant: str, row: int, grw: bool, top1: float, seed: int = 0) -> dict:
+    return {"variant": variant, "row": row, "table1_model": f"model of row {row}", "grw": grw, "seed": seed,
+            "top1": top1, "gflops_per_clip": 0.0155 if row == 1 else 0.013, "params_m": 2.0,
+            "train_time_s": 100.0, "run": f"{row}-x.json"}
+
+
+def proxy_summary(runs: list[dict]) -> dict:
+    return {
+        "experiment": "table1-proxy", "runs": runs,
+        "config": {"epochs": 4, "train_videos": 1000, "test_videos": 100, "size": 32, "frames": 6},
+        "grw": {"weight": 0.1, "window": 6, "alpha": 0.5}, "wall_time_s": 1500.0,
+        "command": "python -m benchmarks.run table1 --dataset airplanes --proxy", "git_commit": "abc",
+        "hardware": "test CPU", "date": "2026-01-01T00:00:00+00:00",
+    }
+
+
+FIXTURE = proxy_summary([
+    proxy_run("MoViNet-A0-S + GRW head", 1, True, 50.0, seed=0),
+    proxy_run("MoViNet-A0-S + GRW head", 1, True, 60.0, seed=1),
+    proxy_run("MoViNet-A0-S head without GRW", 1, False, 40.0),
+    proxy_run("MobileNetV3-S", 3, False, 33.0),
+    proxy_run("MobileNetV3-S + GRW taps", 3, True, 33.0),
+])
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path))
+    return tmp_path
+
+
+def test_table_summarises_seeds_per_variant_in_run_order():
+    table = proxy.proxy_table(FIXTURE).set_index("variant")
+    assert list(table.index) == ["MoViNet-A0-S + GRW head", "MoViNet-A0-S head without GRW", "MobileNetV3-S",
+                                 "MobileNetV3-S + GRW taps"]
+    grw = table.loc["MoViNet-A0-S + GRW head"]
+    assert (grw["top1"], grw["seeds"], grw["top1_text"]) == (55.0, 2, "55.0 ± 7.1")
+    assert table.loc["MobileNetV3-S", "top1_text"] == "33.0" and table.loc["MobileNetV3-S", "seeds"] == 1
+
+
+def test_markdown_and_figure_are_labelled_as_a_proxy(results):
+    written = proxy.write_outputs(FIXTURE)
+    assert [path.name for path in written] == ["proxy_table1.md", "proxy_flops.png"]
+    assert (results / "proxy_flops.png").stat().st_size > 10_000
+    md = (results / "proxy_table1.md").read_text()
+    assert md.startswith("# CPU proxy of Table 1 on synthetic data (warm-up airplanes): NOT Kinetics-600")
+    assert "4 epochs (2 seeds)" in md and "32 x 32 px, 6-frame clips" in md and "weight 0.1, window 6" in md
+    assert "| MoViNet-A0-S + GRW head " in md and "55.0 ± 7.1" in md and "0.0155" in md
+    assert "--dataset airplanes --proxy" in md and "25 min" in md
+
+
+def test_coinciding_points_share_one_stacked_label():
+    labels = proxy.point_labels(proxy.proxy_table(FIXTURE))
+    assert list(labels) == ["MoViNet-A0-S + GRW head", "MoViNet-A0-S head without GRW",
+                            "MobileNetV3-S\nMobileNetV3-S + GRW taps", ""]
+
+
+def test_rows_select_variants():
+    assert [v.name for v in proxy.select_variants("5")] == ["X3D-XS"]
+    assert {v.row for v in proxy.select_variants("1,4")} == {1, 4}
+    assert proxy.select_variants(None) == proxy.VARIANTS
+    with pytest.raises(ValueError, match="no proxy model for row"):
+        proxy.select_variants("6")
+
+
+@pytest.mark.parametrize("argv", [
+    ["table1", "--proxy"],  # Kinetics-600 is not trained
+    ["table1", "--dataset", "airplanes"],  # measuring is for Kinetics-600 rows; the airplanes need --proxy
+    ["table1", "--dataset", "airplanes", "--proxy", "--rows", "6"],
+    ["table1", "--dataset", "airplanes", "--proxy", "--launch", "local"],
+])
+def test_table1_proxy_options_fail_before_training(argv, results, monkeypatch, capsys):
+    monkeypatch.setattr(proxy, "run_proxy", lambda *args: pytest.fail("must not train"))
+    assert run_main(argv) == 2
+    assert "table1: error:" in capsys.readouterr().err
+
+
+def test_table1_delegates_to_the_proxy(results, monkeypatch):
+    def fake_run_proxy(config, variants):
+        assert config == proxy.PROXY and [v.row for v in variants] == [1, 1]
+        return {**FIXTURE, "path": "proxy.json", "outputs": [str(p) for p in proxy.write_outputs(FIXTURE)]}
+
+    monkeypatch.setattr(proxy, "run_proxy", fake_run_proxy)
+    assert run_main(["table1", "--dataset", "airplanes", "--proxy", "--rows", "1"]) == 0
+    assert (results / "proxy_table1.md").is_file() and not (results / "table1.md").exists()
+
+
+def test_proxy_runs_never_stand_for_kinetics_rows(results):
+    def stored(name, row, grw, top1, date):
+        record = {"row": row, "grw": grw, "top1": top1, "top5": 100.0, "dataset": "warmup-airplanes",
+                  "split": "test", "videos_evaluated": 100, "videos_skipped": {}, "checkpoint_sha256": "0" * 64,
+                  "git_commit": "abc", "hardware": "test", "date": date, "command": "fixture"}
+        store.write_json_atomic(store.runs_dir() / f"{name}.json", record)
+
+    stored("1-grw", 1, True, 55.0, "2026-01-01")
+    stored("1-ablation", 1, False, 40.0, "2026-01-02")  # newer, but the GRW row without GRW is not the row
+    stored("3-taps", 3, True, 33.0, "2026-01-03")  # MobileNetV3-S with GRW taps is not row 3 either
+    (store.runs_dir() / "proxy").mkdir()
+    (store.runs_dir() / "proxy" / "proxy-x.json").write_text(json.dumps(FIXTURE))  # not read as a run
+
+    table = report.build_table().set_index("row")
+    assert table.loc[1, "reproduced_top1"] == 55.0 and table.loc[1, "reproduced_dataset"] == "warmup-airplanes"
+    assert pd.isna(table.loc[3, "reproduced_top1"])
+    points = report.plot_points(report.build_table()).set_index("row")
+    assert points.loc[1, "top1_source"] == "published"
+    assert "55.0 (warmup-airplanes, 100 videos)" in report.render_markdown(report.build_table())
