@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"GRW loss forward+backward on CPU, float32, median of {args.rounds} rounds (reference once, fast 20 "
         f"times per round); torch {torch.__version__}, {cpu_name()} ({os.cpu_count()} cores), "
-        f"{torch.get_num_threads()} threads; 1-min load average {load_before:.1f} before, "
+        f"torch threads: {torch.get_num_threads()}; 1-min load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after"
     )
     print(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
