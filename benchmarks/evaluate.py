@@ -40,7 +40,7 @@ from tqdm import tqdm
 from benchmarks.checkpoint import CheckpointError, file_sha256, load_checkpoint, model_weights
 from benchmarks.data import VideoDataset, VideoIndex, make_loader, read_annotations
 from benchmarks.launch import add_launch_arguments, launch, options_from_args
-from benchmarks.measure import count_gflops, peak_memory_mb
+from benchmarks.measure import LogitsOnly, count_gflops, peak_memory_mb
 from benchmarks.specs import RowSpec, get_spec
 from benchmarks.store import load_runs, provenance, runs_dir, write_json_atomic
 from benchmarks.train import (TrainConfig, annotation_file, build_train_model, eval_sampling, logits_of, parse_row_list,
@@ -125,22 +125,6 @@ def predict(model: nn.Module, videos: Tensor, mode: str, chunk: int) -> Tensor:
     return logits_of(model(videos))
 
 
-class _LogitsOnly(nn.Module):
-    """fvcore traces ``forward``; GRW models return (logits, aux): count the logits path.
-
-    Takes the wrapped model's mode: ``count_gflops`` restores the wrapper's mode on everything inside
-    it, and a new module is in training mode.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.train(model.training)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return logits_of(self.model(x))
-
-
 def _one_video(model: nn.Module, spec: RowSpec, mode: str, chunk: int, device: str) -> Callable[[], None]:
     """One video's inference as this evaluation runs it (for the peak-memory measurement)."""
     shape = (1, spec.views, 3, spec.frames, spec.res, spec.res) if mode == "multi-view" else spec.clip_shape
@@ -169,7 +153,7 @@ def evaluate(config: EvalConfig) -> dict:
     state, weights = model_weights(checkpoint, config.weights)
     model.load_state_dict(state)
     model.eval()
-    gflops_per_view = count_gflops(_LogitsOnly(model), spec.clip_shape)  # on CPU, before moving the model
+    gflops_per_view = count_gflops(LogitsOnly(model), spec.clip_shape)  # on CPU, before moving the model
     model.to(device)
 
     sampling = eval_sampling(spec, model)

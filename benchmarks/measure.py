@@ -7,11 +7,14 @@ import contextlib
 import os
 import sys
 import warnings
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
+
+if TYPE_CHECKING:
+    from benchmarks.specs import RowSpec
 
 with warnings.catch_warnings():  # fvcore decorates helpers with torch.jit.script, deprecated in torch 2.10+
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
@@ -126,3 +129,59 @@ def peak_memory_mb(model: nn.Module, run: Callable[[], object], device: str) -> 
         return torch.cuda.max_memory_allocated(device) / 2**20, "torch.cuda.max_memory_allocated"
     peak = _state_bytes(model) + _profiled_peak_bytes(run)
     return peak / 2**20, "weights + torch.profiler(profile_memory=True) CPU allocator peak"
+
+
+class LogitsOnly(nn.Module):
+    """fvcore traces ``forward``; GRW models return ``(logits, aux)``: count the logits path only.
+
+    Takes the wrapped model's mode, since ``count_gflops`` restores the wrapper's mode afterwards.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out[0] if isinstance(out, tuple) else out
+
+
+STREAM_CHUNK = 1  # frames per streaming call when measuring a stream row: frame by frame, as deployed
+
+
+def one_video_inference(model: nn.Module, spec: "RowSpec", device: str) -> Callable[[], None]:
+    """One video's inference the way the row is deployed: views one after another, stream rows
+    frame by frame with their state."""
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(spec.views):
+                if spec.streaming:
+                    state = None
+                    for _ in range(0, spec.frames, STREAM_CHUNK):
+                        chunk = torch.zeros(1, 3, STREAM_CHUNK, spec.res, spec.res, device=device)
+                        _, state = model.forward_stream(chunk, state)
+                else:
+                    model(torch.zeros(spec.clip_shape, device=device))
+
+    return run
+
+
+def measure_spec(spec: "RowSpec", device: str) -> dict:
+    """GFLOPs per video (per view x views), parameters and peak memory of one Table 1 row's model."""
+    from benchmarks.specs import build_model
+
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    gflops_per_view = count_gflops(LogitsOnly(model), spec.clip_shape)
+    model.to(device).eval()
+    memory_mb, memory_method = peak_memory_mb(model, one_video_inference(model, spec, device), device)
+    return {
+        "gflops_per_view": gflops_per_view,
+        "gflops": gflops_per_view * spec.views,
+        "params": count_params(model),
+        "peak_memory_mb": memory_mb,
+        "memory_method": memory_method,
+        "memory_mode": f"streaming, {STREAM_CHUNK} frame(s) per call" if spec.streaming else "whole clip",
+    }

@@ -27,20 +27,19 @@ from tabulate import tabulate
 
 from benchmarks import report
 from benchmarks.launch import add_launch_arguments, launch, options_from_args
-from benchmarks.measure import count_gflops, count_params, peak_memory_mb
+from benchmarks.measure import measure_spec
 from benchmarks.paths import REPO_ROOT
-from benchmarks.specs import RowSpec, build_model, parse_rows
+from benchmarks.specs import RowSpec, parse_rows
 from benchmarks.store import command_line, measurement_path, provenance, read_json, write_json_atomic
 
 # Source files whose change invalidates a row's cached measurement, by model family.
-COMMON_SOURCES = ("baselines/__init__.py", "benchmarks/measure.py", "benchmarks/table1.py")
+COMMON_SOURCES = ("baselines/__init__.py", "benchmarks/measure.py", "benchmarks/specs.py")
 FAMILY_SOURCES = {
     "movinet": ("baselines/movinet.py", "baselines/movinet_specs.json"),
     "mobilenet_v3": ("baselines/mobilenet.py", "baselines/tsm.py"),
     "x3d": ("baselines/x3d.py",),
 }
 GRW_SOURCES = ("grw/*.py",)
-STREAM_CHUNK = 1  # frames per streaming call when measuring memory: frame by frame, as deployed
 
 
 def model_code_hash(spec: RowSpec) -> str:
@@ -58,58 +57,20 @@ def cache_key(spec: RowSpec, device: str) -> str:
     return f"{spec.key()}-{model_code_hash(spec)}-{device}"
 
 
-class _Logits(torch.nn.Module):
-    """fvcore traces ``forward``; GRW models return (logits, aux), so count the logits path only."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out[0] if isinstance(out, tuple) else out
-
-
-def _one_video(model: torch.nn.Module, spec: RowSpec, device: str):
-    """A callable running one video's inference the way the row is deployed."""
-
-    def run() -> None:
-        with torch.inference_mode():
-            for _ in range(spec.views):  # views of a multi-view row run one after another
-                if spec.streaming:
-                    state = None
-                    for _ in range(0, spec.frames, STREAM_CHUNK):
-                        chunk = torch.zeros(1, 3, STREAM_CHUNK, spec.res, spec.res, device=device)
-                        _, state = model.forward_stream(chunk, state)
-                else:
-                    model(torch.zeros(spec.clip_shape, device=device))
-
-    return run
-
-
 def measure_row(spec: RowSpec, device: str, command: str | None = None) -> dict:
     """Build the row's model and measure it; returns the JSON record stored in results/measured/.
 
     ``command`` is the user's command line when this runs as a submitit task (whose own command
     line is submitit's job script)."""
     started = time.perf_counter()
-    torch.manual_seed(0)
-    model = build_model(spec).eval()
-    gflops_per_view = count_gflops(_Logits(model), spec.clip_shape)
-    model.to(device).eval()
-    memory_mb, memory_method = peak_memory_mb(model, _one_video(model, spec, device), device)
+    numbers = measure_spec(spec, device)
     return {
         "row": spec.row,
         "name": spec.name,
         "model": spec.model,
         "grw": spec.grw is not None,
         "input": {"res": spec.res, "frames": spec.frames, "clips": spec.clips, "crops": spec.crops},
-        "gflops_per_view": gflops_per_view,
-        "gflops": gflops_per_view * spec.views,
-        "params": count_params(model),
-        "peak_memory_mb": memory_mb,
-        "memory_method": memory_method,
-        "memory_mode": f"streaming, {STREAM_CHUNK} frame(s) per call" if spec.streaming else "whole clip",
+        **numbers,
         "device": device,
         "key": cache_key(spec, device),
         "seconds": round(time.perf_counter() - started, 2),

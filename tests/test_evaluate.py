@@ -13,9 +13,9 @@ from torch import nn
 
 from benchmarks import toydata
 from benchmarks.checkpoint import save_checkpoint
-from benchmarks.evaluate import (EvalConfig, _LogitsOnly, data_classes, dataset_name, evaluate, predict,
+from benchmarks.evaluate import (EvalConfig, data_classes, dataset_name, evaluate, predict,
                                  stream_logits)
-from benchmarks.measure import count_gflops
+from benchmarks.measure import LogitsOnly, count_gflops
 from benchmarks.paths import REPO_ROOT
 from benchmarks.store import RUN_FIELDS, load_runs
 from benchmarks.train import Progress, TrainConfig, build_train_model, resolve_spec
@@ -84,7 +84,7 @@ def test_multi_view_averages_the_views_logits():
 
 def test_counting_flops_leaves_the_model_in_eval_mode():
     model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4)).eval()
-    assert count_gflops(_LogitsOnly(model), (1, 3, 2, 4, 4)) > 0
+    assert count_gflops(LogitsOnly(model), (1, 3, 2, 4, 4)) > 0
     assert not any(module.training for module in model.modules())
 
 
