@@ -8,6 +8,7 @@ error that names the file: results are never skipped silently.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 from benchmarks.paths import REPO_ROOT, measured_dir, runs_dir
 
@@ -33,22 +34,31 @@ class ResultFileError(ValueError):
     """A stored result file is malformed; the message names the file."""
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON to a temporary file in the same directory, then rename it over ``path``."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on success it is synced and renamed over
+    ``path``, on failure removed. A reader (or a run killed mid-write) sees the old file or the new
+    one, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write JSON atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    return Path(path)
 
 
 def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict:

@@ -11,11 +11,22 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
 
 from benchmarks.paths import REPO_ROOT
 from benchmarks.toydata import ToyDataset, write_motion_dataset
 
 SLURM_SCRIPTS = REPO_ROOT / "slurm" / "local"
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: the inputs in these tests are tiny, and on a busy 2-core machine torch's
+    default threads spin against each other (a 3 s test took 78 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,7 @@ from benchmarks.store import RUN_FIELDS, load_runs
 from benchmarks.train import Progress, TrainConfig, build_train_model, resolve_spec
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def untrained_checkpoint(path, config: TrainConfig, classes) -> None:

@@ -8,13 +8,7 @@ from benchmarks.measure import count_gflops, count_params
 ALL_VARIANTS = ["a0", "a1", "a2", "a3", "a4", "a5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These inputs are tiny: one intra-op thread is much faster than several on a busy, shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomized(model: MoViNet, seed: int = 0) -> MoViNet:

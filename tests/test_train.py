@@ -32,13 +32,7 @@ TINY = dict(row=1, res=32, frames=8, num_workers=0, log_every=1)
 TINY_RECIPE = dict(epochs=2, batch_size=2, lr=3e-4, warmup_epochs=0.5, ema_decay=0.9, stochastic_depth=0.1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared: torch's default 2 threads spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load_failures(dataset, split: str) -> int:
