@@ -70,6 +70,14 @@ def test_figure_uses_reproduced_only_for_kinetics_runs(results):
     assert points.loc[2, "top1"] == 73.0 and points.loc[2, "top1_source"] == "reproduced"
 
 
+def test_runs_that_deviate_from_the_spec_are_flagged_and_not_plotted(results):
+    store_run("2-a", {**run_record(2, 90.0, "kinetics600"), "deviations": {"frames": {"spec": 50, "used": 8}}})
+    table = report.build_table()
+    assert "deviates from the row's spec (frames)" in table.set_index("row").loc[2, "status"]
+    points = report.plot_points(table).set_index("row")
+    assert points.loc[2, "top1_source"] == "published" and points.loc[2, "top1"] == get_spec(2).published_top1
+
+
 def test_flops_ratio_arrow_from_published_numbers(results):
     arrow = report.flops_ratio(report.plot_points(report.build_table()))
     # most accurate GRW row is 15 (85.6); no other row reaches it, the most accurate one is row 31
