@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=("kinetics600", "airplanes"), default="kinetics600",
                         help="airplanes (with --proxy): the CPU proxy on synthetic data instead (default: %(default)s)")
     parser.add_argument("--proxy", action="store_true",
-                        help="train and evaluate each family at tiny scale on --dataset airplanes (~30 min on CPU); "
+                        help="train and evaluate each family at tiny scale on --dataset airplanes (~25 min on CPU); "
                         "writes results/proxy_table1.md and results/proxy_flops.png (benchmarks.proxy)")
     add_launch_arguments(parser)
 

@@ -327,7 +327,7 @@ def summary_table(summary: dict) -> str:
              format_mean_std(v["relative_acceleration"], ".3g"), len(v["top1"]["values"])]
             for name, v in summary["variants"].items()]
     headers = ["model", "test top-1 (%)", "embedding acceleration", "relative acceleration", "seeds"]
-    return tabulate(rows, headers=headers, tablefmt="github")
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def format_mean_std(stats: dict, fmt: str) -> str:
@@ -357,7 +357,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grw-window", type=int, default=defaults.grw_window)
     parser.add_argument("--num-workers", type=int, default=defaults.num_workers, help="data loader processes")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared 2-core machine more threads spin against each other)")
+                        help="torch threads (default 1: on 2 shared cores more threads spin against each other)")
 
 
 def main(args: argparse.Namespace) -> int:

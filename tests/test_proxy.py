@@ -57,14 +57,18 @@ def test_markdown_and_figure_are_labelled_as_a_proxy(results):
     md = (results / "proxy_table1.md").read_text()
     assert md.startswith("# CPU proxy of Table 1 on synthetic data (warm-up airplanes): NOT Kinetics-600")
     assert "4 epochs (2 seeds)" in md and "32 x 32 px, 6-frame clips" in md and "weight 0.1, window 6" in md
-    assert "| MoViNet-A0-S + GRW head " in md and "55.0 ± 7.1" in md and "0.0155" in md
+    assert "| MoViNet-A0-S + GRW head " in md and "| 55.0 ± 7.1 " in md and "| 33.0 " in md and "0.0155" in md
+    assert "1,000 synthetic training videos" in md
     assert "--dataset airplanes --proxy" in md and "25 min" in md
 
 
-def test_coinciding_points_share_one_stacked_label():
-    labels = proxy.point_labels(proxy.proxy_table(FIXTURE))
-    assert list(labels) == ["MoViNet-A0-S + GRW head", "MoViNet-A0-S head without GRW",
-                            "MobileNetV3-S\nMobileNetV3-S + GRW taps", ""]
+def test_points_close_together_share_one_label():
+    table = proxy.proxy_table(FIXTURE)  # 1: 55.0 and 2: 40.0 at 0.0155 GFLOPs, 3 and 4: 33.0 at 0.013
+    assert list(proxy.point_labels(table)) == ["1", "2", "3,4", ""]
+    table.loc[3, "top1"] = 34.5  # within 2 points of 33.0: still one label
+    assert list(proxy.point_labels(table)) == ["1", "2", "3,4", ""]
+    table.loc[3, "top1"] = 40.0  # the same top-1 as variant 2, but not the same GFLOPs
+    assert list(proxy.point_labels(table)) == ["1", "2", "3", "4"]
 
 
 def test_rows_select_variants():

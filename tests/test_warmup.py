@@ -19,13 +19,7 @@ from benchmarks.warmup import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared: torch's default 2 threads spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def line(start, step, frames: int = 6) -> torch.Tensor:
