@@ -344,17 +344,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", default=defaults.work, help="training run directories (default: runs_local/warmup)")
     parser.add_argument("--out", type=Path, help="results directory for the figure, the summary and the runs "
                         "(default: results/, or $GRW_BENCH_RESULTS)")
-    parser.add_argument("--train", dest="train_videos", type=int, default=defaults.train_videos, metavar="N")
-    parser.add_argument("--val", dest="val_videos", type=int, default=defaults.val_videos, metavar="N")
-    parser.add_argument("--test", dest="test_videos", type=int, default=defaults.test_videos, metavar="N")
+    parser.add_argument("--train", dest="train_videos", type=int, default=defaults.train_videos, metavar="N",
+                        help="training videos (default: %(default)s)")
+    parser.add_argument("--val", dest="val_videos", type=int, default=defaults.val_videos, metavar="N",
+                        help="validation videos, generated for choosing settings (default: %(default)s)")
+    parser.add_argument("--test", dest="test_videos", type=int, default=defaults.test_videos, metavar="N",
+                        help="test videos (default: %(default)s)")
     parser.add_argument("--size", type=int, default=defaults.size, metavar="PX",
                         help=f"frame size, even; decord cannot read 16, 24, 48 or 72 (default: {defaults.size})")
     parser.add_argument("--frames", type=int, default=defaults.frames, metavar="T",
                         help=f"clip length (default: {defaults.frames})")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E")
-    parser.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K", help="seeds 0..K-1 per model")
-    parser.add_argument("--grw-weight", type=float, default=defaults.grw_weight)
-    parser.add_argument("--grw-window", type=int, default=defaults.grw_window)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E", help="(default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
+                        help="seeds 0..K-1 per model (default: %(default)s)")
+    parser.add_argument("--grw-weight", type=float, default=defaults.grw_weight, help="(default: %(default)s)")
+    parser.add_argument("--grw-window", type=int, default=defaults.grw_window,
+                        help="frames per GRW window, at most --frames (default: %(default)s)")
     parser.add_argument("--num-workers", type=int, default=defaults.num_workers, help="data loader processes")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on 2 shared cores more threads spin against each other)")
