@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from benchmarks.checkpoint import CheckpointError, file_sha256, load_checkpoint, model_weights
 from benchmarks.data import VideoDataset, VideoIndex, make_loader, read_annotations
-from benchmarks.launch import add_launch_arguments, launch, options_from_args
+from benchmarks.launch import add_launch_arguments, launch_command, options_from_args
 from benchmarks.measure import LogitsOnly, count_gflops, peak_memory_mb
 from benchmarks.specs import RowSpec, get_spec
 from benchmarks.store import load_runs, provenance, runs_dir, write_json_atomic
@@ -323,13 +323,5 @@ def main(args: argparse.Namespace) -> int:
                   f"(run of {stored[config.row]['date']}; --refresh evaluates it again)")
     if not todo:
         return 0
-    try:
-        report = launch(EvalTask(), todo, [f"row{config.row}" for config in todo], mode=args.launch,
-                        options=options, on_result=print_run, wait=not args.no_wait, job_name="grw-eval")
-    except RuntimeError as error:  # no sbatch here
-        print(f"eval: error: {error}", file=sys.stderr)
-        return 2
-    if args.no_wait:
-        print("submitted; run the same command again to see what is left (evaluated checkpoints are skipped)")
-        return 0
-    return 0 if report.ok else 1
+    return launch_command("eval", EvalTask(), todo, [f"row{config.row}" for config in todo], args, options,
+                          on_result=print_run, job_name="grw-eval")

@@ -21,6 +21,7 @@ import argparse
 import math
 import re
 import shutil
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +277,30 @@ def launch(
         return _run_in_process(fn, items, names, on_result)
     report = submit(fn, items, names, mode, options or SlurmOptions(), job_name)
     return wait_for_results(report, on_result) if wait else report
+
+
+def launch_command(
+    prog: str,
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    names: Sequence[str],
+    args: argparse.Namespace,
+    options: SlurmOptions,
+    on_result: OnResult | None = None,
+    job_name: str = "grw-bench",
+) -> int:
+    """:func:`launch` for a CLI subcommand (``args`` from :func:`add_launch_arguments`); returns the
+    exit status: 2 when nothing could be submitted, 0 after ``--no-wait``, else 0 or 1 (a task failed)."""
+    try:
+        report = launch(fn, items, names, mode=args.launch, options=options, on_result=on_result,
+                        wait=not args.no_wait, job_name=job_name)
+    except RuntimeError as error:  # e.g. no sbatch on this machine
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    if args.no_wait:
+        print("submitted; run the same command again to collect what is left (finished work is skipped)")
+        return 0
+    return 0 if report.ok else 1
 
 
 def submit(

@@ -26,7 +26,7 @@ import torch
 from tabulate import tabulate
 
 from benchmarks import report
-from benchmarks.launch import add_launch_arguments, launch, options_from_args
+from benchmarks.launch import add_launch_arguments, launch_command, options_from_args
 from benchmarks.measure import measure_spec
 from benchmarks.paths import REPO_ROOT
 from benchmarks.specs import RowSpec, parse_rows
@@ -136,17 +136,16 @@ def main(args: argparse.Namespace) -> int:
     todo = rows_to_measure(specs, device, args.refresh)
     if len(todo) < len(specs):
         print(f"{len(specs) - len(todo)} row(s) already measured with this code (cached; --refresh re-measures)")
-    report_ = launch(partial(measure_row, device=device, command=command_line()), todo, [f"row{spec.row:02d}" for spec in todo],
-                     mode=args.launch, options=options, on_result=store_measurement,
-                     wait=not args.no_wait, job_name="grw-table1")
-    if args.no_wait:
-        print("submitted; re-run the same command later to collect (measured rows are skipped)")
-        return 0
+    status = launch_command("table1", partial(measure_row, device=device, command=command_line()), todo,
+                            [f"row{spec.row:02d}" for spec in todo], args, options,
+                            on_result=store_measurement, job_name="grw-table1")
+    if status == 2 or args.no_wait:
+        return status
     table = report.build_table()
     print(tabulate(report.display_table(table), headers="keys", tablefmt="github", showindex=False))
     written = report.write_tables(table) + report.plot_pareto(table)
     print("wrote " + ", ".join(str(_relative(path)) for path in written))
-    return 0 if report_.ok else 1
+    return status
 
 
 def _relative(path: Path) -> Path:

@@ -66,7 +66,7 @@ from tqdm import tqdm
 from benchmarks import distributed
 from benchmarks.checkpoint import BEST, LAST, latest_checkpoint, load_checkpoint, save_checkpoint
 from benchmarks.data import Sampling, VideoDataset, VideoIndex, make_loader, save_classes, set_epoch
-from benchmarks.launch import add_launch_arguments, launch, options_from_args
+from benchmarks.launch import add_launch_arguments, launch_command, options_from_args
 from benchmarks.specs import GrwSettings, RowSpec, build_model, get_spec, parse_rows
 from benchmarks.store import write_json_atomic
 from grw import GrwModel
@@ -827,15 +827,8 @@ def main(args: argparse.Namespace) -> int:
     if not todo:
         return 0
     try:
-        report = launch(TrainTask(), todo, [f"row{config.row}" for config in todo], mode=args.launch,
-                        options=options, on_result=print_summary, wait=not args.no_wait, job_name="grw-train")
+        return launch_command("train", TrainTask(), todo, [f"row{config.row}" for config in todo], args, options,
+                              on_result=print_summary, job_name="grw-train")
     except TrainingStopped as stopped:
         print(f"train: {stopped}; run the same command with --resume to continue", file=sys.stderr)
         return stopped.exit_code
-    except RuntimeError as error:  # no sbatch here
-        print(f"train: error: {error}", file=sys.stderr)
-        return 2
-    if args.no_wait:
-        print("submitted; run the same command again to see what is left (finished rows are skipped)")
-        return 0
-    return 0 if report.ok else 1

@@ -85,3 +85,10 @@ def test_a_failing_row_is_reported_and_the_others_continue(results, monkeypatch,
 def test_bad_rows_exit_2(results, args, capsys):
     assert run_main(["table1", *args]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_launching_without_sbatch_is_a_one_line_error(results, monkeypatch, capsys):
+    monkeypatch.setattr("benchmarks.launch.shutil.which", lambda name: None)
+    assert run_main(["table1", "--rows", "5", "--launch", "slurm"]) == 2
+    assert "table1: error: sbatch not found" in capsys.readouterr().err
+    assert not (results / "measured").exists()
