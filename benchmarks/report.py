@@ -259,9 +259,13 @@ def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per vi
 
 
 def save_figure(fig: plt.Figure, paths: list[Path]) -> list[Path]:
-    """Write ``fig`` to every path (the format from the suffix) and close it."""
+    """Write ``fig`` to every path (the format from the suffix) and close it.
+
+    No date in the metadata and a fixed SVG id salt, so re-rendering the same results gives the same
+    files (no spurious diffs in results/)."""
     for path in paths:
-        fig.savefig(path, dpi=150)
+        with plt.rc_context({"svg.hashsalt": "grw-bench"}):
+            fig.savefig(path, dpi=150, metadata={"Date": None} if path.suffix in (".svg", ".pdf") else None)
     plt.close(fig)
     return paths
 
