@@ -23,6 +23,7 @@ import decord
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.store import write_text
 from benchmarks.videofile import write_mp4
 
 CLASSES = ("yaw", "pitch", "roll")
@@ -322,7 +323,7 @@ def generate(
         if i == 0:  # read the first one back, so an unreadable setting fails in seconds, not after the lot
             check_decodes(path, frames, size)
 
-    manifest.write_text(json.dumps(wanted, indent=2) + "\n")
+    write_text(manifest, json.dumps(wanted, indent=2) + "\n")
     return root
 
 

@@ -3,13 +3,13 @@
 A checkpoint is one ``torch.save`` file holding a dict of tensors, state dicts and JSON-friendly
 metadata (numbers, strings, lists, dicts)::
 
-    {"format": "grw-bench-checkpoint", "version": 1,
+    {"format": "grw-bench-checkpoint", "version": 2,
      "model": state_dict, "ema": state_dict | None, "optimizer": ..., "scheduler": ..., "scaler": ...,
-     "epoch": int, "step": int, "global_step": int, "rng": {"cpu": ByteTensor, "cuda": [ByteTensor]},
-     "best": {...}, "history": [per-epoch metrics], "running": {partial epoch sums},
-     "config": TrainConfig as a dict, "classes": [class names], "complete": bool}
+     "progress": {"epoch", "step", "global_step", "best_top1", "best_epoch", "history", "running"},
+     "config": RunConfig as a dict, "spec": the resolved RowSpec as a dict, "deviations": {...},
+     "row": int, "classes": [class names], "complete": bool}
 
-``epoch``/``step`` say where training resumes: ``step`` optimizer steps of ``epoch`` are done (0 at an
+``progress.epoch``/``progress.step`` say where training resumes: ``step`` optimizer steps of ``epoch`` are done (0 at an
 epoch boundary). Files are read with ``torch.load(weights_only=True)``: a file that needs any other
 object unpickled is refused with a ``CheckpointError`` naming it.
 """
@@ -26,7 +26,7 @@ import torch
 from benchmarks.store import atomic_file
 
 FORMAT = "grw-bench-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the resolved spec and the deviations are stored (benchmarks.runs.run_record)
 LAST = "last.pt"  # the newest state: every epoch, and on preemption
 BEST = "best.pt"  # the state with the best validation top-1
 

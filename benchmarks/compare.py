@@ -8,12 +8,12 @@ a reproduced Kinetics-600 run against the published top-1 (runs on other dataset
 from __future__ import annotations
 
 import argparse
-import sys
 
 import pandas as pd
 from tabulate import tabulate
 
 from benchmarks import report
+from benchmarks.cli import UsageError
 from benchmarks.specs import get_spec, parse_rows
 
 
@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", help="comma-separated rows to compare (default: every implemented row)")
 
 
-def compare(table: pd.DataFrame, rows: list[int], tolerance: float, top1_tolerance: float) -> tuple[pd.DataFrame, int, list[str]]:
+def compare(table: pd.DataFrame, rows: list[int], tolerance: float,
+            top1_tolerance: float) -> tuple[pd.DataFrame, int, list[str]]:
     """The comparison table, the number of failing rows, and the documented deviations' reasons."""
     records, failures, reasons = [], 0, {}
     for _, r in table[table["row"].isin(rows)].iterrows():
@@ -58,12 +59,14 @@ def compare(table: pd.DataFrame, rows: list[int], tolerance: float, top1_toleran
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.tolerance < 0 or args.top1_tolerance < 0:
+        raise UsageError(f"tolerances must be >= 0, got --tolerance {args.tolerance:g} "
+                         f"--top1-tolerance {args.top1_tolerance:g}")
     try:
         rows = [spec.row for spec in parse_rows(args.rows)]
     except ValueError as error:
-        print(f"compare: error: {error}", file=sys.stderr)
-        return 2
-    result, failures, notes = compare(report.build_table(), rows, args.tolerance, args.top1_tolerance)
+        raise UsageError(str(error)) from error
+    result, failures, notes = compare(report.build_table(args.store), rows, args.tolerance, args.top1_tolerance)
     print(tabulate(result, headers="keys", tablefmt="github", showindex=False))
     if notes:
         print("\nKnown deviations (measured, reported as they are):\n" + "\n".join(f"- {note}" for note in notes))

@@ -47,7 +47,6 @@ import csv
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +60,8 @@ import torch
 import torchvision.transforms.v2.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
+
+from benchmarks.store import write_text
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi")
 SKIP_REASONS = ("missing", "unreadable", "empty", "too_short", "unknown_class")
@@ -217,10 +218,7 @@ class VideoIndex:
 
 def save_classes(path: str | Path, classes: Sequence[str]) -> Path:
     """Write the class order as a JSON list (index i = class i)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(list(classes), indent=0) + "\n")
-    return path
+    return write_text(path, json.dumps(list(classes), indent=0) + "\n")
 
 
 def load_classes(path: str | Path) -> tuple[str, ...]:
@@ -325,11 +323,7 @@ def _read_cache(file: Path) -> dict[str, dict]:
 def _write_cache(file: Path, records: dict[str, dict]) -> None:
     """Atomic write (several ranks may index at once); an unwritable location only costs a warning."""
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as f:
-            json.dump({"version": _CACHE_VERSION, "files": records}, f)
-        os.replace(tmp, file)
+        write_text(file, json.dumps({"version": _CACHE_VERSION, "files": records}))
     except OSError as error:
         warnings.warn(f"could not write the video index cache {file}: {error}", stacklevel=3)
 

@@ -1,4 +1,6 @@
-"""Evaluate a trained checkpoint and store the run (``python -m benchmarks.run eval``).
+"""Evaluate a trained checkpoint and store the run: ``evaluate(config, store)``.
+
+The command line is ``benchmarks.commands.evaluate`` (``python -m benchmarks.run eval``).
 
 The row's evaluation protocol, at the input the checkpoint was trained with:
 
@@ -8,43 +10,37 @@ The row's evaluation protocol, at the input the checkpoint was trained with:
   constant backbone memory; ``compare_whole_clip`` also runs the whole clip at once and reports the
   largest logit difference and how often the two predictions agree.
 
-The run is written atomically to ``results/runs/<row>-<timestamp>.json`` (every ``store.RUN_FIELDS``
+The run is written atomically to ``<store>/runs/<row>-<timestamp>.json`` (every ``store.RUN_FIELDS``
 field, top-1/top-5, videos evaluated and skipped by reason, GFLOPs and peak memory at the input used,
 the checkpoint's sha256, provenance, input settings and deviations from the spec), with per-class
 accuracy next to it (``.per_class.csv``). Its ``dataset`` is ``dataset_name`` if given, else the
 ``name`` in ``DATA/dataset.json``, else ``kinetics600`` only for data with exactly 600 classes, else
 ``custom:<root folder name>``: a run on other data never passes for a Kinetics-600 result.
 
-Several rows, SLURM: ``--row 1,6 --checkpoint OUT/row{row}/last.pt`` evaluates each row's
-checkpoint; ``--launch slurm`` runs them as a job array through submitit, storing the runs in this
-process's results directory (``benchmarks.slurm_tasks``). A checkpoint with a stored run on the same
-data and split (same sha256) is skipped unless ``--refresh``.
+The model, the spec it was trained for and its class order come from the checkpoint alone
+(``benchmarks.runs.load_trained``); the run's method (``benchmarks.methods``) gives its forward pass.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from benchmarks.checkpoint import CheckpointError, file_sha256, load_checkpoint, model_weights
+from benchmarks.checkpoint import file_sha256
 from benchmarks.data import VideoDataset, VideoIndex, make_loader, read_annotations
-from benchmarks.launch import add_launch_arguments, launch_command, options_from_args
 from benchmarks.measure import LogitsOnly, count_gflops, peak_memory_mb
+from benchmarks.methods import Method, get_method
+from benchmarks.runs import Trained, annotation_file, eval_sampling, load_trained
 from benchmarks.specs import RowSpec, get_spec
-from benchmarks.store import load_runs, provenance, runs_dir, write_json_atomic
-from benchmarks.train import (TrainConfig, annotation_file, build_train_model, eval_sampling, logits_of, parse_row_list,
-                              resolve_spec)
+from benchmarks.store import Store, provenance, write_csv, write_json
 
 KINETICS_600 = "kinetics600"
 KINETICS_600_CLASSES = 600
@@ -64,6 +60,7 @@ class EvalConfig:
     chunk: int = 8  # frames per streaming call
     compare_whole_clip: bool = False
     dataset_name: str | None = None
+    setting: str | None = None  # the method's evaluation setting; default its first
     batch_size: int = 4
     num_workers: int = 4
     device: str | None = None  # default: CUDA when available
@@ -72,8 +69,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.weights not in (None, "ema", "raw"):
             raise ValueError(f"weights must be 'ema' or 'raw', got {self.weights!r}")
-        if self.chunk < 1 or self.batch_size < 1:
-            raise ValueError(f"chunk and batch_size must be >= 1, got {self.chunk}, {self.batch_size}")
+        if self.chunk < 1 or self.batch_size < 1 or self.num_workers < 0:
+            raise ValueError(f"chunk and batch_size must be >= 1 and num_workers >= 0, got {self.chunk}, "
+                             f"{self.batch_size}, {self.num_workers}")
 
 
 def evaluation_mode(spec: RowSpec) -> str:
@@ -114,15 +112,16 @@ def stream_logits(model: nn.Module, video: Tensor, chunk: int) -> Tensor:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, videos: Tensor, mode: str, chunk: int) -> Tensor:
+def predict(model: nn.Module, videos: Tensor, mode: str, chunk: int, method: Method | None = None) -> Tensor:
     """Logits ``[B, classes]`` for a batch as the row evaluates it; multi-view videos are
     ``[B, V, 3, T, H, W]`` and their views' logits are averaged."""
+    forward = (method or get_method("standard")).predict
     if mode == "streaming":
         return stream_logits(model, videos, chunk)
     if mode == "multi-view" and videos.dim() == 6:
         batch, views = videos.shape[:2]
-        return logits_of(model(videos.flatten(0, 1))).unflatten(0, (batch, views)).mean(dim=1)
-    return logits_of(model(videos))
+        return forward(model, videos.flatten(0, 1))[0].unflatten(0, (batch, views)).mean(dim=1)
+    return forward(model, videos)[0]
 
 
 def _one_video(model: nn.Module, spec: RowSpec, mode: str, chunk: int, device: str) -> Callable[[], None]:
@@ -135,24 +134,29 @@ def _one_video(model: nn.Module, spec: RowSpec, mode: str, chunk: int, device: s
     return run
 
 
-def evaluate(config: EvalConfig) -> dict:
-    """Evaluate the checkpoint and write the run record; returns the record."""
-    checkpoint = load_checkpoint(config.checkpoint)
-    train_config = TrainConfig.from_dict(checkpoint["config"])
-    spec, deviations = resolve_spec(train_config)
+def evaluate(config: EvalConfig, store: Store | None = None) -> dict:
+    """Evaluate the checkpoint and write the run record into ``store`` (default ``Store.default()``);
+    returns the record."""
+    store = store or Store.default()
+    trained = load_trained(config.checkpoint, config.weights)
+    spec = trained.spec
     if config.row is not None and get_spec(config.row).row != spec.row:
         raise ValueError(f"{config.checkpoint} was trained for row {spec.row} ({spec.name}), not row {config.row}")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    classes = tuple(checkpoint["classes"])
+    method = get_method(trained.config.method)
+    setting = config.setting or method.eval_settings()[0]
 
     mode = evaluation_mode(spec)
     if config.compare_whole_clip and mode != "streaming":
         raise ValueError(f"compare_whole_clip needs a streaming row; row {spec.row} ({spec.name}) is {mode}")
+    with method.setting(trained.model, setting):
+        return _evaluate(config, store, trained, method, setting, mode, device)
 
-    model = build_train_model(spec, len(classes), train_config.recipe)
-    state, weights = model_weights(checkpoint, config.weights)
-    model.load_state_dict(state)
-    model.eval()
+
+def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method, setting: str, mode: str,
+              device: str) -> dict:
+    spec, deviations, classes, model, checkpoint = (trained.spec, trained.deviations, trained.classes, trained.model,
+                                                    trained.checkpoint)
     gflops_per_view = count_gflops(LogitsOnly(model), spec.clip_shape)  # on CPU, before moving the model
     model.to(device)
 
@@ -171,12 +175,12 @@ def evaluate(config: EvalConfig) -> dict:
         if not len(labels):
             continue
         videos = videos.to(device)
-        logits = predict(model, videos, mode, config.chunk).float().cpu()
+        logits = predict(model, videos, mode, config.chunk, method).float().cpu()
         per_class[:, 0] += torch.bincount(labels, minlength=len(classes))
         per_class[:, 1] += torch.bincount(labels[logits.argmax(1) == labels], minlength=len(classes))
         top5_correct += (logits.topk(top5_k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()
         if config.compare_whole_clip:
-            whole = predict(model, videos, "single-clip", config.chunk).float().cpu()
+            whole = predict(model, videos, "single-clip", config.chunk, method).float().cpu()
             diff = (whole - logits).abs().max().item()
             stream_check["max_abs_logit_diff"] = max(stream_check["max_abs_logit_diff"], diff)
             stream_check["agreeing"] += (whole.argmax(1) == logits.argmax(1)).sum().item()
@@ -186,8 +190,7 @@ def evaluate(config: EvalConfig) -> dict:
         raise ValueError(f"no video of {config.data} split {config.split!r} could be evaluated")
     memory_mb, memory_method = peak_memory_mb(model, _one_video(model, spec, mode, config.chunk, device), device)
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    path = runs_dir() / f"{spec.row}-{stamp}.json"
+    path = store.new_run_path(str(spec.row))
     per_class_csv = path.with_suffix(".per_class.csv")
     _write_per_class(per_class_csv, classes, per_class)
     skipped = {**index.skipped, "load_error": load_errors}
@@ -209,7 +212,9 @@ def evaluate(config: EvalConfig) -> dict:
         "videos_skipped_total": sum(skipped.values()),
         "per_class_csv": str(per_class_csv),
         "mode": mode,
-        "weights": weights,
+        "method": method.name,
+        "setting": setting,
+        "weights": trained.weights,
         "input": {**{name: getattr(sampling, name) for name in EVAL_INPUT_FIELDS},
                   **({"chunk": config.chunk} if mode == "streaming" else {})},
         "deviations": deviations,
@@ -227,7 +232,7 @@ def evaluate(config: EvalConfig) -> dict:
     if config.compare_whole_clip:
         record["stream_vs_whole_clip"] = {"max_abs_logit_diff": stream_check["max_abs_logit_diff"],
                                           "prediction_agreement": stream_check["agreeing"] / evaluated}
-    write_json_atomic(path, record)
+    write_json(path, record)
     record["path"] = str(path)
     return record
 
@@ -236,92 +241,4 @@ def _write_per_class(path: Path, classes: tuple[str, ...], per_class: Tensor) ->
     videos, correct = per_class[:, 0], per_class[:, 1]
     table = pd.DataFrame({"class": classes, "videos": videos.tolist(), "correct": correct.tolist(),
                           "top1": (100.0 * correct / videos.clamp(min=1)).where(videos > 0, float("nan")).tolist()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--row", required=True,
-                        help="Table 1 row number or name the checkpoint is for; several, comma-separated, are "
-                        "evaluated one after another (or as an array with --launch)")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a checkpoint written by `train` (last.pt or best.pt); {row} in it is replaced by "
-                        "the row number, which several rows need (e.g. OUT/row{row}/last.pt)")
-    parser.add_argument("--data", required=True, help="dataset root: ROOT/<split>/<class>/<video>.mp4")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
-    parser.add_argument("--weights", choices=("ema", "raw"), help="default: ema when the checkpoint has it")
-    parser.add_argument("--chunk", type=int, default=8, help="frames per call in streaming evaluation")
-    parser.add_argument("--compare-whole-clip", action="store_true",
-                        help="stream rows: also run the whole clip at once and report the difference")
-    parser.add_argument("--dataset-name", help="name stored with the run (default: DATA/dataset.json, see --help)")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--num-workers", type=int, default=4)
-    parser.add_argument("--device", choices=("cpu", "cuda"))
-    parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
-    parser.add_argument("--refresh", action="store_true",
-                        help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
-    add_launch_arguments(parser)
-
-
-def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
-    """One config per row of ``--row``, each with its checkpoint (``{row}`` in ``--checkpoint`` filled in)."""
-    specs = parse_row_list(args.row)
-    if len(specs) > 1 and "{row}" not in args.checkpoint:
-        raise ValueError(f"several rows need {{row}} in --checkpoint (e.g. OUT/row{{row}}/last.pt), "
-                         f"got {args.checkpoint!r}")
-    names = [f.name for f in dataclasses.fields(EvalConfig) if f.name not in ("row", "checkpoint")]
-    common = {name: getattr(args, name) for name in names}
-    return [EvalConfig(row=spec.row, checkpoint=args.checkpoint.replace("{row}", str(spec.row)), **common)
-            for spec in specs]
-
-
-def check_checkpoint(config: EvalConfig) -> None:
-    """Fail before launching on a checkpoint that is missing, unreadable or for another row."""
-    checkpoint = load_checkpoint(config.checkpoint)
-    if checkpoint["row"] != config.row:
-        raise ValueError(f"{config.checkpoint} was trained for row {checkpoint['row']}, not row {config.row}")
-
-
-def stored_run(config: EvalConfig) -> dict | None:
-    """The stored run of this checkpoint (by sha256) on the same data and split, if any."""
-    sha256 = file_sha256(config.checkpoint)
-    data_root = str(Path(config.data).resolve())
-    return next((run for run in load_runs() if run["checkpoint_sha256"] == sha256 and run["split"] == config.split
-                 and run.get("data_root") == data_root), None)
-
-
-def print_run(name: str, record: dict) -> None:
-    print(f"row {record['row']} {record['name']} on {record['dataset']} {record['split']}: top-1 "
-          f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({record['videos_evaluated']} videos, "
-          f"{record['videos_skipped_total']} skipped)  wrote {record['path']}")
-
-
-def main(args: argparse.Namespace) -> int:
-    from benchmarks.slurm_tasks import EvalTask  # it imports this module
-
-    try:
-        if args.no_wait and args.launch == "none":
-            raise ValueError("--no-wait needs --launch slurm or local")
-        configs = configs_from_args(args)
-        options = options_from_args(args)
-        for config in configs:
-            check_checkpoint(config)
-        stored = {config.row: None if args.refresh else stored_run(config) for config in configs}
-    except (CheckpointError, ValueError, FileNotFoundError) as error:
-        print(f"eval: error: {error}", file=sys.stderr)
-        return 2
-    todo = [config for config in configs if stored[config.row] is None]
-    for config in configs:
-        if stored[config.row] is not None:
-            print(f"row {config.row}: {config.checkpoint} already evaluated on this data and split "
-                  f"(run of {stored[config.row]['date']}; --refresh evaluates it again)")
-    if not todo:
-        return 0
-    return launch_command("eval", EvalTask(), todo, [f"row{config.row}" for config in todo], args, options,
-                          on_result=print_run, job_name="grw-eval")
+    write_csv(path, table)

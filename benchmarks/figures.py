@@ -1,7 +1,7 @@
 """Regenerate the tables and figures from stored results only (seconds; no model is built).
 
-Reads results/measured/, results/runs/ and results/memory_vs_frames.csv and rewrites
-results/table1.md, results/table1.csv, results/k600_flops.png/.svg and results/memory_vs_frames.png.
+Reads measured/, runs/ and memory_vs_frames.csv of the results store and rewrites table1.md,
+table1.csv, k600_flops.png/.svg and memory_vs_frames.png there.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from benchmarks import memory, report
-from benchmarks.paths import results_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    written = report.write_all()
-    memory_csv = results_dir() / memory.CSV_NAME
+    written = report.write_all(args.store)
+    memory_csv = args.store.root / memory.CSV_NAME
     if memory_csv.exists():
-        written += memory.plot_memory(memory.load_memory_csv(memory_csv))
+        written += memory.plot_memory(memory.load_memory_csv(memory_csv), args.store.root)
     for path in written:
         print(f"wrote {path}")
     return 0

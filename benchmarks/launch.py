@@ -21,17 +21,18 @@ import argparse
 import math
 import re
 import shutil
-import sys
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import submitit
 from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission
 from tqdm import tqdm
 
+from benchmarks.cli import UsageError
 from benchmarks.paths import REPO_ROOT
 
 MODES = ("slurm", "local", "none")
@@ -160,8 +161,24 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
                        help="submitit logs and pickles (default: %(default)s)")
 
 
+def check_launch_arguments(args: argparse.Namespace) -> None:
+    """Refuse option combinations that cannot launch (``UsageError``)."""
+    if args.no_wait and args.launch == "none":
+        raise UsageError("--no-wait needs --launch slurm or local")
+    if args.launch == "slurm" and shutil.which("sbatch") is None:
+        raise UsageError("sbatch not found: run on a SLURM cluster (see slurm/local/README.md) "
+                         "or use --launch local / none")
+
+
 def options_from_args(args: argparse.Namespace) -> SlurmOptions:
-    """The :class:`SlurmOptions` given on the command line (raises ``ValueError`` on bad values)."""
+    """The :class:`SlurmOptions` given on the command line (``UsageError`` on bad values)."""
+    try:
+        return _options_from_args(args)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def _options_from_args(args: argparse.Namespace) -> SlurmOptions:
     return SlurmOptions(
         partition=args.partition,
         nodes=args.nodes,
@@ -280,7 +297,6 @@ def launch(
 
 
 def launch_command(
-    prog: str,
     fn: Callable[[Any], Any],
     items: Sequence[Any],
     names: Sequence[str],
@@ -290,13 +306,16 @@ def launch_command(
     job_name: str = "grw-bench",
 ) -> int:
     """:func:`launch` for a CLI subcommand (``args`` from :func:`add_launch_arguments`); returns the
-    exit status: 2 when nothing could be submitted, 0 after ``--no-wait``, else 0 or 1 (a task failed)."""
+    exit status: 0 after ``--no-wait``, else 0 or 1 (a task failed). Raises ``UsageError`` when
+    nothing could be submitted."""
+    check_launch_arguments(args)
+    if not items:
+        return 0
     try:
         report = launch(fn, items, names, mode=args.launch, options=options, on_result=on_result,
                         wait=not args.no_wait, job_name=job_name)
     except RuntimeError as error:  # e.g. no sbatch on this machine
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from error
     if args.no_wait:
         print("submitted; run the same command again to collect what is left (finished work is skipped)")
         return 0

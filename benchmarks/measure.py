@@ -1,17 +1,25 @@
-"""Counting GFLOPs and parameters the way the published tables do, and peak inference memory on
-CPU or CUDA."""
+"""Counting GFLOPs and parameters the way the published tables do, peak inference memory on CPU or
+CUDA, and the measurement of a Table 1 row (``measure_row``), cached in the results store under a key
+of the row's spec and a hash of the code that builds and measures its model.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
+import time
 import warnings
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
+
+from benchmarks.paths import REPO_ROOT
+from benchmarks.store import Store, provenance, read_json
 
 if TYPE_CHECKING:
     from benchmarks.specs import RowSpec
@@ -150,7 +158,7 @@ class LogitsOnly(nn.Module):
 STREAM_CHUNK = 1  # frames per streaming call when measuring a stream row: frame by frame, as deployed
 
 
-def one_video_inference(model: nn.Module, spec: "RowSpec", device: str) -> Callable[[], None]:
+def one_video_inference(model: nn.Module, spec: RowSpec, device: str) -> Callable[[], None]:
     """One video's inference the way the row is deployed: views one after another, stream rows
     frame by frame with their state."""
 
@@ -168,7 +176,7 @@ def one_video_inference(model: nn.Module, spec: "RowSpec", device: str) -> Calla
     return run
 
 
-def measure_spec(spec: "RowSpec", device: str) -> dict:
+def measure_spec(spec: RowSpec, device: str) -> dict:
     """GFLOPs per video (per view x views), parameters and peak memory of one Table 1 row's model."""
     from benchmarks.specs import build_model
 
@@ -185,3 +193,66 @@ def measure_spec(spec: "RowSpec", device: str) -> dict:
         "memory_method": memory_method,
         "memory_mode": f"streaming, {STREAM_CHUNK} frame(s) per call" if spec.streaming else "whole clip",
     }
+
+
+# --------------------------------------------------------------------------- Table 1 measurements
+
+# Source files whose change invalidates a row's cached measurement, by model family.
+COMMON_SOURCES = ("baselines/__init__.py", "benchmarks/measure.py", "benchmarks/specs.py")
+FAMILY_SOURCES = {
+    "movinet": ("baselines/movinet.py", "baselines/movinet_specs.json"),
+    "mobilenet_v3": ("baselines/mobilenet.py", "baselines/tsm.py"),
+    "x3d": ("baselines/x3d.py",),
+}
+GRW_SOURCES = ("grw/*.py",)
+
+
+def model_code_hash(spec: RowSpec) -> str:
+    """Hash of the code that builds and measures this row's model."""
+    patterns = COMMON_SOURCES + FAMILY_SOURCES[spec.family] + (GRW_SOURCES if spec.grw else ())
+    digest = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(REPO_ROOT.glob(pattern)):
+            digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(spec: RowSpec, device: str) -> str:
+    return f"{spec.key()}-{model_code_hash(spec)}-{device}"
+
+
+def measure_row(spec: RowSpec, device: str, command: str | None = None) -> dict:
+    """Build the row's model and measure it; returns the JSON record stored in ``measured/``.
+
+    ``command`` is the user's command line when this runs as a submitit task (whose own command
+    line is submitit's job script)."""
+    started = time.perf_counter()
+    numbers = measure_spec(spec, device)
+    return {
+        "row": spec.row,
+        "name": spec.name,
+        "model": spec.model,
+        "grw": spec.grw is not None,
+        "input": {"res": spec.res, "frames": spec.frames, "clips": spec.clips, "crops": spec.crops},
+        **numbers,
+        "device": device,
+        "key": cache_key(spec, device),
+        "seconds": round(time.perf_counter() - started, 2),
+        **provenance(device),
+        **({"command": command} if command else {}),
+    }
+
+
+def cached_measurement(spec: RowSpec, device: str, store: Store) -> dict | None:
+    """The stored measurement of the row when it was made with the current code, else None."""
+    path = store.measurement_path(spec.row, device)
+    if not path.exists():
+        return None
+    record = read_json(path)
+    return record if record.get("key") == cache_key(spec, device) else None
+
+
+def rows_to_measure(specs: list[RowSpec], device: str, store: Store, refresh: bool = False) -> list[RowSpec]:
+    """The rows without a valid cached measurement (all of them with ``refresh``)."""
+    return [spec for spec in specs if refresh or cached_measurement(spec, device, store) is None]

@@ -21,9 +21,9 @@ from tabulate import tabulate  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import baselines  # noqa: E402
+from benchmarks.cli import UsageError  # noqa: E402
 from benchmarks.measure import peak_memory_mb  # noqa: E402
-from benchmarks.paths import results_dir  # noqa: E402
-from benchmarks.store import provenance  # noqa: E402
+from benchmarks.store import atomic_path, provenance, write_csv  # noqa: E402
 
 CSV_NAME = "memory_vs_frames.csv"
 
@@ -66,8 +66,7 @@ def load_memory_csv(path: Path) -> pd.DataFrame:
     return table
 
 
-def plot_memory(table: pd.DataFrame, out_dir: Path | None = None) -> list[Path]:
-    out_dir = out_dir or results_dir()
+def plot_memory(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, group in table.groupby("model", sort=False):
         group = group.sort_values("frames")
@@ -81,7 +80,8 @@ def plot_memory(table: pd.DataFrame, out_dir: Path | None = None) -> list[Path]:
     ax.legend()
     fig.tight_layout()
     path = out_dir / "memory_vs_frames.png"
-    fig.savefig(path, dpi=150)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
     plt.close(fig)
     return [path]
 
@@ -109,17 +109,14 @@ def main(args: argparse.Namespace) -> int:
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in models if name not in baselines.available()]
     if unknown:
-        print(f"memory: error: unknown model(s) {', '.join(unknown)}; valid: {', '.join(baselines.available())}",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(baselines.available())}")
+    if args.res < 1:
+        raise UsageError(f"--res must be >= 1, got {args.res}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but CUDA is not available")
     table = measure_memory(models, args.frames, args.res, args.device)
-    out_dir = results_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / CSV_NAME
-    tmp = csv_path.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(csv_path)
-    written = [csv_path, *plot_memory(table, out_dir)]
+    out_dir = args.store.root
+    written = [write_csv(out_dir / CSV_NAME, table), *plot_memory(table, out_dir)]
     print(tabulate(table[["model", "mode", "frames", "res", "peak_memory_mb", "device"]], headers="keys",
                    tablefmt="github", showindex=False))
     print("wrote " + ", ".join(str(p) for p in written))

@@ -1,4 +1,4 @@
-"""A CPU-scale proxy of Table 1 on synthetic data (``python -m benchmarks.run table1 --dataset airplanes --proxy``).
+"""A CPU-scale proxy of Table 1 on synthetic data (``python -m benchmarks.run proxy``).
 
 Not Kinetics-600. Each implemented family of Table 1's first rows (``VARIANTS``) is trained from
 scratch on the warm-up airplanes in the warm-up setting of ``benchmarks.warmup`` (32 px, 6-frame
@@ -7,9 +7,9 @@ with the suite's own ``train`` and ``evaluate``. The runs are stored in ``result
 dataset ``warmup-airplanes``: the Kinetics-600 table names that dataset next to them and never
 plots them. The proxy has its own outputs:
 
-- ``results/proxy_table1.md``: test top-1 and GFLOPs per clip measured at the proxy input;
-- ``results/proxy_flops.png``: top-1 vs those GFLOPs (``benchmarks.report.pareto_figure``);
-- ``results/runs/proxy/proxy-<timestamp>.json``: the summary both are rendered from (per run: the
+- ``proxy_table1.md``: test top-1 and GFLOPs per clip measured at the proxy input;
+- ``proxy_flops.png``: top-1 vs those GFLOPs (``benchmarks.report.pareto_figure``);
+- ``runs/proxy/proxy-<timestamp>.json``: the summary both are rendered from (per run: the
   row, GRW, top-1, GFLOPs, parameters, training time, the run file), the setting, provenance.
 
 A frame-wise MobileNetV3 averages per-frame logits: it cannot see motion, and motion is all that
@@ -19,7 +19,6 @@ tells the airplane classes apart, so it is expected at chance (33.3%) with or wi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from dataclasses import dataclass
@@ -31,12 +30,13 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from benchmarks import report
+from benchmarks.cli import UsageError
 from benchmarks.measure import count_params
-from benchmarks.paths import REPO_ROOT, results_dir, runs_dir
+from benchmarks.paths import REPO_ROOT
+from benchmarks.runs import load_trained
 from benchmarks.specs import get_spec, parse_rows
-from benchmarks.store import atomic_file, provenance, write_json_atomic
-from benchmarks.warmup import (WarmupConfig, format_mean_std, load_trained, mean_std, prepare_data, setting,
-                               train_and_evaluate)
+from benchmarks.store import Store, provenance, write_json, write_text
+from benchmarks.warmup import WarmupConfig, format_mean_std, mean_std, prepare_data, setting, train_and_evaluate
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,10 @@ def select_variants(rows: str | None) -> tuple[Variant, ...]:
 # --------------------------------------------------------------------------- runs
 
 
-def run_variant(config: WarmupConfig, variant: Variant, seed: int) -> dict:
+def run_variant(config: WarmupConfig, variant: Variant, seed: int, store: Store) -> dict:
     """Train and evaluate one variant; what the summary keeps of it."""
-    summary, record = train_and_evaluate(config, variant.row, variant.grw, seed)
-    model, _, _ = load_trained(summary["last_checkpoint"])
+    summary, record = train_and_evaluate(config, variant.row, variant.grw, seed, store)
+    model = load_trained(summary["last_checkpoint"], "raw").model
     return {
         "variant": variant.name,
         "row": variant.row,
@@ -97,12 +97,12 @@ def run_variant(config: WarmupConfig, variant: Variant, seed: int) -> dict:
     }
 
 
-def run_proxy(config: WarmupConfig = PROXY, variants: tuple[Variant, ...] = VARIANTS) -> dict:
+def run_proxy(store: Store, config: WarmupConfig = PROXY, variants: tuple[Variant, ...] = VARIANTS) -> dict:
     """Train and evaluate every variant for every seed, store the summary, write the table and figure."""
     started = time.perf_counter()
     prepare_data(config)
     jobs = [(variant, seed) for variant in variants for seed in range(config.seeds)]
-    runs = [run_variant(config, variant, seed)
+    runs = [run_variant(config, variant, seed, store)
             for variant, seed in tqdm(jobs, desc="proxy runs", unit="run", file=sys.stderr)]
     summary = {
         "experiment": "table1-proxy",
@@ -111,9 +111,8 @@ def run_proxy(config: WarmupConfig = PROXY, variants: tuple[Variant, ...] = VARI
         "wall_time_s": round(time.perf_counter() - started, 1),
         **provenance("cpu"),
     }
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    summary["path"] = str(write_json_atomic(runs_dir() / "proxy" / f"proxy-{stamp}.json", summary))
-    summary["outputs"] = [str(path) for path in write_outputs(summary)]
+    summary["path"] = str(write_json(store.new_run_path("proxy", "proxy"), summary))
+    summary["outputs"] = [str(path) for path in write_outputs(summary, store.root)]
     return summary
 
 
@@ -232,31 +231,29 @@ def plot_proxy(table: pd.DataFrame, path: Path) -> list[Path]:
     return report.save_figure(fig, [path])
 
 
-def write_outputs(summary: dict, out_dir: Path | None = None) -> list[Path]:
+def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
     """``proxy_table1.md`` and ``proxy_flops.png`` from a proxy summary."""
-    out_dir = out_dir or results_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     table = proxy_table(summary)
-    markdown = out_dir / "proxy_table1.md"
-    with atomic_file(markdown) as f:
-        f.write(render_markdown(summary, table))
+    markdown = write_text(out_dir / "proxy_table1.md", render_markdown(summary, table))
     return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png")]
 
 
-# --------------------------------------------------------------------------- command line (through table1)
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", help="comma-separated Table 1 rows whose proxy models to run (default: all of "
+                        f"{', '.join(str(row) for row in sorted({variant.row for variant in VARIANTS}))})")
 
 
 def main(args: argparse.Namespace) -> int:
-    """``table1 --dataset airplanes --proxy``: ``--rows`` picks variants; runs in this process, one thread."""
+    """Runs in this process, one thread; ``--rows`` picks variants."""
     try:
-        if args.launch != "none":
-            raise ValueError("the proxy runs in this process (no --launch)")
         variants = select_variants(args.rows)
     except ValueError as error:
-        print(f"table1: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from error
     torch.set_num_threads(1)  # the 2 shared cores: more threads spin against each other
-    summary = run_proxy(PROXY, variants)
+    summary = run_proxy(args.store, PROXY, variants)
     print(tabulate(display_table(proxy_table(summary)), headers="keys", tablefmt="github", showindex=False,
                    disable_numparse=True))
     print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")

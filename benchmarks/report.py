@@ -1,14 +1,16 @@
 """Tables and figures of Table 1 from stored results only (no model is built here).
 
 Published numbers come from the specs (``results/published/table1.csv``); measured GFLOPs, parameters
-and memory from ``results/measured/``; reproduced accuracy from ``results/runs/``. Only Kinetics-600
-runs can stand in for the published accuracy in the figure; runs on other datasets are listed in the
-table with their dataset so they can never pass for Kinetics-600 results.
+and memory from the store's ``measured/``; reproduced accuracy from its ``runs/``, and only from runs
+on Kinetics-600: runs on other data (the synthetic airplanes of the CPU proxy, toy test data) never
+appear in Table 1; the proxy has its own table (``proxy_table1.md``). Long status text goes to numbered
+footnotes under the table, so the table fits a terminal.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -18,11 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from benchmarks.paths import results_dir  # noqa: E402
 from benchmarks.specs import all_specs  # noqa: E402
-from benchmarks.store import load_measurements, load_runs  # noqa: E402
+from benchmarks.store import Store, atomic_path, write_csv, write_text  # noqa: E402
 
 KINETICS = "kinetics600"
+TERMINAL_WIDTH = 120
 DEVICE_PREFERENCE = ("cuda", "cpu")  # published memory is GPU memory: prefer a CUDA measurement
 
 
@@ -37,7 +39,7 @@ def _preferred_measurements(measurements: list[dict]) -> dict[int, dict]:
 
 
 def _latest_runs(runs: list[dict]) -> dict[int, dict]:
-    """The newest run per row, Kinetics-600 runs taking precedence over runs on other datasets.
+    """The newest Kinetics-600 run per row; runs on other data are not Table 1 results.
 
     A run with GRW switched the other way than in its row is an ablation (a GRW row's head trained
     without the loss, a baseline with GRW taps), not the row's result: it is left out.
@@ -45,32 +47,28 @@ def _latest_runs(runs: list[dict]) -> dict[int, dict]:
     grw_rows = {spec.row for spec in all_specs() if spec.grw}
     latest: dict[int, dict] = {}
     for run in runs:  # oldest first
-        if run.get("grw", run["row"] in grw_rows) != (run["row"] in grw_rows):
-            continue
-        current = latest.get(run["row"])
-        if current is None or run["dataset"] == KINETICS or current["dataset"] != KINETICS:
+        if run["dataset"] == KINETICS and run.get("grw", run["row"] in grw_rows) == (run["row"] in grw_rows):
             latest[run["row"]] = run
     return latest
 
 
-def build_table(measurements: list[dict] | None = None, runs: list[dict] | None = None) -> pd.DataFrame:
+def build_table(store: Store | None = None, measurements: list[dict] | None = None,
+                runs: list[dict] | None = None) -> pd.DataFrame:
     """One row per Table 1 row: published vs measured vs reproduced, with the status of each."""
-    measured = _preferred_measurements(load_measurements() if measurements is None else measurements)
-    reproduced = _latest_runs(load_runs() if runs is None else runs)
+    store = store or Store.default()
+    measured = _preferred_measurements(store.load_measurements() if measurements is None else measurements)
+    reproduced = _latest_runs(store.load_runs() if runs is None else runs)
     records = []
     for spec in all_specs():
         m = measured.get(spec.row)
         run = reproduced.get(spec.row)
         gflops = m["gflops"] if m else None
-        on_kinetics = run is not None and run["dataset"] == KINETICS
         if not spec.implemented:
             status = f"published only ({spec.not_implemented_reason})"
         elif m is None:
             status = "not measured yet"
         elif run is None:
-            status = "measured; accuracy not run (published top-1 shown)"
-        elif not on_kinetics:
-            status = f"measured; top-1 from a run on {run['dataset']}, not Kinetics-600"
+            status = "measured; no Kinetics-600 accuracy run (published top-1 shown)"
         else:
             status = "measured; top-1 reproduced on Kinetics-600"
         if run is not None and run.get("deviations"):
@@ -108,30 +106,51 @@ def _fmt(value, digits: int = 1, suffix: str = "") -> str:
     return f"{value:.{digits}f}{suffix}"
 
 
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable columns: every missing number shows as '-', deltas signed."""
-    return pd.DataFrame(
+def display_table(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Human-readable columns (every missing number shows as '-', deltas signed), narrow enough for
+    a 120-column terminal, and the numbered footnotes its ``notes`` column refers to."""
+    footnotes: dict[str, int] = {}
+
+    def note(status: str) -> str:
+        return f"[{footnotes.setdefault(status, len(footnotes) + 1)}]"
+
+    shown = pd.DataFrame(
         {
             "#": table["row"],
             "model": table["model"],
             "GRW": table["grw"],
-            "top-1 published": table["published_top1"].map(_fmt),
-            "top-1 reproduced": [
-                "-" if pd.isna(top1) else f"{top1:.1f} ({dataset}, {int(n)} videos)"
-                for top1, dataset, n in zip(table["reproduced_top1"], table["reproduced_dataset"], table["reproduced_videos"])
+            "top-1\npub": table["published_top1"].map(_fmt),
+            "top-1\nK600": [
+                "-" if pd.isna(top1) else f"{top1:.1f}{'*' if deviates else ''}"
+                for top1, deviates in zip(table["reproduced_top1"], table["reproduced_deviates"])
             ],
-            "GFLOPs published": table["published_gflops"].map(lambda v: f"{v:g}"),
-            "GFLOPs measured": table["measured_gflops"].map(lambda v: _fmt(v, 2)),
+            "GFLOPs\npub": table["published_gflops"].map(lambda v: f"{v:g}"),
+            "GFLOPs\nmeasured": table["measured_gflops"].map(lambda v: _fmt(v, 2)),
             "delta": table["delta_pct"].map(lambda v: "-" if pd.isna(v) else f"{v:+.1f}%"),
-            "params (M)": table["params_m"].map(lambda v: _fmt(v, 2)),
-            "peak mem (MB)": [
-                "-" if pd.isna(mb) else f"{mb:.0f} ({device})" for mb, device in zip(table["peak_memory_mb"], table["memory_device"])
+            "params\n(M)": table["params_m"].map(lambda v: _fmt(v, 2)),
+            "memory\n(MB)": [
+                "-" if pd.isna(mb) else f"{mb:.0f} {device}"
+                for mb, device in zip(table["peak_memory_mb"], table["memory_device"])
             ],
-            "res": table["res"],
-            "clips x frames": table["clips_x_frames"],
-            "status": table["status"],
+            "input": [f"{views_frames.replace(' ', '')}x{res}"
+                      for views_frames, res in zip(table["clips_x_frames"], table["res"])],
+            "notes": table["status"].map(note),
         }
     )
+    return shown, [f"[{number}] {status}" for status, number in footnotes.items()]
+
+
+def render_table(table: pd.DataFrame, tablefmt: str = "github") -> str:
+    """The table and its footnotes as text (``github`` markdown, or ``simple`` for a terminal)."""
+    shown, footnotes = display_table(table)
+    if tablefmt == "github":  # markdown has no multi-line headers
+        shown.columns = [name.replace("\n", " ") for name in shown.columns]
+    legend = ("Input: clips x frames x side. top-1 K600: reproduced on Kinetics-600 by a stored run ('*': that run "
+              "deviates from the row's spec, see its note); '-': no such run, nothing claimed.")
+    lines = [tabulate(shown, headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True), ""]
+    for text in [*footnotes, "", legend]:
+        lines += textwrap.wrap(text, width=TERMINAL_WIDTH, subsequent_indent="    ") or [""]
+    return "\n".join(lines)
 
 
 def render_markdown(table: pd.DataFrame) -> str:
@@ -141,10 +160,11 @@ def render_markdown(table: pd.DataFrame) -> str:
         "Published columns: Goldman et al., NeurIPS 2025, Table 1 (`results/published/table1.csv`).",
         "Measured columns: `python -m benchmarks.run table1` (fvcore multiply-adds of convolutions and",
         "linear layers per video, all views; parameters; peak memory of one video's inference, stream",
-        "rows fed frame by frame). Reproduced top-1 only from stored runs in `results/runs/`, with the",
-        "dataset they ran on; '-' means no run exists and nothing is claimed.",
+        "rows fed frame by frame). Reproduced top-1 only from stored Kinetics-600 runs in `results/runs/`;",
+        "'-' means no run exists and nothing is claimed. Runs on the synthetic airplanes (the CPU proxy of",
+        "this table, `python -m benchmarks.run proxy`) are in [proxy_table1.md](proxy_table1.md).",
         "",
-        tabulate(display_table(table), headers="keys", tablefmt="github", showindex=False),
+        render_table(table),
         "",
     ]
     deviations = [spec for spec in all_specs() if spec.known_deviation]
@@ -155,21 +175,11 @@ def render_markdown(table: pd.DataFrame) -> str:
     return "\n".join(notes)
 
 
-def write_tables(table: pd.DataFrame, out_dir: Path | None = None) -> list[Path]:
-    out_dir = out_dir or results_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_tables(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     md, csv = out_dir / "table1.md", out_dir / "table1.csv"
-    _write_text_atomic(md, render_markdown(table))
-    tmp = csv.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(csv)
+    write_text(md, render_markdown(table))
+    write_csv(csv, table)
     return [md, csv]
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- the Pareto figure
@@ -212,10 +222,8 @@ def flops_ratio(points: pd.DataFrame) -> dict | None:
     }
 
 
-def plot_pareto(table: pd.DataFrame, out_dir: Path | None = None, title: str = "Kinetics-600") -> list[Path]:
+def plot_pareto(table: pd.DataFrame, out_dir: Path, title: str = "Kinetics-600") -> list[Path]:
     """Top-1 vs GFLOPs (log2 x axis) in the style of the paper's figure; returns the files written."""
-    out_dir = out_dir or results_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     fig = pareto_figure(plot_points(table), f"{title}: top-1 vs GFLOPs (numbers = Table 1 rows)")
     return save_figure(fig, [out_dir / "k600_flops.png", out_dir / "k600_flops.svg"])
 
@@ -246,7 +254,8 @@ def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per vi
         ax.annotate("", xy=(end["gflops"], start["top1"]), xytext=(start["gflops"], start["top1"]),
                     arrowprops=dict(arrowstyle="<->", color="black", lw=1.2))
         mid = math.sqrt(start["gflops"] * end["gflops"])
-        qualifier = "" if arrow["reaches"] else f" (row {arrow['to_row']} is {start['top1'] - end['top1']:.1f} pp below)"
+        shortfall = start["top1"] - end["top1"]
+        qualifier = "" if arrow["reaches"] else f" (row {arrow['to_row']} is {shortfall:.1f} pp below)"
         ax.text(mid, start["top1"] + 0.4, f"x{arrow['ratio']:.1f} FLOPs{qualifier}", ha="center", fontsize=10)
     ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
@@ -264,13 +273,14 @@ def save_figure(fig: plt.Figure, paths: list[Path]) -> list[Path]:
     No date in the metadata and a fixed SVG id salt, so re-rendering the same results gives the same
     files (no spurious diffs in results/)."""
     for path in paths:
-        with plt.rc_context({"svg.hashsalt": "grw-bench"}):
-            fig.savefig(path, dpi=150, metadata={"Date": None} if path.suffix in (".svg", ".pdf") else None)
+        with plt.rc_context({"svg.hashsalt": "grw-bench"}), atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=150,
+                        metadata={"Date": None} if path.suffix in (".svg", ".pdf") else None)
     plt.close(fig)
     return paths
 
 
-def write_all(out_dir: Path | None = None) -> list[Path]:
-    """Tables and figure from whatever is stored; what ``figures`` and ``table1`` both end with."""
-    table = build_table()
-    return write_tables(table, out_dir) + plot_pareto(table, out_dir)
+def write_all(store: Store, table: pd.DataFrame | None = None) -> list[Path]:
+    """Tables and figure from whatever is stored (or ``table``); what ``figures`` and ``table1`` end with."""
+    table = build_table(store) if table is None else table
+    return write_tables(table, store.root) + plot_pareto(table, store.root)

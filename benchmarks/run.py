@@ -1,7 +1,8 @@
 """Command-line entry point: ``python -m benchmarks.run <subcommand> [options]``.
 
-Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
-``main(args) -> int``; this file only wires them together.
+Each subcommand's module provides ``add_arguments(parser)`` and ``main(args) -> int``; nothing else in
+the suite imports those. This file wires them together, gives every command ``--results DIR`` (the
+results store, ``args.store``), and turns a ``UsageError`` into one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -10,19 +11,22 @@ import argparse
 import importlib
 import sys
 
-from benchmarks.store import set_cli_command
+from benchmarks.cli import UsageError
+from benchmarks.paths import RESULTS_ENV
+from benchmarks.store import Store, set_cli_command
 
-# name -> (module, one-line help); each module provides add_arguments(parser) and main(args).
+# name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "table1": ("benchmarks.table1", "measure every implemented Table 1 row and write tables + Pareto figure"),
-    "airplanes": ("benchmarks.airplanes", "render the synthetic warm-up airplanes dataset (yaw/pitch/roll) as mp4 files"),
+    "table1": ("benchmarks.commands.table1", "measure every implemented Table 1 row and write tables + Pareto figure"),
+    "proxy": ("benchmarks.proxy", "CPU proxy of Table 1: train and evaluate each family on the synthetic airplanes"),
+    "airplanes": ("benchmarks.airplanes", "render the synthetic warm-up airplanes (yaw/pitch/roll) as mp4 files"),
     "figures": ("benchmarks.figures", "regenerate tables and figures from stored results only (no models built)"),
     "compare": ("benchmarks.compare", "measured vs published GFLOPs (and top-1); exit 1 when out of tolerance"),
     "zoo": ("benchmarks.zoo", "every model of the zoo: measured vs published GFLOPs and parameters"),
     "memory": ("benchmarks.memory", "peak memory vs number of frames, base vs stream MoViNet"),
-    "train": ("benchmarks.train", "train a Table 1 row on Kinetics-format video (resumable, DDP via torchrun)"),
-    "eval": ("benchmarks.evaluate", "evaluate a trained checkpoint with the row's protocol; store the run in results/runs/"),
-    "warmup": ("benchmarks.warmup", "warm-up airplanes experiment: the same model with and without GRW, embeddings figure"),
+    "train": ("benchmarks.commands.train", "train Table 1 rows on Kinetics-format video (resumable, DDP, SLURM)"),
+    "eval": ("benchmarks.commands.evaluate", "evaluate a trained checkpoint with the row's protocol; store the run"),
+    "warmup": ("benchmarks.warmup", "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }
 
 
@@ -50,6 +54,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             p.description = (module.__doc__ or help_text).strip()
             p.formatter_class = argparse.RawDescriptionHelpFormatter
             module.add_arguments(p)
+            p.add_argument("--results", metavar="DIR",
+                           help=f"results directory to read and write (default: ${RESULTS_ENV}, else results/ "
+                           "of the checkout)")
             p.set_defaults(_module=module)
     return parser
 
@@ -58,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     selected = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(selected).parse_args(argv)
+    args.store = Store(args.results) if args.results else Store.default()
     set_cli_command(argv)
-    return int(args._module.main(args) or 0)
+    try:
+        return int(args._module.main(args) or 0)
+    except UsageError as error:
+        print(f"{args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The tasks ``train`` and ``eval`` launch through :mod:`benchmarks.launch`: one per Table 1 row.
 
-The item of a task is the row's ``TrainConfig`` or ``EvalConfig``; the task object carries only
+The item of a task is the row's ``RunConfig`` or ``EvalConfig``; the task object carries only
 what the launching process knows that a job does not. The same task runs in a SLURM array task
 (``--launch slurm``), as a local process (``local``) or in this process (``none``).
 
@@ -36,20 +36,18 @@ import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
-from unittest import mock
 
 import submitit
 from submitit.helpers import DelayedSubmission, TorchDistributedEnvironment
 
 from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.launch import ResumableTask, SlurmOptions
-from benchmarks.paths import results_dir
-from benchmarks.store import command_line, set_cli_command
-from benchmarks.train import TrainConfig, train
+from benchmarks.runs import RunConfig
+from benchmarks.store import Store, command_line, set_cli_command
+from benchmarks.train import train
 
 PREEMPT_SIGNAL = signal.SIGUSR1  # one of benchmarks.train.PREEMPTION_SIGNALS
 SUBMITIT_SIGNAL_ENV = "SUBMITIT_PREEMPT_SIGNAL"  # which signal submitit's handler listens to in a job
-RESULTS_ENV = "GRW_BENCH_RESULTS"  # see benchmarks.paths
 CLI = "python -m benchmarks.run"
 
 
@@ -100,9 +98,9 @@ def submitit_signal() -> signal.Signals:
 
 
 class TrainTask(ResumableTask):
-    """Train one row (the item: its ``TrainConfig``); preemption-safe in a job (module docstring)."""
+    """Train one row (the item: its ``RunConfig``); preemption-safe in a job (module docstring)."""
 
-    def __call__(self, config: TrainConfig) -> dict:
+    def __call__(self, config: RunConfig) -> dict:
         in_job = in_submitit_job()
         if in_job:
             export_distributed_env()
@@ -117,24 +115,23 @@ class TrainTask(ResumableTask):
             sys.exit(summary["exit_code"])
         return summary
 
-    def save_checkpoint(self, config: TrainConfig) -> None:
+    def save_checkpoint(self, config: RunConfig) -> None:
         """Nothing to write here: ``train()`` wrote ``last.pt`` when it stopped (or at its last epoch)."""
 
-    def checkpoint(self, config: TrainConfig) -> DelayedSubmission:
+    def checkpoint(self, config: RunConfig) -> DelayedSubmission:
         """The requeued task: the same row, resuming from ``last.pt``."""
         return super().checkpoint(dataclasses.replace(config, resume=True))
 
 
 @dataclass
 class EvalTask:
-    """Evaluate one checkpoint (the item: its ``EvalConfig``) and store the run where the launching
-    process stores results, with its command line as provenance: a job knows neither."""
+    """Evaluate one checkpoint (the item: its ``EvalConfig``) and store the run in the launching
+    process's results store, with its command line as provenance: a job knows neither."""
 
-    results: str = field(default_factory=lambda: str(results_dir().resolve()))
+    results: str = field(default_factory=lambda: str(Store.default().root.resolve()))
     command: str = field(default_factory=command_line)
 
     def __call__(self, config: EvalConfig) -> dict:
         if self.command.startswith(f"{CLI} "):
             set_cli_command(shlex.split(self.command.removeprefix(f"{CLI} ")))
-        with mock.patch.dict(os.environ, {RESULTS_ENV: self.results}):
-            return evaluate(config)
+        return evaluate(config, Store(self.results))

@@ -87,6 +87,19 @@ class RowSpec:
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    def to_dict(self) -> dict:
+        """JSON-friendly (how checkpoints store the spec a run was trained with)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RowSpec:
+        """The inverse of :meth:`to_dict`."""
+        values = dict(values)
+        grw = values.pop("grw")
+        if grw is not None:
+            grw = GrwSettings(**{name: tuple(v) if isinstance(v, list) else v for name, v in grw.items()})
+        return cls(grw=grw, **values)
+
 
 # What the suite adds to the published columns, row by row.
 GRW_HEAD = GrwSettings()

@@ -1,9 +1,13 @@
-"""The results store: atomic JSON writes, strict reads, provenance.
+"""The results store (:class:`Store`), the suite's atomic writers, strict reads, provenance.
 
-Layout under the results directory (see ``benchmarks.paths``):
-``published/`` the papers' numbers; ``measured/`` one JSON per Table 1 row and device written by
-``table1``; ``runs/`` one JSON per accuracy run written by ``eval``. A file that cannot be read is an
-error that names the file: results are never skipped silently.
+Every file the suite writes (results, indexes, checkpoints, figures, videos) goes through
+:func:`atomic_path` / :func:`atomic_file` or the writers built on them (:func:`write_text`,
+:func:`write_bytes`, :func:`write_json`, :func:`write_csv`): a reader sees the old file or the new one.
+
+Layout of a results directory: ``measured/`` one JSON per Table 1 row and device written by
+``table1``; ``runs/`` one JSON per accuracy run written by ``eval``; tables and figures. Published
+numbers always come from the checkout (``benchmarks.paths.published_dir``). A file that cannot be
+read is an error that names the file: results are never skipped silently.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, TYPE_CHECKING, Any
 
-from benchmarks.paths import REPO_ROOT, measured_dir, runs_dir
+from benchmarks.paths import REPO_ROOT, RESULTS_ENV
 
 # Fields every accuracy run must carry; a run without them is refused.
+if TYPE_CHECKING:
+    import pandas as pd
+
 RUN_FIELDS = (
     "row", "top1", "top5", "dataset", "split", "videos_evaluated", "videos_skipped",
     "checkpoint_sha256", "git_commit", "hardware", "date", "command",
@@ -34,18 +43,21 @@ class ResultFileError(ValueError):
     """A stored result file is malformed; the message names the file."""
 
 
+# --------------------------------------------------------------------------- atomic writers
+
+
 @contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; on success it is synced and renamed over
-    ``path``, on failure removed. A reader (or a run killed mid-write) sees the old file or the new
-    one, never a partial one."""
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a library that writes by file name (matplotlib, PyAV,
+    pandas); on success it is synced and renamed over ``path``, on failure removed. A reader (or a
+    run killed mid-write) sees the old file or the new one, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -53,11 +65,34 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON atomically (see :func:`atomic_file`)."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """:func:`atomic_path` opened in ``mode`` ("w" or "wb")."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
+        f.flush()
+
+
+def write_text(path: str | Path, text: str) -> Path:
     with atomic_file(path) as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
+        f.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_file(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """JSON with sorted keys and a final newline."""
+    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
     return Path(path)
 
 
@@ -76,33 +111,76 @@ def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict:
     return data
 
 
-def measurement_path(row: int, device: str) -> Path:
-    return measured_dir() / f"row{row:02d}-{device}.json"
+# --------------------------------------------------------------------------- the results store
 
 
-def load_measurements() -> list[dict]:
-    """Every stored harness measurement (any device)."""
-    return [read_json(p, MEASUREMENT_FIELDS) for p in sorted(measured_dir().glob("row*.json"))]
+@dataclass(frozen=True)
+class Store:
+    """A results directory: ``measured/`` (one JSON per Table 1 row and device), ``runs/`` (one
+    JSON per accuracy run; subfolders hold summaries that are not runs), and the tables and figures
+    rendered from them. ``Store.default()`` is ``$GRW_BENCH_RESULTS`` or the checkout's ``results/``."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @classmethod
+    def default(cls) -> Store:
+        return cls(Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "results"))
+
+    @property
+    def measured(self) -> Path:
+        return self.root / "measured"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def measurement_path(self, row: int, device: str) -> Path:
+        return self.measured / f"row{row:02d}-{device}.json"
+
+    def new_run_path(self, name: str, subfolder: str = "") -> Path:
+        """``runs/[subfolder/]<name>-<UTC timestamp>.json``: never an existing file."""
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        return self.runs / subfolder / f"{name}-{stamp}.json"
+
+    def load_measurements(self) -> list[dict]:
+        """Every stored harness measurement (any device)."""
+        return [read_json(p, MEASUREMENT_FIELDS) for p in sorted(self.measured.glob("row*.json"))]
+
+    def load_runs(self) -> list[dict]:
+        """Every stored accuracy run, oldest first."""
+        runs = [read_json(p, RUN_FIELDS) for p in sorted(self.runs.glob("*.json"))]
+        return sorted(runs, key=lambda run: str(run["date"]))
 
 
-def load_runs() -> list[dict]:
-    """Every stored accuracy run, oldest first."""
-    runs = [read_json(p, RUN_FIELDS) for p in sorted(runs_dir().glob("*.json"))]
-    return sorted(runs, key=lambda run: str(run["date"]))
+# --------------------------------------------------------------------------- provenance
+
+
+def modified_code() -> list[str] | None:
+    """Tracked files changed since the commit, outside ``results/`` (the suite's own outputs do not
+    make its code dirty); None when git cannot tell."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sorted(line[3:] for line in status.splitlines() if line.strip())
 
 
 def git_commit() -> str:
-    """The checkout's commit (with ``-dirty`` when there are uncommitted changes), or ``unknown``."""
+    """The checkout's commit (with ``-dirty`` when code or configuration has uncommitted changes),
+    or ``unknown``."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return commit + ("-dirty" if modified_code() else "")
 
 
 def hardware(device: str = "cpu") -> str:
@@ -146,9 +224,11 @@ def provenance(device: str = "cpu") -> dict:
     """Where a number came from: command, commit, hardware, software, date."""
     import torch
 
+    modified = modified_code()
     return {
         "command": command_line(),
         "git_commit": git_commit(),
+        **({"modified_files": modified} if modified else {}),
         "hardware": hardware(device),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from benchmarks.data import SKIP_REASONS
-from benchmarks.store import write_json_atomic
+from benchmarks.store import write_json
 from benchmarks.videofile import write_mp4
 
 DATASET_NAME = "toy-motion (synthetic test data)"
@@ -119,7 +119,7 @@ def write_motion_dataset(
     videos = {split: count * len(classes) + int(broken and split == _BROKEN_SPLIT)
               for split, count in videos_per_class.items()}
     # The name runs on this data are stored under, so they can never pass for Kinetics-600 results.
-    write_json_atomic(root / "dataset.json", {"name": DATASET_NAME, "classes": sorted(classes), "videos": videos,
+    write_json(root / "dataset.json", {"name": DATASET_NAME, "classes": sorted(classes), "videos": videos,
                                               "seed": seed, "size": size, "fps": fps})
     return ToyDataset(root, tuple(sorted(classes)), videos, annotations, broken_files)
 

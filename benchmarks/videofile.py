@@ -7,11 +7,13 @@ from pathlib import Path
 import av
 import numpy as np
 
+from benchmarks.store import atomic_path
+
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 10.0, crf: int = 18) -> Path:
     """Encode ``frames`` (``[T, H, W, 3]`` uint8 RGB) as an H.264 mp4 at ``fps``.
 
-    H and W must be even (yuv420p). The file is written to a temporary name and renamed, so an
+    H and W must be even (yuv420p). Written atomically (``benchmarks.store.atomic_path``): an
     interrupted writer never leaves a half-written video behind under the final name.
     """
     frames = np.asarray(frames)
@@ -21,14 +23,11 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 10.0, crf: int 
     if t == 0 or h % 2 or w % 2:
         raise ValueError(f"need at least one frame and even height/width, got T={t}, H={h}, W={w}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=round(fps))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
-    tmp.replace(path)
     return path

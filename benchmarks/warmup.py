@@ -16,7 +16,7 @@ the cross-entropy from being drowned at the start. Not tuned; the val split is l
 Budget: 3 epochs x 2 models x 3 seeds fit in 15 minutes on 2 shared CPU cores with one torch thread.
 
 Training and evaluation are the suite's own, ``benchmarks.train.train`` and
-``benchmarks.evaluate.evaluate``: every run is stored in ``results/runs/`` with its provenance.
+``benchmarks.evaluate.evaluate``: every run is stored in the results store's ``runs/`` with its provenance.
 This module adds the embedding smoothness, the summary over seeds and the figure:
 
 - ``results/runs/warmup/warmup-<timestamp>.json``: the configuration, per-seed test top-1 and
@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -54,13 +52,14 @@ from torch import Tensor  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from benchmarks import airplanes  # noqa: E402
-from benchmarks.checkpoint import load_checkpoint, model_weights  # noqa: E402
+from benchmarks.cli import from_args  # noqa: E402
 from benchmarks.data import VideoDataset, VideoIndex, make_loader  # noqa: E402
 from benchmarks.evaluate import EvalConfig, evaluate  # noqa: E402
-from benchmarks.paths import REPO_ROOT, results_dir, runs_dir  # noqa: E402
+from benchmarks.paths import REPO_ROOT  # noqa: E402
+from benchmarks.runs import Recipe, RunConfig, eval_sampling, load_trained  # noqa: E402
 from benchmarks.specs import GrwSettings, RowSpec  # noqa: E402
-from benchmarks.store import provenance, write_json_atomic  # noqa: E402
-from benchmarks.train import Recipe, TrainConfig, build_train_model, eval_sampling, resolve_spec, train  # noqa: E402
+from benchmarks.store import Store, atomic_path, provenance, write_json  # noqa: E402
+from benchmarks.train import train  # noqa: E402
 from grw import GrwModel  # noqa: E402
 
 ROW = 1  # MoViNet-A0-S with the GRW temporal head
@@ -145,10 +144,10 @@ def mean_std(values: Sequence[float]) -> dict:
 # --------------------------------------------------------------------------- runs
 
 
-def train_config(config: WarmupConfig, row: int, grw: bool, seed: int) -> TrainConfig:
+def train_config(config: WarmupConfig, row: int, grw: bool, seed: int) -> RunConfig:
     """A Table 1 row at the warm-up input and recipe. ``grw=False`` on a GRW-head row keeps the head
     with weight 0; ``grw=True`` on another row adds the default intermediate taps."""
-    return TrainConfig(
+    return RunConfig(
         row=row,
         data=config.data,
         out=str(Path(config.work) / f"row{row}-{'grw' if grw else 'no-grw'}-seed{seed}"),
@@ -166,25 +165,15 @@ def train_config(config: WarmupConfig, row: int, grw: bool, seed: int) -> TrainC
     )
 
 
-def train_and_evaluate(config: WarmupConfig, row: int, grw: bool, seed: int) -> tuple[dict, dict]:
+def train_and_evaluate(config: WarmupConfig, row: int, grw: bool, seed: int, store: Store) -> tuple[dict, dict]:
     """Train with the suite's pipeline, evaluate the last checkpoint on the test split (stored in
-    ``results/runs/``); returns (training summary, run record)."""
+    ``store``); returns (training summary, run record)."""
     summary = train(train_config(config, row, grw, seed))
     if summary["status"] != "completed":
         raise RuntimeError(f"training stopped early ({summary['status']}, signal {summary['signal']})")
     record = evaluate(EvalConfig(checkpoint=summary["last_checkpoint"], data=config.data, split="test",
-                                 weights="raw", num_workers=config.num_workers, device="cpu"))
+                                 weights="raw", num_workers=config.num_workers, device="cpu"), store)
     return summary, record
-
-
-def load_trained(checkpoint: str | Path) -> tuple[GrwModel, RowSpec, tuple[str, ...]]:
-    """The trained model (raw weights, eval mode), its resolved spec and its class order."""
-    state = load_checkpoint(checkpoint)
-    config = TrainConfig.from_dict(state["config"])
-    spec, _ = resolve_spec(config)
-    model = build_train_model(spec, len(state["classes"]), config.recipe)
-    model.load_state_dict(model_weights(state, "raw")[0])
-    return model.eval(), spec, tuple(state["classes"])
 
 
 @torch.no_grad()
@@ -206,11 +195,12 @@ def split_embeddings(model: GrwModel, spec: RowSpec, data: str, classes: Sequenc
     return torch.cat(embeddings), torch.cat(labels)
 
 
-def run_one(config: WarmupConfig, grw: bool, seed: int) -> tuple[dict, Tensor, Tensor, tuple[str, ...]]:
+def run_one(config: WarmupConfig, grw: bool, seed: int, store: Store) -> tuple[dict, Tensor, Tensor, tuple[str, ...]]:
     """One warm-up run: (result, test embeddings ``[N, T, D]``, test labels, class order)."""
-    summary, record = train_and_evaluate(config, ROW, grw, seed)
-    model, spec, classes = load_trained(summary["last_checkpoint"])
-    embeddings, labels = split_embeddings(model, spec, config.data, classes)
+    summary, record = train_and_evaluate(config, ROW, grw, seed, store)
+    trained = load_trained(summary["last_checkpoint"], "raw")
+    classes = trained.classes
+    embeddings, labels = split_embeddings(trained.model, trained.spec, config.data, classes)
     result = {
         "seed": seed,
         "grw": grw,
@@ -259,8 +249,8 @@ def plot_embeddings(panels: dict[str, Tensor], labels: Tensor, classes: Sequence
         ax.legend(fontsize=8)
     fig.suptitle("Warm-up airplanes: per-frame embeddings of test videos (synthetic data)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
     plt.close(fig)
     return path
 
@@ -284,7 +274,7 @@ def setting(config: WarmupConfig) -> dict:
     }
 
 
-def run_warmup(config: WarmupConfig) -> dict:
+def run_warmup(config: WarmupConfig, store: Store) -> dict:
     """Generate the data if needed, train and evaluate both models for every seed, write the summary and figure."""
     started = time.perf_counter()
     prepare_data(config)
@@ -292,13 +282,13 @@ def run_warmup(config: WarmupConfig) -> dict:
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     panels: dict[str, Tensor] = {}
     for name, seed in tqdm(jobs, desc="warmup runs", unit="run", file=sys.stderr):
-        result, embeddings, labels, classes = run_one(config, VARIANTS[name], seed)
+        result, embeddings, labels, classes = run_one(config, VARIANTS[name], seed, store)
         results[name].append(result)
         if seed == 0:
             title = f"{name} (seed 0): test top-1 {result['top1']:.0f}%, acceleration {result['acceleration']:.3g}"
             panels[title] = embeddings
 
-    figure = plot_embeddings(panels, labels, classes, results_dir() / "warmup_embeddings.png",
+    figure = plot_embeddings(panels, labels, classes, store.root / "warmup_embeddings.png",
                              config.figure_clips_per_class)
     summary = {
         "experiment": "warmup",
@@ -316,8 +306,7 @@ def run_warmup(config: WarmupConfig) -> dict:
         "wall_time_s": round(time.perf_counter() - started, 1),
         **provenance("cpu"),
     }
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    summary["path"] = str(write_json_atomic(runs_dir() / "warmup" / f"warmup-{stamp}.json", summary))
+    summary["path"] = str(write_json(store.new_run_path("warmup", "warmup"), summary))
     return summary
 
 
@@ -342,8 +331,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=defaults.data, help="airplanes dataset root, generated if needed "
                         "(default: runs_local/airplanes)")
     parser.add_argument("--work", default=defaults.work, help="training run directories (default: runs_local/warmup)")
-    parser.add_argument("--out", type=Path, help="results directory for the figure, the summary and the runs "
-                        "(default: results/, or $GRW_BENCH_RESULTS)")
     parser.add_argument("--train", dest="train_videos", type=int, default=defaults.train_videos, metavar="N",
                         help="training videos (default: %(default)s)")
     parser.add_argument("--val", dest="val_videos", type=int, default=defaults.val_videos, metavar="N",
@@ -366,16 +353,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.out is not None:
-        os.environ["GRW_BENCH_RESULTS"] = str(args.out)  # evaluate() stores its runs under the results dir
-    names = [f.name for f in dataclasses.fields(WarmupConfig) if hasattr(args, f.name)]
-    try:
-        config = WarmupConfig(**{name: getattr(args, name) for name in names})
-    except ValueError as error:
-        print(f"warmup: error: {error}", file=sys.stderr)
-        return 2
+    config = from_args(WarmupConfig, args)
     torch.set_num_threads(args.threads)
-    summary = run_warmup(config)
+    summary = run_warmup(config, args.store)
     print(summary_table(summary))
     print(f"wrote {summary['figure']} and {summary['path']} ({summary['wall_time_s']:.0f} s)")
     return 0

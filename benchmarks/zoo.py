@@ -15,9 +15,10 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 import baselines
+from benchmarks.cli import UsageError
 from benchmarks.measure import count_gflops, count_params
-from benchmarks.paths import published_dir, results_dir
-from benchmarks.store import provenance
+from benchmarks.paths import published_dir
+from benchmarks.store import provenance, write_csv, write_text
 
 
 def load_published_models() -> pd.DataFrame:
@@ -69,15 +70,11 @@ def main(args: argparse.Namespace) -> int:
         wanted = [name.strip() for name in args.models.split(",") if name.strip()]
         unknown = sorted(set(wanted) - set(published["model"]))
         if unknown:
-            print(f"zoo: error: unknown model(s) {', '.join(unknown)}; valid: {', '.join(published['model'])}",
-                  file=sys.stderr)
-            return 2
+            raise UsageError(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(published['model'])}")
         published = published[published["model"].isin(wanted)]
     table = measure_models(published)
     markdown = render(table, provenance())
-    out = results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "model_zoo.md").write_text(markdown)
-    table.to_csv(out / "model_zoo.csv", index=False)
+    write_text(args.store.root / "model_zoo.md", markdown)
+    write_csv(args.store.root / "model_zoo.csv", table)
     print(markdown)
     return 0

@@ -1,8 +1,11 @@
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from benchmarks.paths import REPO_ROOT
 from benchmarks.run import main
 
 
@@ -28,3 +31,86 @@ def test_main_returns_int_for_help():
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0
+
+
+# --------------------------------------------------------------------------- layering
+
+BENCHMARKS = REPO_ROOT / "benchmarks"
+
+
+def benchmark_modules() -> dict[str, Path]:
+    return {".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+            for path in sorted(BENCHMARKS.rglob("*.py"))}
+
+
+def imported_benchmark_modules(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every ``benchmarks`` module ``path`` imports, at module level or inside functions (imports for
+    type checkers only, under ``if TYPE_CHECKING:``, are never executed and do not count)."""
+    tree = ast.parse(path.read_text())
+    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                 and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                 for node in ast.walk(block)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {name for name in names if name in modules}
+    return found
+
+
+def test_no_import_cycle_among_benchmarks_modules():
+    modules = benchmark_modules()
+    graph = {name: imported_benchmark_modules(path, modules) - {name} for name, path in modules.items()}
+    visiting, done = [], set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        assert name not in visiting, f"import cycle: {' -> '.join(visiting[visiting.index(name):] + [name])}"
+        visiting.append(name)
+        for imported in sorted(graph[name]):
+            visit(imported)
+        visiting.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)
+
+
+def test_commands_sit_above_the_library():
+    """Nothing below a command imports a command module (one with ``add_arguments``/``main``)."""
+    modules = benchmark_modules()
+    commands = {name for name, path in modules.items()
+                if "def add_arguments(" in path.read_text() and "def main(" in path.read_text()}
+    assert {"benchmarks.commands.train", "benchmarks.commands.evaluate", "benchmarks.commands.table1"} <= commands
+    for name, path in modules.items():
+        if name not in commands and name != "benchmarks.run":
+            assert not imported_benchmark_modules(path, modules) & commands, f"{name} imports a command"
+
+
+IMPORT_EACH_ALONE = """
+import importlib, sys
+failed = {}
+for module in sys.argv[1:]:
+    for name in [name for name in sys.modules if name.split(".")[0] in ("benchmarks", "grw", "baselines")]:
+        del sys.modules[name]  # this suite's modules afresh; torch and other libraries stay loaded
+    try:
+        importlib.import_module(module)
+    except Exception as error:
+        failed[module] = repr(error)
+print(failed)
+"""
+
+
+def test_each_module_imports_on_its_own():
+    """Each module imported first, with none of the suite's modules loaded before it."""
+    result = subprocess.run([sys.executable, "-c", IMPORT_EACH_ALONE, *sorted(benchmark_modules())],
+                            capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{}"

@@ -12,12 +12,13 @@ from benchmarks.paths import REPO_ROOT
 SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch
-    from benchmarks.train import Recipe, TrainConfig, train
+    from benchmarks.runs import Recipe, RunConfig
+    from benchmarks.train import train
 
     torch.set_num_threads(1)
     data, out, reports = sys.argv[1:]
     recipe = Recipe(epochs=1, batch_size=2, lr=3e-4, ema_decay=0.9)
-    summary = train(TrainConfig(row=1, data=data, out=out, recipe=recipe, res=32, frames=8, num_workers=0,
+    summary = train(RunConfig(row=1, data=data, out=out, recipe=recipe, res=32, frames=8, num_workers=0,
                                 device="cpu"))
     with open(os.path.join(reports, f"rank{os.environ['RANK']}.json"), "w") as f:
         json.dump(summary, f)

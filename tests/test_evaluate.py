@@ -17,21 +17,21 @@ from benchmarks.evaluate import (EvalConfig, data_classes, dataset_name, evaluat
                                  stream_logits)
 from benchmarks.measure import LogitsOnly, count_gflops
 from benchmarks.paths import REPO_ROOT
-from benchmarks.store import RUN_FIELDS, load_runs
-from benchmarks.train import Progress, TrainConfig, build_train_model, resolve_spec
+from benchmarks.runs import RunConfig, build_run_model, resolve_spec, run_record
+from benchmarks.store import RUN_FIELDS, Store
+from benchmarks.train import Progress
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def untrained_checkpoint(path, config: TrainConfig, classes) -> None:
+def untrained_checkpoint(path, config: RunConfig, classes) -> None:
     """A checkpoint in the format `train` writes, of a freshly initialised model (no EMA)."""
-    spec, _ = resolve_spec(config)
+    spec, deviations = resolve_spec(config)
     torch.manual_seed(0)
-    model = build_train_model(spec, len(classes), config.recipe)
+    model = build_run_model(spec, len(classes), config.recipe)
     save_checkpoint(path, {"model": model.state_dict(), "ema": None, "progress": dataclasses.asdict(Progress()),
-                           "config": dataclasses.asdict(config), "classes": list(classes), "row": spec.row,
-                           "complete": False})
+                           **run_record(config, spec, deviations, classes), "complete": False})
 
 
 def test_data_classes_come_from_the_data(tiny_kinetics, tmp_path):
@@ -52,10 +52,10 @@ def test_dataset_name_never_claims_kinetics_for_other_data(tmp_path):
 
 
 def test_streaming_in_uneven_chunks_matches_the_whole_clip():
-    config = TrainConfig(row=1, data="d", out="o", res=32, frames=8)
+    config = RunConfig(row=1, data="d", out="o", res=32, frames=8)
     spec, _ = resolve_spec(config)
     torch.manual_seed(0)
-    model = build_train_model(spec, 3, config.recipe).eval()
+    model = build_run_model(spec, 3, config.recipe).eval()
     video = torch.rand(2, 3, 8, 32, 32)
     whole = predict(model, video, "single-clip", chunk=3)
     assert torch.allclose(stream_logits(model, video, chunk=3), whole, atol=1e-4)
@@ -83,14 +83,15 @@ def test_counting_flops_leaves_the_model_in_eval_mode():
     assert not any(module.training for module in model.modules())
 
 
-def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path / "results"))
-    config = TrainConfig(row=14, data=str(tiny_kinetics.root), out=str(tmp_path), res=32)  # X3D-XS, 10 x 3 views
+def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path):
+    store = Store(tmp_path / "results")  # the results store is a parameter
+    config = RunConfig(row=14, data=str(tiny_kinetics.root), out=str(tmp_path), res=32)  # X3D-XS, 10 x 3 views
     untrained_checkpoint(tmp_path / "last.pt", config, tiny_kinetics.classes)
     record = evaluate(EvalConfig(checkpoint=str(tmp_path / "last.pt"), data=str(tiny_kinetics.root), row="14",
-                                 num_workers=0, batch_size=3, index_cache=str(tmp_path)))
+                                 num_workers=0, batch_size=3, index_cache=str(tmp_path)), store)
     stored = json.loads(json.dumps({k: v for k, v in record.items() if k != "path"}))  # tuples -> lists
-    assert load_runs() == [stored] and set(RUN_FIELDS) <= set(record)
+    assert store.load_runs() == [stored] and set(RUN_FIELDS) <= set(record)
+    assert record["method"] == "standard" and record["setting"] == "default"
     assert record["mode"] == "multi-view" and record["weights"] == "raw"
     assert (record["input"]["clips"], record["input"]["crops"], record["input"]["size"]) == (10, 3, 32)
     assert record["gflops"] == pytest.approx(30 * record["gflops_per_view"])

@@ -1,6 +1,7 @@
 """The CPU proxy of Table 1: its table and figure from fixture results (no training), the table1
 options that start it, and that its runs never pass for the Kinetics-600 rows."""
 
+import contextlib
 import json
 
 import pandas as pd
@@ -21,7 +22,7 @@ def proxy_summary(runs: list[dict]) -> dict:
         "experiment": "table1-proxy", "runs": runs,
         "config": {"epochs": 4, "train_videos": 1000, "test_videos": 100, "size": 32, "frames": 6},
         "grw": {"weight": 0.1, "window": 6, "alpha": 0.5}, "wall_time_s": 1500.0,
-        "command": "python -m benchmarks.run table1 --dataset airplanes --proxy", "git_commit": "abc",
+        "command": "python -m benchmarks.run proxy", "git_commit": "abc",
         "hardware": "test CPU", "date": "2026-01-01T00:00:00+00:00",
     }
 
@@ -51,7 +52,7 @@ def test_table_summarises_seeds_per_variant_in_run_order():
 
 
 def test_markdown_and_figure_are_labelled_as_a_proxy(results):
-    written = proxy.write_outputs(FIXTURE)
+    written = proxy.write_outputs(FIXTURE, results)
     assert [path.name for path in written] == ["proxy_table1.md", "proxy_flops.png"]
     assert (results / "proxy_flops.png").stat().st_size > 10_000
     md = (results / "proxy_table1.md").read_text()
@@ -59,7 +60,7 @@ def test_markdown_and_figure_are_labelled_as_a_proxy(results):
     assert "4 epochs (2 seeds)" in md and "32 x 32 px, 6-frame clips" in md and "weight 0.1, window 6" in md
     assert "| MoViNet-A0-S + GRW head " in md and "| 55.0 ± 7.1 " in md and "| 33.0 " in md and "0.0155" in md
     assert "1,000 synthetic training videos" in md
-    assert "--dataset airplanes --proxy" in md and "25 min" in md
+    assert "python -m benchmarks.run proxy" in md and "25 min" in md
 
 
 def test_points_close_together_share_one_label():
@@ -79,25 +80,24 @@ def test_rows_select_variants():
         proxy.select_variants("6")
 
 
-@pytest.mark.parametrize("argv", [
-    ["table1", "--proxy"],  # Kinetics-600 is not trained
-    ["table1", "--dataset", "airplanes"],  # measuring is for Kinetics-600 rows; the airplanes need --proxy
-    ["table1", "--dataset", "airplanes", "--proxy", "--rows", "6"],
-    ["table1", "--dataset", "airplanes", "--proxy", "--launch", "local"],
+@pytest.mark.parametrize("argv, message", [
+    (["proxy", "--rows", "6"], "no proxy model for row"),
+    (["proxy", "--launch", "local"], "unrecognized arguments"),
 ])
-def test_table1_proxy_options_fail_before_training(argv, results, monkeypatch, capsys):
+def test_proxy_options_fail_before_training(argv, message, results, monkeypatch, capsys):
     monkeypatch.setattr(proxy, "run_proxy", lambda *args: pytest.fail("must not train"))
-    assert run_main(argv) == 2
-    assert "table1: error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) if "unrecognized" in message else contextlib.nullcontext():
+        assert run_main(argv) == 2
+    assert message in capsys.readouterr().err
 
 
-def test_table1_delegates_to_the_proxy(results, monkeypatch):
-    def fake_run_proxy(config, variants):
-        assert config == proxy.PROXY and [v.row for v in variants] == [1, 1]
-        return {**FIXTURE, "path": "proxy.json", "outputs": [str(p) for p in proxy.write_outputs(FIXTURE)]}
+def test_proxy_command_writes_its_own_outputs(results, monkeypatch):
+    def fake_run_proxy(store, config, variants):
+        assert config == proxy.PROXY and [v.row for v in variants] == [1, 1] and store.root == results
+        return {**FIXTURE, "path": "proxy.json", "outputs": [str(p) for p in proxy.write_outputs(FIXTURE, results)]}
 
     monkeypatch.setattr(proxy, "run_proxy", fake_run_proxy)
-    assert run_main(["table1", "--dataset", "airplanes", "--proxy", "--rows", "1"]) == 0
+    assert run_main(["proxy", "--rows", "1"]) == 0
     assert (results / "proxy_table1.md").is_file() and not (results / "table1.md").exists()
 
 
@@ -106,17 +106,16 @@ def test_proxy_runs_never_stand_for_kinetics_rows(results):
         record = {"row": row, "grw": grw, "top1": top1, "top5": 100.0, "dataset": "warmup-airplanes",
                   "split": "test", "videos_evaluated": 100, "videos_skipped": {}, "checkpoint_sha256": "0" * 64,
                   "git_commit": "abc", "hardware": "test", "date": date, "command": "fixture"}
-        store.write_json_atomic(store.runs_dir() / f"{name}.json", record)
+        store.write_json(store.Store.default().runs / f"{name}.json", record)
 
     stored("1-grw", 1, True, 55.0, "2026-01-01")
     stored("1-ablation", 1, False, 40.0, "2026-01-02")  # newer, but the GRW row without GRW is not the row
     stored("3-taps", 3, True, 33.0, "2026-01-03")  # MobileNetV3-S with GRW taps is not row 3 either
-    (store.runs_dir() / "proxy").mkdir()
-    (store.runs_dir() / "proxy" / "proxy-x.json").write_text(json.dumps(FIXTURE))  # not read as a run
+    (results / "runs" / "proxy").mkdir()
+    (results / "runs" / "proxy" / "proxy-x.json").write_text(json.dumps(FIXTURE))  # not read as a run
 
     table = report.build_table().set_index("row")
-    assert table.loc[1, "reproduced_top1"] == 55.0 and table.loc[1, "reproduced_dataset"] == "warmup-airplanes"
-    assert pd.isna(table.loc[3, "reproduced_top1"])
+    assert table[["reproduced_top1"]].isna().all().all()  # runs on the airplanes are not in Table 1
     points = report.plot_points(report.build_table()).set_index("row")
     assert points.loc[1, "top1_source"] == "published"
-    assert "55.0 (warmup-airplanes, 100 videos)" in report.render_markdown(report.build_table())
+    assert "warmup-airplanes" not in report.render_markdown(report.build_table())

@@ -31,11 +31,11 @@ def results(tmp_path, monkeypatch):
 
 
 def store_measurement(row, gflops, device="cpu"):
-    store.write_json_atomic(store.measurement_path(row, device), measurement(row, gflops, device))
+    store.write_json(store.Store.default().measurement_path(row, device), measurement(row, gflops, device))
 
 
 def store_run(name, record):
-    store.write_json_atomic(store.runs_dir() / f"{name}.json", record)
+    store.write_json(store.Store.default().runs / f"{name}.json", record)
 
 
 def test_table_marks_what_is_measured_reproduced_or_published(results):
@@ -46,8 +46,9 @@ def test_table_marks_what_is_measured_reproduced_or_published(results):
     assert len(table) == 31
     assert table.loc[1, "measured_gflops"] == 2.8
     assert table.loc[1, "delta_pct"] == pytest.approx(100 * (2.8 / 2.7 - 1))
-    assert pd.isna(table.loc[1, "reproduced_top1"]) and "accuracy not run" in table.loc[1, "status"]
-    assert table.loc[2, "reproduced_top1"] == 70.0 and "toy-motion, not Kinetics-600" in table.loc[2, "status"]
+    assert pd.isna(table.loc[1, "reproduced_top1"]) and "no Kinetics-600 accuracy run" in table.loc[1, "status"]
+    # a run on other data is not a Table 1 result at all
+    assert pd.isna(table.loc[2, "reproduced_top1"]) and "no Kinetics-600 accuracy run" in table.loc[2, "status"]
     assert "published only" in table.loc[20, "status"]
     assert table.loc[5, "status"] == "not measured yet"
 
@@ -100,7 +101,8 @@ def test_figures_command_writes_everything_from_stored_results(results, capsys):
     for name in ("table1.md", "table1.csv", "k600_flops.png", "k600_flops.svg"):
         assert (results / name).stat().st_size > 0
     md = (results / "table1.md").read_text()
-    assert "MoViNet-A0-S-GRW" in md and "50.0 (toy-motion, 12 videos)" in md and "MViTv2-B-32x3" in md
+    assert "MoViNet-A0-S-GRW" in md and "MViTv2-B-32x3" in md
+    assert "toy-motion" not in md and "50.0" not in md and "[proxy_table1.md](proxy_table1.md)" in md
     assert len(pd.read_csv(results / "table1.csv")) == 31
     svg = (results / "k600_flops.svg").read_text()
     assert "x18.3 FLOPs" in svg or "x18" in svg
@@ -124,6 +126,8 @@ def test_compare_exit_codes(results, capsys):
     assert "known deviation" in capsys.readouterr().out
     assert run_main(["compare", "--rows", "13"]) == 1  # not measured is not a pass
     assert run_main(["compare", "--rows", "20"]) == 2  # not implemented
+    assert run_main(["compare", "--rows", "2", "--tolerance", "-5"]) == 2
+    assert "tolerances must be >= 0" in capsys.readouterr().err
 
 
 def test_compare_checks_kinetics_top1(results):

@@ -24,18 +24,19 @@ import pytest
 import submitit
 
 from benchmarks import distributed, slurm_tasks, store
+from benchmarks.cli import UsageError
 from benchmarks.checkpoint import LAST, file_sha256, load_checkpoint, save_checkpoint
+from benchmarks.commands.evaluate import configs_from_args as eval_configs
+from benchmarks.commands.train import configs_from_args as train_configs
 from benchmarks.evaluate import EvalConfig
-from benchmarks.evaluate import configs_from_args as eval_configs
 from benchmarks.launch import SlurmOptions, launch, wait_for_results
-from benchmarks.paths import REPO_ROOT, results_dir
+from benchmarks.paths import REPO_ROOT
 from benchmarks.run import build_parser
 from benchmarks.run import main as run_main
+from benchmarks.runs import Recipe, RunConfig
 from benchmarks.slurm_tasks import (EvalTask, TrainTask, export_distributed_env, in_submitit_job, preemptible,
                                     submitit_signal)
-from benchmarks.store import command_line, load_runs, set_cli_command
-from benchmarks.train import Recipe, TrainConfig
-from benchmarks.train import configs_from_args as train_configs
+from benchmarks.store import Store, command_line, set_cli_command
 
 # Row 1 (stream MoViNet-A0 with its GRW head) at 32 px and 8 frames, one video per step.
 TINY_TRAIN = ["--res", "32", "--frames", "8", "--batch-size", "1", "--num-workers", "0", "--log-every", "1",
@@ -108,7 +109,7 @@ def test_training_asks_slurm_for_the_signal_train_stops_on():
         preemptible(SlurmOptions(sbatch={"signal": "USR2@60"}))
 
 
-def preempted_summary(config: TrainConfig, signum: signal.Signals) -> dict:
+def preempted_summary(config: RunConfig, signum: signal.Signals) -> dict:
     return {"status": "preempted", "exit_code": 128 + signum, "signal": signum.name, "row": config.row,
             "epochs_completed": 0, "step_in_epoch": 3}
 
@@ -122,7 +123,7 @@ def test_stopped_training_task_requeues_on_the_time_limit_signal_only(signum, re
     previous = signal.signal(signal.SIGUSR1, lambda *args: handled.append(args))  # stands in for submitit's
     try:
         with pytest.raises(SystemExit) as stopped:  # no result: the wait for this task goes on
-            TrainTask()(TrainConfig(row=1, data="d", out=str(tmp_path)))
+            TrainTask()(RunConfig(row=1, data="d", out=str(tmp_path)))
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert stopped.value.code == 128 + signum
@@ -130,7 +131,7 @@ def test_stopped_training_task_requeues_on_the_time_limit_signal_only(signum, re
 
 
 def test_requeued_training_task_resumes(tmp_path):
-    config = TrainConfig(row=1, data="d", out=str(tmp_path), resume=False)  # e.g. a --refresh run
+    config = RunConfig(row=1, data="d", out=str(tmp_path), resume=False)  # e.g. a --refresh run
     task = TrainTask()
     requeued = task.checkpoint(config)
     assert requeued.function is task and requeued.args == (dataclasses.replace(config, resume=True),)
@@ -142,11 +143,12 @@ def test_eval_task_stores_where_the_launching_process_does(results, monkeypatch,
     # A job with another environment and command line:
     monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path / "elsewhere"))
     set_cli_command(["something", "else"])
-    monkeypatch.setattr(slurm_tasks, "evaluate", lambda config: {"results": results_dir(), "command": command_line()})
+    monkeypatch.setattr(slurm_tasks, "evaluate",
+                        lambda config, store: {"results": store.root, "command": command_line()})
     seen = task(EvalConfig(checkpoint="c.pt", data="d"))
     assert seen == {"results": results.resolve(),
                     "command": "python -m benchmarks.run eval --row 1 --checkpoint 'a b.pt'"}
-    assert results_dir() == tmp_path / "elsewhere"  # the job's environment is left as it was
+    assert os.environ["GRW_BENCH_RESULTS"] == str(tmp_path / "elsewhere")  # the job's environment is untouched
 
 
 # ---------------------------------------------------------------------------- the CLI in this process
@@ -154,6 +156,10 @@ def test_eval_task_stores_where_the_launching_process_does(results, monkeypatch,
 
 def test_several_rows_train_in_their_own_folders_and_launched_tasks_resume(tmp_path):
     data, out = str(tmp_path / "data"), tmp_path / "out"
+    for split in ("train", "val"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+    for row in (1, 3):
+        save_checkpoint(tmp_path / f"runs/row{row}/last.pt", {"row": row})
     configs = train_configs(parse("train", "--row", "1,MobileNetV3-S", "--data", data, "--out", str(out)))
     assert [(c.row, c.out, c.resume) for c in configs] == [(1, str(out / "row1"), False), (3, str(out / "row3"), False)]
     [one] = train_configs(parse("train", "--row", "3", "--data", data, "--out", str(out), "--launch", "slurm"))
@@ -161,10 +167,11 @@ def test_several_rows_train_in_their_own_folders_and_launched_tasks_resume(tmp_p
     [fresh] = train_configs(parse("train", "--row", "3", "--data", data, "--out", str(out), "--launch", "slurm",
                                   "--refresh"))
     assert not fresh.resume
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(UsageError, match="twice"):
         train_configs(parse("train", "--row", "1,1", "--data", data, "--out", str(out)))
-    evals = eval_configs(parse("eval", "--row", "1,3", "--checkpoint", "runs/row{row}/last.pt", "--data", data))
-    assert [(c.row, c.checkpoint) for c in evals] == [(1, "runs/row1/last.pt"), (3, "runs/row3/last.pt")]
+    checkpoints = str(tmp_path / "runs/row{row}/last.pt")
+    evals = eval_configs(parse("eval", "--row", "1,3", "--checkpoint", checkpoints, "--data", data))
+    assert [(c.row, c.checkpoint) for c in evals] == [(row, checkpoints.replace("{row}", str(row))) for row in (1, 3)]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -184,17 +191,19 @@ def test_bad_launches_exit_2_before_submitting(argv, message, results, tmp_path,
 def test_a_stopped_row_stops_the_rows_after_it(results, monkeypatch, tmp_path, capsys):
     calls = []
 
-    def stopped_train(config: TrainConfig) -> dict:
+    def stopped_train(config: RunConfig) -> dict:
         calls.append(config.row)
         return preempted_summary(config, signal.SIGTERM)
 
     monkeypatch.setattr(slurm_tasks, "train", stopped_train)
+    (tmp_path / "train").mkdir()
     argv = ["train", "--row", "1,3", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
     assert run_main(argv) == 128 + signal.SIGTERM
     assert calls == [1] and "stopped by SIGTERM at epoch 0 step 3" in capsys.readouterr().err
 
 
 def test_finished_rows_are_skipped_unless_refreshed(results, monkeypatch, tmp_path, capsys):
+    (tmp_path / "train").mkdir()
     argv = ["train", "--row", "1,3", "--data", str(tmp_path), "--out", str(tmp_path / "out"), "--lr", "0.01"]
     for config in train_configs(parse(*argv)):  # row 1 finished with these settings, row 3 with another lr
         lr = 0.01 if config.row == 1 else 0.02
@@ -202,7 +211,7 @@ def test_finished_rows_are_skipped_unless_refreshed(results, monkeypatch, tmp_pa
         save_checkpoint(Path(config.out) / LAST, {"complete": True, "config": dataclasses.asdict(changed)})
     trained = []
 
-    def fake_train(config: TrainConfig) -> dict:
+    def fake_train(config: RunConfig) -> dict:
         trained.append(config)
         return {"row": config.row, "status": "completed", "epochs_completed": 1, "best_val_top1": None,
                 "last_checkpoint": str(Path(config.out) / LAST)}
@@ -311,7 +320,7 @@ def test_two_processes_per_task_train_with_ddp_and_resume_together(slurm_cluster
     """One task, two processes (what --gpus-per-node 2 asks for; the CLI has no CPU-only form of it)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     epochs = 2
-    config = TrainConfig(row=1, data=str(tiny_kinetics.root), out=str(tmp_path / "out"), res=32, frames=8,
+    config = RunConfig(row=1, data=str(tiny_kinetics.root), out=str(tmp_path / "out"), res=32, frames=8,
                          recipe=Recipe(epochs=epochs, batch_size=1, lr=3e-4, warmup_epochs=0.5, ema_decay=0.9),
                          validate=False, num_workers=0, log_every=1, device="cpu", resume=True)
     options = preemptible(SlurmOptions(tasks_per_node=2, cpus_per_task=1, time=10, log_dir=tmp_path / "logs"))
@@ -341,21 +350,22 @@ def test_eval_array_stores_the_run_in_the_callers_results(interrupted_training, 
             str(tiny_kinetics.root), "--num-workers", "0", "--index-cache", str(tmp_path / "index"),
             "--log-dir", str(tmp_path / "logs")]
     assert run_main(argv) == 0
-    [run] = load_runs()
+    [run] = Store(results).load_runs()
     assert run["checkpoint_sha256"] == file_sha256(checkpoint) and run["split"] == "val"
     assert run["command"] == "python -m benchmarks.run " + " ".join(argv)
     assert run["videos_evaluated"] == tiny_kinetics.videos["val"]
     assert Path(run["per_class_csv"]).parent == results / "runs"
 
     assert run_main(argv) == 0  # evaluated: nothing is submitted again
-    assert "already evaluated" in capsys.readouterr().out and len(load_runs()) == 1
+    assert "already evaluated" in capsys.readouterr().out and len(Store(results).load_runs()) == 1
 
 
 @pytest.mark.slow
 def test_failed_task_is_reported_with_its_log(interrupted_training, tiny_kinetics, results, tmp_path, capsys):
-    """The checkpoint is fine, the data has no `test` split: the task fails where it runs."""
+    """The checkpoint is fine, the data's `test` split holds no video: the task fails where it runs."""
+    (tmp_path / "data" / "test" / "left").mkdir(parents=True)
     argv = ["eval", "--launch", "slurm", "--row", "1", "--checkpoint", str(interrupted_training["out"] / LAST),
-            "--data", str(tiny_kinetics.root), "--split", "test", "--num-workers", "0",
+            "--data", str(tmp_path / "data"), "--split", "test", "--num-workers", "0",
             "--log-dir", str(tmp_path / "logs")]
     assert run_main(argv) == 1
     [failed] = {match.groups() for match in FAILED_LINE.finditer(capsys.readouterr().out)}

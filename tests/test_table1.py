@@ -1,11 +1,13 @@
 """`python -m benchmarks.run table1` end to end on two small rows, and its measurement cache."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
-from benchmarks import table1
+from benchmarks import measure
+from benchmarks.commands import table1
 from benchmarks.run import main as run_main
 from benchmarks.specs import get_spec
 
@@ -43,16 +45,17 @@ def test_two_rows_end_to_end_then_cached(results, monkeypatch, capsys):
 
 def fake_measure(spec, device):
     return {"row": spec.row, "gflops": 1.0, "params": 1, "peak_memory_mb": 1.0, "memory_method": "fake",
-            "device": device, "key": table1.cache_key(spec, device)}
+            "device": device, "key": measure.cache_key(spec, device)}
 
 
 def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
     calls = []
-    monkeypatch.setattr(table1, "measure_row", lambda spec, device, **_: calls.append(spec.row) or fake_measure(spec, device))
+    monkeypatch.setattr(table1, "measure_row",
+                        lambda spec, device, **_: calls.append(spec.row) or fake_measure(spec, device))
     assert run_main(["table1", "--rows", "5"]) == 0
     assert run_main(["table1", "--rows", "5"]) == 0
     assert calls == [5]
-    monkeypatch.setattr(table1, "model_code_hash", lambda spec: "changed-code")
+    monkeypatch.setattr(measure, "model_code_hash", lambda spec: "changed-code")
     assert run_main(["table1", "--rows", "5"]) == 0
     assert calls == [5, 5]
     assert run_main(["table1", "--rows", "5", "--refresh"]) == 0
@@ -62,9 +65,9 @@ def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
 def test_code_hash_covers_only_the_rows_own_code():
     from benchmarks.specs import get_spec
 
-    assert table1.model_code_hash(get_spec(2)) == table1.model_code_hash(get_spec(7))  # both MoViNet
-    assert table1.model_code_hash(get_spec(2)) != table1.model_code_hash(get_spec(1))  # + GRW code
-    assert table1.model_code_hash(get_spec(2)) != table1.model_code_hash(get_spec(3))  # MobileNetV3
+    assert measure.model_code_hash(get_spec(2)) == measure.model_code_hash(get_spec(7))  # both MoViNet
+    assert measure.model_code_hash(get_spec(2)) != measure.model_code_hash(get_spec(1))  # + GRW code
+    assert measure.model_code_hash(get_spec(2)) != measure.model_code_hash(get_spec(3))  # MobileNetV3
 
 
 def test_a_failing_row_is_reported_and_the_others_continue(results, monkeypatch, capsys):
@@ -92,3 +95,23 @@ def test_launching_without_sbatch_is_a_one_line_error(results, monkeypatch, caps
     assert run_main(["table1", "--rows", "5", "--launch", "slurm"]) == 2
     assert "table1: error: sbatch not found" in capsys.readouterr().err
     assert not (results / "measured").exists()
+
+
+def test_terminal_table_fits_120_columns_with_footnotes(results, monkeypatch, capsys):
+    monkeypatch.setattr(table1, "measure_row", lambda spec, device, **_: fake_measure(spec, device))
+    assert run_main(["table1", "--rows", "5,9"]) == 0
+    out = capsys.readouterr().out
+    table_lines = out[:out.index("wrote ")].splitlines()
+    assert max(len(line) for line in table_lines) <= 120
+    assert re.search(r"^\[\d\] published only \(not in this suite's model zoo\)$", out, re.M)  # a footnote
+    assert "tasks" not in capsys.readouterr().err  # cached rows: no progress bar drawn for zero tasks
+    assert run_main(["table1", "--rows", "5,9"]) == 0
+    assert "tasks:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["table1", "--proxy"], ["table1", "--dataset", "airplanes", "--proxy"],
+                                  ["table1", "--dataset", "kinetics600"]])
+def test_table1_refuses_proxy_options_and_names_the_proxy_command(argv, results, capsys):
+    assert run_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("table1: error:") and "python -m benchmarks.run proxy" in err and "\n" not in err

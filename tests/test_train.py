@@ -16,15 +16,16 @@ import torch
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.utils.data import DistributedSampler
 
-from benchmarks import figures, report, toydata
+from benchmarks import report, toydata
 from benchmarks.checkpoint import LAST, load_checkpoint
 from benchmarks.data import SKIP_REASONS
 from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.paths import REPO_ROOT
+from benchmarks.run import main as run_main
 from benchmarks.specs import build_model
-from benchmarks.store import RUN_FIELDS, load_runs
-from benchmarks.train import (DEFAULT_TAPS, Recipe, ResumeSampler, TrainConfig, _materialize_lazy_modules,
-                              resolve_spec, train, warmup_cosine)
+from benchmarks.runs import DEFAULT_TAPS, Recipe, RunConfig, _materialize_lazy_modules, resolve_spec
+from benchmarks.store import RUN_FIELDS, Store
+from benchmarks.train import ResumeSampler, train, warmup_cosine
 
 # Tiny stream MoViNet-A0 with its GRW head (row 1); dropout and stochastic depth on, so resuming
 # must also reproduce the model's randomness.
@@ -40,29 +41,29 @@ def load_failures(dataset, split: str) -> int:
     return int(split == "train" and "load_failure" in dataset.broken_files)
 
 
-def tiny_config(data, out, **changes) -> TrainConfig:
+def tiny_config(data, out, **changes) -> RunConfig:
     recipe = Recipe(**{**TINY_RECIPE, **changes.pop("recipe", {})})
-    return TrainConfig(data=str(data), out=str(out), recipe=recipe, **{**TINY, **changes})
+    return RunConfig(data=str(data), out=str(out), recipe=recipe, **{**TINY, **changes})
 
 
 # --------------------------------------------------------------------------- configuration
 
 
 def test_overrides_are_recorded_as_deviations():
-    spec, deviations = resolve_spec(TrainConfig(row=1, data="d", out="o", res=86, frames=10, grw_weight=0.5))
+    spec, deviations = resolve_spec(RunConfig(row=1, data="d", out="o", res=86, frames=10, grw_weight=0.5))
     assert (spec.res, spec.frames, spec.eval_resize, spec.grw.weight) == (86, 10, 100, 0.5)  # resize keeps 200/172
     assert deviations == {"frames": {"spec": 50, "used": 10}, "res": {"spec": 172, "used": 86},
                           "eval_resize": {"spec": 200, "used": 100}, "grw_weight": {"spec": 1.0, "used": 0.5}}
-    assert resolve_spec(TrainConfig(row=1, data="d", out="o"))[1] == {}
+    assert resolve_spec(RunConfig(row=1, data="d", out="o"))[1] == {}
 
 
 def test_grw_switch_per_family():
-    head_off, deviations = resolve_spec(TrainConfig(row=1, data="d", out="o", grw=False))
+    head_off, deviations = resolve_spec(RunConfig(row=1, data="d", out="o", grw=False))
     assert head_off.grw.attach == "head" and head_off.grw.weight == 0  # same model, no GRW loss
     assert deviations["grw_weight"] == {"spec": 1.0, "used": 0.0}
-    taps, _ = resolve_spec(TrainConfig(row=3, data="d", out="o", grw=True, grw_window=4))
+    taps, _ = resolve_spec(RunConfig(row=3, data="d", out="o", grw=True, grw_window=4))
     assert taps.grw.attach == "taps" and taps.grw.taps == DEFAULT_TAPS["mobilenet_v3_small"] and taps.grw.window == 4
-    assert resolve_spec(TrainConfig(row=3, data="d", out="o"))[0].grw is None
+    assert resolve_spec(RunConfig(row=3, data="d", out="o"))[0].grw is None
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -73,7 +74,7 @@ def test_grw_switch_per_family():
 ])
 def test_bad_settings_raise(changes, message):
     with pytest.raises(ValueError, match=message):
-        resolve_spec(TrainConfig(data="d", out="o", **changes))
+        resolve_spec(RunConfig(data="d", out="o", **changes))
 
 
 def test_cli_rejects_bad_settings_before_reading_data(tmp_path):
@@ -84,8 +85,16 @@ def test_cli_rejects_bad_settings_before_reading_data(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_refuses_missing_data_before_launching(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "train", "--row", "1", "--data", "/nonexistent",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "train: error: --data /nonexistent: no such directory"
+    assert not (tmp_path / "out").exists()
+
+
 def test_taps_are_sized_without_touching_the_backbone():
-    spec, _ = resolve_spec(TrainConfig(row=3, data="d", out="o", grw=True, res=32, frames=5))
+    spec, _ = resolve_spec(RunConfig(row=3, data="d", out="o", grw=True, res=32, frames=5))
     torch.manual_seed(0)
     model = build_model(spec, num_classes=3)
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
@@ -165,12 +174,12 @@ def test_skipped_videos_match_what_the_dataset_holds(trained, tiny_kinetics):
     assert last["val_videos"] == tiny_kinetics.videos["val"]
 
 
-def test_evaluated_run_is_stored_and_shown_as_not_kinetics(trained, tiny_kinetics, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path))
+def test_evaluated_run_is_stored_and_kept_out_of_table1(trained, tiny_kinetics, tmp_path):
+    store = Store(tmp_path)
     out, _ = trained
     # The train split holds the broken files: the run must count them by reason.
     record = evaluate(EvalConfig(checkpoint=str(out / LAST), data=str(tiny_kinetics.root), row=1, split="train",
-                                 chunk=3, compare_whole_clip=True, num_workers=0, index_cache=str(tmp_path)))
+                                 chunk=3, compare_whole_clip=True, num_workers=0, index_cache=str(tmp_path)), store)
     stored = json.loads(Path(record["path"]).read_text())
     assert set(RUN_FIELDS) <= set(stored)
     assert stored["dataset"] == toydata.DATASET_NAME
@@ -184,20 +193,21 @@ def test_evaluated_run_is_stored_and_shown_as_not_kinetics(trained, tiny_kinetic
     per_class = pd.read_csv(stored["per_class_csv"])
     assert per_class["videos"].sum() == stored["videos_evaluated"]
     assert per_class["correct"].sum() == round(stored["top1"] * stored["videos_evaluated"] / 100)
+    assert store.load_runs()[0]["checkpoint_sha256"] == stored["checkpoint_sha256"]
 
-    assert figures.main(None) == 0
+    # A run on other data is never a Table 1 (Kinetics-600) result: not in the table, not in the figure.
+    assert run_main(["figures", "--results", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "table1.csv").set_index("row")
-    assert table.loc[1, "reproduced_dataset"] == stored["dataset"]
-    assert stored["dataset"] in (tmp_path / "table1.md").read_text()
-    points = report.plot_points(report.build_table()).set_index("row")
-    assert points.loc[1, "top1_source"] == "published"  # never stands in for the Kinetics-600 number
-    assert load_runs()[0]["checkpoint_sha256"] == stored["checkpoint_sha256"]
+    assert pd.isna(table.loc[1, "reproduced_top1"])
+    assert stored["dataset"] not in (tmp_path / "table1.md").read_text()
+    points = report.plot_points(report.build_table(store)).set_index("row")
+    assert points.loc[1, "top1_source"] == "published"
 
 
 # --------------------------------------------------------------------------- preemption and resume
 
 
-def _cli_args(config: TrainConfig) -> list[str]:
+def _cli_args(config: RunConfig) -> list[str]:
     r = config.recipe
     return ["--row", str(config.row), "--data", config.data, "--out", config.out, "--res", str(config.res),
             "--frames", str(config.frames), "--num-workers", "0", "--log-every", "1", "--no-val",

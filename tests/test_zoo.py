@@ -9,9 +9,8 @@ def test_published_reference_covers_every_registry_model():
     assert sorted(load_published_models()["model"]) == sorted(baselines.available())
 
 
-def test_zoo_measures_selected_models_against_their_references(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GRW_BENCH_RESULTS", str(tmp_path))
-    assert run_main(["zoo", "--models", "x3d_xs,mobilenet_v3_small"]) == 0
+def test_zoo_measures_selected_models_against_their_references(tmp_path, capsys):
+    assert run_main(["zoo", "--models", "x3d_xs,mobilenet_v3_small", "--results", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "model_zoo.csv").set_index("model")
     assert abs(table.loc["x3d_xs", "GFLOPs measured"] / 0.60 - 1) < 0.03
     assert abs(table.loc["x3d_xs", "params (M) measured"] / 3.79 - 1) < 0.01

@@ -1,0 +1,108 @@
+"""Evaluate trained checkpoints and store the runs (``python -m benchmarks.run eval``).
+
+Each checkpoint is evaluated with its row's protocol (single clip, multi-view, or streaming) at the
+input it was trained with; the run goes to ``runs/`` of the results store with its provenance
+(``benchmarks.evaluate``). Several rows: ``--row 1,6 --checkpoint OUT/row{row}/last.pt`` evaluates
+each row's checkpoint; ``--launch slurm`` runs them as a job array through submitit, storing the runs
+in this process's results store. A checkpoint with a stored run on the same data and split (same
+sha256) is skipped unless ``--refresh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from benchmarks.cli import UsageError, default, from_args
+from benchmarks.commands.train import check_data
+from benchmarks.evaluate import EvalConfig
+from benchmarks.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
+from benchmarks.runs import parse_row_list
+from benchmarks.slurm_tasks import EvalTask
+from benchmarks.store import Store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--row", required=True,
+                        help="Table 1 row number or name the checkpoint is for; several, comma-separated, are "
+                        "evaluated one after another (or as an array with --launch)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint written by `train` (last.pt or best.pt); {row} in it is replaced by "
+                        "the row number, which several rows need (e.g. OUT/row{row}/last.pt)")
+    parser.add_argument("--data", required=True, help="dataset root: ROOT/<split>/<class>/<video>.mp4")
+    parser.add_argument("--split", default=default(EvalConfig, "split"), help="(default: %(default)s)")
+    parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
+    parser.add_argument("--weights", choices=("ema", "raw"), help="default: ema when the checkpoint has it")
+    parser.add_argument("--setting", help="the training method's evaluation setting (default: its first)")
+    parser.add_argument("--chunk", type=int, default=default(EvalConfig, "chunk"),
+                        help="frames per call in streaming evaluation (default: %(default)s)")
+    parser.add_argument("--compare-whole-clip", action="store_true",
+                        help="stream rows: also run the whole clip at once and report the difference")
+    parser.add_argument("--dataset-name", help="name stored with the run (default: DATA/dataset.json, see --help)")
+    parser.add_argument("--batch-size", type=int, default=default(EvalConfig, "batch_size"),
+                        help="(default: %(default)s)")
+    parser.add_argument("--num-workers", type=int, default=default(EvalConfig, "num_workers"),
+                        help="(default: %(default)s)")
+    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
+    parser.add_argument("--refresh", action="store_true",
+                        help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
+    add_launch_arguments(parser)
+
+
+def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
+    """One config per row of ``--row``, each with its checkpoint (``{row}`` in ``--checkpoint`` filled
+    in), each checked: the checkpoint readable and trained for that row, the data present."""
+    try:
+        specs = parse_row_list(args.row)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if len(specs) > 1 and "{row}" not in args.checkpoint:
+        raise UsageError(f"several rows need {{row}} in --checkpoint (e.g. OUT/row{{row}}/last.pt), "
+                         f"got {args.checkpoint!r}")
+    configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=args.checkpoint.replace("{row}", str(spec.row)))
+               for spec in specs]
+    for config in configs:
+        check_checkpoint(config)
+    check_data(args.data, args.split)
+    return configs
+
+
+def check_checkpoint(config: EvalConfig) -> None:
+    """Fail before launching on a checkpoint that is missing, unreadable or for another row."""
+    try:
+        checkpoint = load_checkpoint(config.checkpoint)
+    except CheckpointError as error:
+        raise UsageError(str(error)) from error
+    if checkpoint["row"] != config.row:
+        raise UsageError(f"{config.checkpoint} was trained for row {checkpoint['row']}, not row {config.row}")
+
+
+def stored_run(config: EvalConfig, store: Store) -> dict | None:
+    """The stored run of this checkpoint (by sha256) on the same data and split, if any."""
+    sha256 = file_sha256(config.checkpoint)
+    data_root = str(Path(config.data).resolve())
+    return next((run for run in store.load_runs() if run["checkpoint_sha256"] == sha256
+                 and run["split"] == config.split and run.get("data_root") == data_root), None)
+
+
+def print_run(name: str, record: dict) -> None:
+    print(f"row {record['row']} {record['name']} on {record['dataset']} {record['split']}: top-1 "
+          f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({record['videos_evaluated']} videos, "
+          f"{record['videos_skipped_total']} skipped)  wrote {record['path']}")
+
+
+def main(args: argparse.Namespace) -> int:
+    check_launch_arguments(args)
+    configs = configs_from_args(args)
+    options = options_from_args(args)
+    stored = {config.row: None if args.refresh else stored_run(config, args.store) for config in configs}
+    todo = [config for config in configs if stored[config.row] is None]
+    for config in configs:
+        if stored[config.row] is not None:
+            print(f"row {config.row}: {config.checkpoint} already evaluated on this data and split "
+                  f"(run of {stored[config.row]['date']}; --refresh evaluates it again)")
+    task = EvalTask(results=str(args.store.root.resolve()))
+    return launch_command(task, todo, [f"row{config.row}" for config in todo], args, options,
+                          on_result=print_run, job_name="grw-eval")

@@ -1,0 +1,154 @@
+"""Train Table 1 rows on Kinetics-format video (``python -m benchmarks.run train``).
+
+The row's spec gives the model, its GRW settings and its input (frames, fps, resolution,
+normalisation); ``--frames/--res/--fps`` override the input for small experiments and are recorded
+as deviations. GRW: MoViNet GRW rows train their head with the GRW loss (``--no-grw`` keeps the head
+and drops the loss); MobileNetV3/TSM rows get intermediate GRW taps with ``--grw``. ``--method``
+chooses the training method (``benchmarks.methods``; ``standard`` only, for now).
+
+Outputs in ``OUT/``: ``config.json``, ``classes.json``, ``metrics.csv`` (one row per epoch: train
+loss terms, val top-1 of the raw and the EMA weights, lr, time, skipped videos), ``tb/``
+(TensorBoard), ``summary.json``, and checkpoints ``last.pt`` / ``best.pt``.
+
+Preemption: SIGTERM or SIGUSR1 stop training at the next optimizer step, write ``last.pt`` and exit
+with ``128 + signal``; ``--resume`` continues exactly where it stopped (``benchmarks.train``).
+Multi-GPU: launch with ``torchrun``. Several rows: ``--row 1,6`` trains each in ``OUT/row<N>``;
+``--launch slurm`` runs them as a job array through submitit, one process per GPU, requeued and
+resumed after the time-limit signal (``benchmarks.slurm_tasks``). A row whose ``OUT`` holds a
+finished run with the same settings is skipped unless ``--refresh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.checkpoint import LAST, CheckpointError, load_checkpoint
+from benchmarks.cli import UsageError, default, from_args
+from benchmarks.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
+from benchmarks.methods import METHODS
+from benchmarks.runs import AMP_MODES, RESUMABLE_CHANGES, Recipe, RunConfig, parse_row_list, resolve_spec
+from benchmarks.slurm_tasks import TrainingStopped, TrainTask, preemptible
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--row", required=True,
+                        help="Table 1 row number or name; several, comma-separated, train one after another "
+                        "(or as an array with --launch), each in OUT/row<N>")
+    parser.add_argument("--data", required=True, help="dataset root: ROOT/{train,val}/<class>/<video>.mp4")
+    parser.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints); "
+                        "with several rows, OUT/row<N> for each")
+    parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
+    parser.add_argument("--method", choices=tuple(METHODS), default=default(RunConfig, "method"),
+                        help="training method (default: %(default)s)")
+    starts = parser.add_mutually_exclusive_group()
+    starts.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.pt when it exists (launched tasks always do)")
+    starts.add_argument("--refresh", action="store_true",
+                        help="start from scratch, also rows whose run in OUT finished (they are skipped otherwise)")
+    group = parser.add_argument_group("input and GRW (default: the row's spec; recorded as deviations)")
+    group.add_argument("--frames", type=int)
+    group.add_argument("--res", type=int)
+    group.add_argument("--fps", type=float)
+    group.add_argument("--grw", action=argparse.BooleanOptionalAction, default=None,
+                       help="GRW-smoothing on/off (default: on for GRW rows; --grw adds taps to MobileNetV3/TSM)")
+    group.add_argument("--grw-weight", type=float)
+    group.add_argument("--grw-window", type=int)
+    group = parser.add_argument_group("recipe (defaults: benchmarks.runs.Recipe)")
+    for name, kind, text in (
+        ("epochs", int, None), ("batch_size", int, "per process"), ("accumulate", int, "micro-batches per step"),
+        ("lr", float, "peak lr for the global batch"), ("weight_decay", float, None), ("warmup_epochs", float, None),
+        ("min_lr_ratio", float, "the cosine ends at lr x this"), ("label_smoothing", float, None),
+        ("ema_decay", float, "per optimizer step; 0 turns the EMA off"),
+        ("dropout", float, "default: the model's"), ("stochastic_depth", float, "default: the model's (MoViNet, X3D)"),
+        ("seed", int, None),
+    ):
+        value = default(Recipe, name)
+        shown = "" if value is None else f"default: {value}"
+        group.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value,
+                           help="; ".join(part for part in (text, shown) if part) or None)
+    group.add_argument("--amp", choices=AMP_MODES, default=default(Recipe, "amp"),
+                       help="mixed precision on CUDA (default: %(default)s)")
+    group = parser.add_argument_group("execution")
+    group.add_argument("--no-val", dest="validate", action="store_false", help="skip per-epoch validation")
+    group.add_argument("--num-workers", type=int, default=default(RunConfig, "num_workers"),
+                       help="data loading processes (default: %(default)s)")
+    group.add_argument("--device", choices=("cpu", "cuda"))
+    group.add_argument("--log-every", type=int, default=default(RunConfig, "log_every"),
+                       help="optimizer steps between log lines (default: %(default)s)")
+    add_launch_arguments(parser)
+
+
+def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
+    """One config per row of ``--row``: it trains in OUT, or in OUT/row<N> when there are several.
+
+    Launched tasks (``--launch slurm|local``) resume, since SLURM may restart them at any time.
+    Raises ``UsageError`` for anything that would make a task fail (checked before launching).
+    """
+    try:
+        specs = parse_row_list(args.row)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    resume = not args.refresh and (args.resume or args.launch != "none")
+    configs = [from_args(RunConfig, args, row=spec.row, resume=resume,
+                         out=str(Path(args.out) / f"row{spec.row}") if len(specs) > 1 else args.out)
+               for spec in specs]
+    for config in configs:
+        try:
+            resolve_spec(config)  # bad row / GRW / input options fail here, before any data is read
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+    check_data(args.data, "train")
+    return configs
+
+
+def check_data(root: str, split: str) -> None:
+    """The dataset root must hold the split's videos (a class folder or annotations)."""
+    path = Path(root)
+    if not path.is_dir():
+        raise UsageError(f"--data {root}: no such directory")
+    if not (path / split).is_dir():
+        raise UsageError(f"--data {root}: no {split}/ folder (expected ROOT/{split}/<class>/<video>.mp4)")
+
+
+def finished(config: RunConfig) -> bool:
+    """Whether ``config.out`` holds a complete run of these settings (a re-run skips it)."""
+    path = Path(config.out) / LAST
+    if not path.is_file():
+        return False
+    try:
+        saved = load_checkpoint(path)
+    except CheckpointError as error:
+        raise UsageError(f"{error} (--refresh starts the run again)") from error
+    current = config.to_dict()
+    return saved["complete"] and all(saved["config"].get(name) == value for name, value in current.items()
+                                     if name not in RESUMABLE_CHANGES)
+
+
+def print_summary(name: str, summary: dict) -> None:
+    keys = ("row", "status", "epochs_completed", "best_val_top1", "last_checkpoint")
+    print(json.dumps({key: summary[key] for key in keys}))
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        options = preemptible(options_from_args(args))
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    check_launch_arguments(args)
+    configs = configs_from_args(args)
+    todo = [config for config in configs if args.refresh or not finished(config)]
+    for config in configs:
+        if config not in todo:
+            print(f"row {config.row}: {config.out} holds a finished run with these settings "
+                  "(--refresh trains it again)")
+    if not todo:
+        return 0
+    try:
+        return launch_command(TrainTask(), todo, [f"row{config.row}" for config in todo], args, options,
+                              on_result=print_summary, job_name="grw-train")
+    except TrainingStopped as stopped:
+        print(f"train: {stopped}; run the same command with --resume to continue", file=sys.stderr)
+        return stopped.exit_code

@@ -1,0 +1,119 @@
+"""Training and evaluation methods: the one interface through which a run differs from plain training.
+
+A run's ``method`` (``RunConfig.method``, ``--method``) is looked up in :data:`METHODS`. GRW is not a
+method: it is a property of the row (its spec), and works with any method. The training loop and the
+evaluation call only this interface, so a method is added by writing a class, not by branching the loop:
+
+- ``prepare(model, spec)``: the network the method trains (e.g. slimmable layers for A3D, dynamic
+  convolutions and gates for VA-RED2, sub-batch BatchNorm for multigrid); standard returns it as is.
+- ``schedule(spec, recipe, steps_per_epoch)``: the shape of every optimizer step, as a
+  :class:`StepShape` (clips per process, frames, side, learning-rate factor). Multigrid varies all
+  four along its long and short cycles; the standard schedule is constant. Shapes are a pure function
+  of (epoch, step), so every DDP process agrees on them and a resumed run continues mid-cycle.
+- ``loss(model, videos, labels, criterion)``: the training loss of one micro-batch and its named
+  terms (floats for the logs). A3D runs the full network and sampled sub-networks and adds its
+  distillation term; VA-RED2 adds the efficiency loss on the gates; standard is cross-entropy plus
+  the model's own auxiliary (GRW) terms.
+- ``eval_settings()`` / ``setting(model, name)``: the configurations a trained model is evaluated
+  at (A3D: width x side x frames budgets; standard: one, ``"default"``), and a context manager that
+  puts the model in one; ``predict`` returns the logits and, per video, any measured extras (VA-RED2:
+  the GFLOPs its gates chose).
+
+Only ``standard`` is implemented here; multigrid (seed 003), A3D (seed 002) and VA-RED2 (seed 004)
+plug in through the same methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from benchmarks.runs import Recipe
+    from benchmarks.specs import RowSpec
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """The mini-batch one optimizer step trains on, and its learning-rate factor (multiplied into
+    the recipe's schedule)."""
+
+    batch_size: int  # clips per process and micro-batch
+    frames: int
+    side: int
+    lr_factor: float = 1.0
+
+
+class Schedule:
+    """Step shapes as a pure function of (epoch, step in epoch)."""
+
+    def shape(self, epoch: int, step: int) -> StepShape:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ConstantSchedule(Schedule):
+    """Every step has the run's own shape."""
+
+    step_shape: StepShape
+
+    def shape(self, epoch: int, step: int) -> StepShape:
+        return self.step_shape
+
+
+def logits_of(output: Tensor | tuple[Tensor, dict]) -> Tensor:
+    """GRW models return ``(logits, aux)``, baselines return logits."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+class Method:
+    """Plain supervised training and evaluation: the interface's default behaviour."""
+
+    name = "standard"
+    terms: tuple[str, ...] = ("loss", "ce", "grw")  # what ``loss`` reports, logged per step and epoch
+
+    def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
+        return model
+
+    def schedule(self, spec: RowSpec, recipe: Recipe, steps_per_epoch: int) -> Schedule:
+        return ConstantSchedule(StepShape(recipe.batch_size, spec.frames, spec.res))
+
+    def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
+             criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Cross-entropy plus the model's auxiliary losses (GRW models return them already weighted)."""
+        output = model(videos)
+        logits, aux = output if isinstance(output, tuple) else (output, {})
+        ce = criterion(logits.float(), labels)
+        grw = sum((term.float() for term in aux.values()), torch.zeros((), device=ce.device))
+        loss = ce + grw
+        return loss, {"loss": loss.item(), "ce": ce.item(), "grw": grw.item()}
+
+    def eval_settings(self) -> tuple[str, ...]:
+        """The configurations a trained model can be evaluated at; the first is the default."""
+        return ("default",)
+
+    def setting(self, model: nn.Module, name: str) -> AbstractContextManager:
+        """A context in which ``model`` runs in configuration ``name``."""
+        if name not in self.eval_settings():
+            raise ValueError(f"method {self.name!r} has no evaluation setting {name!r}; "
+                             f"settings: {', '.join(self.eval_settings())}")
+        return contextlib.nullcontext()
+
+    def predict(self, model: nn.Module, videos: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits of a batch and per-video extras (none for standard)."""
+        return logits_of(model(videos)), {}
+
+
+METHODS: dict[str, type[Method]] = {"standard": Method}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; implemented: {', '.join(METHODS)}")
+    return METHODS[name]()

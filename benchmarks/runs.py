@@ -1,0 +1,286 @@
+"""A Table 1 row as one run: its recipe, its configuration, and what the row resolves to.
+
+A run is a row spec (``benchmarks.specs``) plus overrides (input, GRW, method) and a training recipe.
+:func:`resolve_spec` turns it into the spec the run really uses and the deviations from the row's own;
+:func:`build_run_model` builds that network and :func:`train_sampling` / :func:`eval_sampling` its input.
+Checkpoints store the resolved spec and the run configuration, so :func:`load_trained` rebuilds a
+trained model from the file alone: training (``benchmarks.train``) and evaluation
+(``benchmarks.evaluate``) share this module and never import each other.
+
+GRW: MoViNet GRW rows train their head with the GRW loss (``grw=False`` keeps the head and drops the
+loss); MobileNetV3/TSM rows get ``grw.IntermediateTaps`` on a few inverted-residual blocks with
+``grw=True`` (:data:`DEFAULT_TAPS`). The training method (``method``) is looked up in
+``benchmarks.methods``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+
+from benchmarks.checkpoint import load_checkpoint, model_weights
+from benchmarks.data import Sampling
+from benchmarks.methods import METHODS, get_method
+from benchmarks.specs import GrwSettings, RowSpec, build_model, get_spec, parse_rows
+from grw import GrwModel
+
+# Intermediate GRW taps for rows without a GRW head: the last inverted-residual block of the 1/8,
+# 1/16 and 1/32 stages (names as in ``GrwModel.backbone``; see baselines/mobilenet.py).
+DEFAULT_TAPS: dict[str, tuple[str, ...]] = {
+    "mobilenet_v3_small": ("backbone.features.3", "backbone.features.8", "backbone.features.11"),
+    "mobilenet_v3_large": ("backbone.features.6", "backbone.features.12", "backbone.features.15"),
+}
+DEFAULT_TAPS["mobilenet_v3_small_tsm"] = DEFAULT_TAPS["mobilenet_v3_small"]
+DEFAULT_TAPS["mobilenet_v3_large_tsm"] = DEFAULT_TAPS["mobilenet_v3_large"]
+
+AMP_MODES = ("bf16", "fp16", "none")
+# RunConfig fields that may change between a run and its resumption (they do not change the result).
+RESUMABLE_CHANGES = {"resume", "num_workers", "device", "log_every", "data", "annotations", "out"}
+
+
+@dataclass
+class Recipe:
+    """How to train: AdamW (no weight decay on biases and norms), per-step linear warmup then cosine
+    decay, label smoothing, gradient accumulation, an EMA of the weights, bf16 autocast or fp16 with
+    a GradScaler on CUDA (CPU trains in float32). ``lr`` is for the global batch
+    ``batch_size x accumulate x processes``. ``dropout``/``stochastic_depth`` None keep the model's
+    defaults; ``ema_decay`` 0 turns the EMA off."""
+
+    epochs: int = 30
+    batch_size: int = 8  # per process
+    accumulate: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
+    label_smoothing: float = 0.1
+    ema_decay: float = 0.9998  # per optimizer step
+    dropout: float | None = None
+    stochastic_depth: float | None = None
+    amp: str = "bf16"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "accumulate"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_epochs >= 0, got "
+                             f"{self.lr}, {self.weight_decay}, {self.warmup_epochs}")
+        if not 0 <= self.ema_decay < 1 or not 0 <= self.label_smoothing < 1 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"ema_decay and label_smoothing must be in [0, 1), min_lr_ratio in [0, 1], got "
+                             f"{self.ema_decay}, {self.label_smoothing}, {self.min_lr_ratio}")
+        for name in ("dropout", "stochastic_depth"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+
+
+@dataclass
+class RunConfig:
+    """One training run. ``grw`` None follows the row's spec; the input overrides None keep the spec's."""
+
+    row: int | str  # number or name; stored as the number
+    data: str
+    out: str
+    recipe: Recipe = field(default_factory=Recipe)
+    method: str = "standard"
+    annotations: str | None = None  # a directory of <split>.csv, or one CSV; default DATA/annotations
+    frames: int | None = None
+    res: int | None = None
+    fps: float | None = None
+    grw: bool | None = None
+    grw_weight: float | None = None
+    grw_window: int | None = None
+    validate: bool = True  # evaluate raw and EMA weights on the val split after each epoch
+    resume: bool = False
+    num_workers: int = 4
+    device: str | None = None  # default: CUDA when available
+    log_every: int = 20  # optimizer steps between log lines
+
+    def __post_init__(self) -> None:
+        self.row = get_spec(self.row).row  # "1", 1 and "MoViNet-A0-S-GRW" are the same run
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; implemented: {', '.join(METHODS)}")
+        if self.num_workers < 0 or self.log_every < 1:
+            raise ValueError(f"need num_workers >= 0 and log_every >= 1, got {self.num_workers}, {self.log_every}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """The inverse of :meth:`to_dict` (how configs are stored in checkpoints and config.json)."""
+        values = dict(values)
+        recipe = Recipe(**values.pop("recipe", {}))
+        return cls(recipe=recipe, **values)
+
+
+# --------------------------------------------------------------------------- the row a run trains
+
+
+def resolve_spec(config: RunConfig) -> tuple[RowSpec, dict[str, dict]]:
+    """The row's spec with the run's input and GRW overrides applied, and the deviations from it.
+
+    With ``res`` overridden, the evaluation resize keeps the spec's ratio to the crop.
+    """
+    spec = get_spec(config.row)
+    if not spec.implemented:
+        raise ValueError(f"row {spec.row} ({spec.name}) is not implemented: {spec.not_implemented_reason}")
+    changes: dict[str, Any] = {}
+    for name in ("frames", "res", "fps"):
+        value = getattr(config, name)
+        if value is not None and value != getattr(spec, name):
+            if value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+            changes[name] = value
+    if "res" in changes and spec.eval_resize is not None:
+        changes["eval_resize"] = round(spec.eval_resize * changes["res"] / spec.res)
+    changes["grw"] = _grw_settings(spec, config)
+    resolved = dataclasses.replace(spec, **changes)
+
+    deviations = {name: {"spec": getattr(spec, name), "used": getattr(resolved, name)}
+                  for name in ("frames", "res", "fps", "eval_resize") if getattr(resolved, name) != getattr(spec, name)}
+    for name in ("weight", "window"):
+        published = getattr(spec.grw, name) if spec.grw else None
+        used = getattr(resolved.grw, name) if resolved.grw else None
+        if used != published:
+            deviations[f"grw_{name}"] = {"spec": published, "used": used}
+    if resolved.grw and resolved.grw.window > resolved.frames:
+        raise ValueError(f"GRW window {resolved.grw.window} is longer than the clip ({resolved.frames} frames)")
+    return resolved, deviations
+
+
+def _grw_settings(spec: RowSpec, config: RunConfig) -> GrwSettings | None:
+    """Head rows keep their head (weight 0 with GRW off); other rows get taps with GRW on."""
+    enabled = config.grw if config.grw is not None else spec.grw is not None
+    if not enabled and (config.grw_weight is not None or config.grw_window is not None):
+        raise ValueError("--grw-weight/--grw-window given with GRW off (add --grw)")
+    overrides = {name: value for name, value in (("weight", config.grw_weight), ("window", config.grw_window))
+                 if value is not None}
+    if spec.grw is not None:
+        return dataclasses.replace(spec.grw, **(overrides if enabled else {"weight": 0.0}))
+    if not enabled or overrides.get("weight") == 0:
+        return None
+    if spec.model not in DEFAULT_TAPS:
+        raise ValueError(f"row {spec.row} ({spec.name}): no default GRW taps for model {spec.model!r}; "
+                         f"--grw works for {sorted(DEFAULT_TAPS)} and the GRW head rows")
+    return GrwSettings(attach="taps", taps=DEFAULT_TAPS[spec.model], **overrides)
+
+
+def parse_row_list(text: str) -> list[RowSpec]:
+    """``"1,6"`` -> the rows' specs, each implemented and named once."""
+    specs = parse_rows(text)
+    if not specs:
+        raise ValueError(f"--row must name at least one row, got {text!r}")
+    rows = [spec.row for spec in specs]
+    if len(set(rows)) != len(rows):
+        raise ValueError(f"--row names a row twice: {text!r}")
+    return specs
+
+
+# --------------------------------------------------------------------------- model and input
+
+
+def build_run_model(spec: RowSpec, num_classes: int, recipe: Recipe, method: str = "standard") -> nn.Module:
+    """The row's model as trained (and as evaluated from a checkpoint): same options, same modules."""
+    options = {name: getattr(recipe, name) for name in ("dropout", "stochastic_depth")
+               if getattr(recipe, name) is not None}
+    model = get_method(method).prepare(build_model(spec, num_classes, **options), spec)
+    _materialize_lazy_modules(model, spec)
+    return model
+
+
+def _materialize_lazy_modules(model: nn.Module, spec: RowSpec) -> None:
+    """Size the BatchNorms of GRW taps, which are lazy, before the optimizer, EMA and DDP see them.
+
+    One no-grad forward of a zero clip with only the taps in training mode: the backbone (in eval
+    mode) updates no statistics and draws no random numbers; the taps' statistics are then reset.
+    """
+    if not (isinstance(model, GrwModel) and model.taps is not None):
+        return
+    if not any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.taps.modules()):
+        return
+    model.eval()
+    model.taps.train()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, spec.frames, spec.res, spec.res))
+    for norm in model.taps.norms:
+        norm.reset_running_stats()
+    model.train()
+
+
+def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) for frames in [0, 1]: the backbone's ``input_mean``/``input_std``, else none."""
+    backbone = model.backbone if isinstance(model, GrwModel) else model
+    mean = getattr(backbone, "input_mean", (0.0, 0.0, 0.0))
+    std = getattr(backbone, "input_std", (1.0, 1.0, 1.0))
+    return tuple(mean), tuple(std)
+
+
+def train_sampling(spec: RowSpec, model: nn.Module) -> Sampling:
+    mean, std = input_normalization(model)
+    return Sampling(frames=spec.frames, fps=spec.fps, size=spec.res, mean=mean, std=std)
+
+
+def eval_sampling(spec: RowSpec, model: nn.Module, views: bool = True) -> Sampling:
+    """The row's evaluation input: ``clips x crops`` views (or one centre view with ``views=False``)."""
+    mean, std = input_normalization(model)
+    return Sampling(frames=spec.frames, fps=spec.fps, size=spec.res, resize=spec.eval_resize, mean=mean, std=std,
+                    clips=spec.clips if views else 1, crops=spec.crops if views else 1)
+
+
+def annotation_file(data: str | Path, annotations: str | Path | None, split: str) -> Path | None:
+    """The split's annotation CSV: ``annotations`` if it is a file, ``<annotations>/<split>.csv``
+    if it is a directory (default ``DATA/annotations``); None (scan the folders) when absent."""
+    if annotations is not None and Path(annotations).is_file():
+        return Path(annotations)
+    folder = Path(annotations) if annotations is not None else Path(data) / "annotations"
+    if annotations is not None and not folder.is_dir():
+        raise ValueError(f"annotations {folder} is neither a CSV file nor a directory of <split>.csv files")
+    path = folder / f"{split}.csv"
+    return path if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- trained models
+
+
+def run_record(config: RunConfig, spec: RowSpec, deviations: dict, classes: tuple[str, ...]) -> dict[str, Any]:
+    """What every checkpoint stores about its run: enough to rebuild the model with no trainer config."""
+    return {"config": config.to_dict(), "spec": spec.to_dict(), "deviations": deviations,
+            "classes": list(classes), "row": spec.row}
+
+
+@dataclass
+class Trained:
+    """A model rebuilt from a checkpoint (:func:`load_trained`), in eval mode."""
+
+    model: nn.Module
+    spec: RowSpec  # as resolved for the run
+    classes: tuple[str, ...]
+    config: RunConfig
+    deviations: dict[str, dict]
+    weights: str  # "ema" or "raw"
+    checkpoint: dict[str, Any]
+
+
+def load_trained(checkpoint: str | Path | dict[str, Any], weights: str | None = None) -> Trained:
+    """The model of a training checkpoint (a path or a loaded checkpoint) with its resolved spec and
+    class order; ``weights`` "ema", "raw" or None (EMA when the checkpoint has one)."""
+    state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    config = RunConfig.from_dict(state["config"])
+    spec = RowSpec.from_dict(state["spec"])
+    classes = tuple(state["classes"])
+    model = build_run_model(spec, len(classes), config.recipe, config.method)
+    weights_state, used = model_weights(state, weights)
+    model.load_state_dict(weights_state)
+    model.eval()
+    return Trained(model, spec, classes, config, state.get("deviations", {}), used, state)
