@@ -87,7 +87,7 @@ def test_options_fixed_by_the_name_cannot_be_overridden():
 
 def test_options_reach_the_model():
     x3d = baselines.build("x3d_s", dropout=0.3, stochastic_depth=0.2)
-    assert x3d.dropout.p == 0.3
+    assert x3d.classifier.dropout.p == 0.3
     assert x3d.res2[0].stochastic_depth.p == 0.0
     assert x3d.res5[-1].stochastic_depth.p == pytest.approx(0.2)
 
