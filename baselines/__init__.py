@@ -17,7 +17,8 @@ Head contract (as in timm), on every model:
   (MoViNet dense9 + dense10, X3D lin5 + fc, MobileNetV3 both linear layers), parameters included,
   so that a model with another head (``grw.GrwModel``) carries no dead weights.
 
-Public weights: the converters map them onto the zoo's layout, strictly (every tensor used, every tensor filled):
+Public weights: :mod:`baselines.weights` catalogues the published checkpoints (``CHECKPOINTS``), and
+the converters map them onto the zoo's layout, strictly (every tensor used, every tensor filled):
 :func:`from_movinet_pytorch`, :func:`from_pytorchvideo`, :func:`from_torchvision_mobilenet`. Record
 :data:`CONVERTER_VERSION` with converted checkpoints.
 """
@@ -38,9 +39,12 @@ from baselines.convert import (
     from_pytorchvideo,
     from_torchvision_mobilenet,
 )
+from baselines.weights import CHECKPOINTS, Checkpoint
 
 __all__ = [
+    "CHECKPOINTS",
     "CONVERTER_VERSION",
+    "Checkpoint",
     "ConversionError",
     "MODELS",
     "available",
