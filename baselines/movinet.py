@@ -32,9 +32,11 @@ dict of tensors: each causal temporal conv keeps the last ``k_t - 1`` frames of 
 previous chunk and each CGAP its running sum and frame count, so its size does not grow with the video
 and chunks of any size give the same outputs as the whole clip. All temporal strides are 1, so both
 kinds keep one embedding per input frame. MoViNet-pytorch keeps the same buffers inside its modules
-instead (``model.clean_activation_buffers()`` starts a new video); A0-A2 use no positional encoding
-there. Here A3-A5 stream models (no public stream checkpoint) add the sine encoding of the frame index
-to the SE's CGAP, as the official A3-A5 stream configuration does (``stream_positional_encoding``).
+instead (``model.clean_activation_buffers()`` must start every new video, after which each call
+returns the logits of CGAP over all frames fed so far). Neither it nor the official A0-A2 stream
+configurations use a positional encoding; the A3-A5 stream models here (no public stream checkpoint
+in PyTorch) add a sine encoding of the frame index to the SE's CGAP, as ``movinet_specs.json``
+records for the official A3-A5 stream configuration (``stream_positional_encoding``).
 
 Head contract (timm style): ``forward_features(x)`` is conv7's output ``[B, K, T, H', W']`` (after BN
 and activation), ``forward_head(features, pre_logits=False)`` pools it over time and space and applies
