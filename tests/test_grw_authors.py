@@ -23,6 +23,7 @@ from torch import nn
 
 import baselines
 import grw
+from baselines.movinet import MoViNet, MovinetSpec
 from benchmarks import authors
 from benchmarks.specs import AUTHORS_COMMIT, GRW_SETTING_SOURCES, GrwSettings, build_model, get_spec
 from grw.head import sincos_position_encoding
@@ -159,11 +160,38 @@ def test_import_into_a_grw_model_matches_to_1e4(outputs, variant):
                             if k.startswith(authors.BACKBONE_PREFIX) and ".classifier." not in k}
 
 
-def test_backbone_conversion_uses_baselines(snapshot):
-    if hasattr(baselines, "from_movinet_pytorch"):
-        pytest.skip("baselines.from_movinet_pytorch exists; the full-model check covers it")
-    with pytest.raises(NotImplementedError, match="from_movinet_pytorch"):
-        authors.to_grw_state_dict(snapshot.model_state, snapshot.model)
+def our_spec(config: dict) -> MovinetSpec:
+    """The zoo's MovinetSpec of a MoViNet-pytorch config (the fixture's reduced A0-S)."""
+    return MovinetSpec.from_dict({
+        "stem": {"filters": config["conv1"]["out_channels"], "kernel": config["conv1"]["kernel_size"],
+                 "stride": config["conv1"]["stride"]},
+        "blocks": [{"base_filters": block[0]["out_channels"],
+                    "layers": [{"expand_filters": layer["expanded_channels"], "kernel": layer["kernel_size"],
+                                "stride": layer["stride"]} for layer in block]} for block in config["blocks"]],
+        "head": {"project_filters": config["conv7"]["out_channels"], "hidden_filters": config["dense9"]["hidden_dim"]},
+        "stream_positional_encoding": False,
+    })
+
+
+@pytest.mark.parametrize("variant", ["raw", "ema"])
+def test_the_whole_authors_model_imports_into_the_zoo_backbone_and_head(outputs, variant):
+    """Their snapshot (tiny (2+1)D stream A0-S + head) through baselines.from_movinet_pytorch and the head
+    mapping: our GrwModel gives their logits, whole and frame by frame."""
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())
+    assert manifest["backbone_config"]["conv_type"] == "2plus1d" and manifest["backbone_config"]["causal"]
+    backbone = MoViNet(our_spec(manifest["backbone_config"]["movinet_pytorch_config"]), stream=True, num_classes=0)
+    snapshot = authors.read_snapshot(SNAPSHOT)
+    model = grw.GrwModel(backbone, grw.TemporalHead(**snapshot.head_options())).eval()
+    model.load_state_dict(authors.to_grw_state_dict(snapshot.state(variant), backbone), strict=True)
+    clip = outputs["clip"].transpose(1, 2)  # theirs [B, N, 3, H, W] -> ours [B, 3, N, H, W]
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.frame_embeddings(clip), outputs[f"{variant}_feats"], atol=1e-4, rtol=0)
+        logits, _ = model(clip)
+        state = None
+        for t in range(clip.shape[2]):
+            streamed, state = model.forward_stream(clip[:, :, t:t + 1], state)
+    torch.testing.assert_close(logits, outputs[f"{variant}_logits"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(streamed, outputs[f"{variant}_logits"], atol=1e-4, rtol=0)
 
 
 # ---------------------------------------------------------------- refusing code
