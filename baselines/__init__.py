@@ -7,6 +7,20 @@ Every model takes float video ``[B, 3, T, H, W]`` and returns logits ``[B, num_c
 ``frame_embeddings(x) -> [B, T, num_features]`` (per-frame features pooled over space, before any
 temporal pooling), ``num_features``, and ``input_mean`` / ``input_std``: the normalisation to apply
 to frames scaled to [0, 1].
+
+Head contract (as in timm), on every model:
+
+* ``forward_features(x)``: the last feature map, video layout ``[B, num_features, T, h, w]``;
+* ``forward_head(features, pre_logits=False)``: pooling and classifier (``pre_logits``: the
+  features pooled over time and space, ``[B, num_features]``); ``forward(x)`` is the two in a row;
+* ``reset_classifier(num_classes)``: a new classifier; ``0`` removes everything after the pooling
+  (MoViNet dense9 + dense10, X3D lin5 + fc, MobileNetV3 both linear layers), parameters included,
+  so that a model with another head (``grw.GrwModel``) carries no dead weights.
+
+Public weights: :mod:`baselines.weights` catalogues the published checkpoints (``CHECKPOINTS``), and
+the converters map them onto the zoo's layout, strictly (every tensor used, every tensor filled):
+:func:`from_movinet_pytorch`, :func:`from_pytorchvideo`, :func:`from_torchvision_mobilenet`. Record
+:data:`CONVERTER_VERSION` with converted checkpoints.
 """
 
 from __future__ import annotations
@@ -18,6 +32,27 @@ from typing import Any, Callable
 from torch import nn
 
 from baselines import mobilenet, tsm, x3d
+from baselines.convert import (
+    CONVERTER_VERSION,
+    ConversionError,
+    from_movinet_pytorch,
+    from_pytorchvideo,
+    from_torchvision_mobilenet,
+)
+from baselines.weights import CHECKPOINTS, Checkpoint
+
+__all__ = [
+    "CHECKPOINTS",
+    "CONVERTER_VERSION",
+    "Checkpoint",
+    "ConversionError",
+    "MODELS",
+    "available",
+    "build",
+    "from_movinet_pytorch",
+    "from_pytorchvideo",
+    "from_torchvision_mobilenet",
+]
 
 
 def _movinet(variant: str, stream: bool = False, **options: Any) -> nn.Module:

@@ -5,9 +5,11 @@ XS, S and M share one network (they differ in the input: frames x crop); L is de
 * stem: 1x3x3 conv (spatial stride 2) to 24 channels, depthwise 5x1x1 temporal conv, BN, ReLU;
 * res2..res5: bottleneck blocks 1x1x1 -> depthwise 3x3x3 (spatial stride 2 in each stage's first
   block) -> SE (every other block) -> Swish -> 1x1x1, with an identity or projection shortcut and a
-  ReLU after the sum; stage widths 24, 48, 96, 192, bottleneck width 2.25x;
-* head: ``conv5`` 1x1x1 to 432 + BN + ReLU, global average pool, ``lin5`` 1x1x1 to 2048 + ReLU,
-  dropout, linear classifier.
+  ReLU after the sum; stage widths 24, 48, 96, 192, bottleneck width 2.25x. The projection shortcut
+  is a strided 1x1x1 conv, followed by BN only where the width changes (res3..res5): res2 keeps 24
+  channels and its shortcut has no BN, as in pytorchvideo's ``create_x3d`` and its checkpoints;
+* head: ``conv5`` 1x1x1 to 432 + BN + ReLU, global average pool, then the ``classifier``:
+  ``lin5`` (X3D's 1x1x1 conv to 2048, no bias, no BN) + ReLU, dropout, ``fc``.
 
 Temporal stride is 1 everywhere, so every layer keeps the T input frames, and the head pools
 adaptively: one model runs at any frames x crop. Spatial padding is symmetric (k // 2), as in the
@@ -16,6 +18,11 @@ public PyTorch implementations; at 182 px the maps shrink 91, 46, 23, 12, 6.
 All layers keep the video layout ``[B, C, T, H, W]``. Good GRW tap points (``tap_points``): the stage
 outputs ``res2`` .. ``res5`` (24, 48, 96, 192 channels at 1/4 .. 1/32 of the crop) and ``conv5``
 (432 channels, what :meth:`X3D.frame_embeddings` pools).
+
+Head contract (timm style): ``forward_features`` is ``conv5``'s output, ``forward_head`` pools it over
+time and space and applies the classifier, ``num_features`` is 432 and ``reset_classifier(0)`` removes
+``lin5`` and ``fc``. The layers are those of pytorchvideo's ``create_x3d``, whose Kinetics-400
+checkpoints :func:`baselines.from_pytorchvideo` converts.
 """
 
 from __future__ import annotations
@@ -89,11 +96,13 @@ class X3DBlock(nn.Module):
         )
         self.swish = nn.SiLU(inplace=True)
         self.conv_c = Conv3dNormActivation(inner_channels, out_channels, kernel_size=1, activation_layer=None)
-        self.shortcut = (
-            Conv3dNormActivation(in_channels, out_channels, kernel_size=1, stride=stride, activation_layer=None)
-            if in_channels != out_channels or spatial_stride != 1
-            else nn.Identity()
-        )
+        if in_channels == out_channels and spatial_stride == 1:
+            self.shortcut: nn.Module = nn.Identity()
+        else:  # BN only when the width changes (pytorchvideo's layout)
+            self.shortcut = Conv3dNormActivation(
+                in_channels, out_channels, kernel_size=1, stride=stride, bias=False, activation_layer=None,
+                norm_layer=nn.BatchNorm3d if in_channels != out_channels else None,
+            )
         self.stochastic_depth = StochasticDepth(stochastic_depth, mode="row")
         self.relu = nn.ReLU(inplace=True)
 
@@ -142,7 +151,7 @@ class X3D(nn.Module):
         self.config = config
         self.stem = _stem(config.stem_width)
         # Stochastic depth grows linearly with the block index, from 0 to `stochastic_depth`.
-        drop_rates = torch.linspace(0, stochastic_depth, sum(config.depths)).tolist()
+        drop_rates = [stochastic_depth * i / max(sum(config.depths) - 1, 1) for i in range(sum(config.depths))]
         in_channels, first_block = config.stem_width, 0
         for stage, (depth, width) in enumerate(zip(config.depths, config.stage_widths), start=2):
             stage_rates = drop_rates[first_block : first_block + depth]
@@ -150,24 +159,55 @@ class X3D(nn.Module):
             in_channels, first_block = width, first_block + depth
         self.num_features = round(in_channels * config.bottleneck_ratio)  # 432
         self.conv5 = Conv3dNormActivation(in_channels, self.num_features, kernel_size=1)
-        self.pool = nn.AdaptiveAvgPool3d(1)
-        self.lin5 = nn.Linear(self.num_features, config.head_width, bias=False)  # X3D's 1x1x1 conv, no BN
-        self.lin5_relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.head_width, num_classes)
-        self._init_weights()
+        self.num_classes = num_classes
+        self._dropout = dropout
+        self.classifier = self._classifier(num_classes)
+        self._init_weights(self)
 
-    def _init_weights(self) -> None:
-        for module in self.modules():
+    def _classifier(self, num_classes: int) -> nn.Module:
+        """lin5 -> ReLU -> dropout -> fc, or nothing for ``num_classes == 0``."""
+        if num_classes == 0:
+            return nn.Identity()
+        return nn.Sequential(
+            OrderedDict(
+                lin5=nn.Linear(self.num_features, self.config.head_width, bias=False),
+                relu=nn.ReLU(inplace=True),
+                dropout=nn.Dropout(self._dropout),
+                fc=nn.Linear(self.config.head_width, num_classes),
+            )
+        )
+
+    @staticmethod
+    def _init_weights(root: nn.Module) -> None:
+        for module in root.modules():
             if isinstance(module, (nn.Conv3d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, X3DBlock):  # each block starts as its shortcut
                 nn.init.zeros_(module.conv_c[1].weight)
-        nn.init.normal_(self.classifier.weight, std=0.01)
+        if isinstance(root, X3D) and isinstance(root.classifier, nn.Sequential):
+            nn.init.normal_(root.classifier.fc.weight, std=0.01)
 
-    def features(self, x: Tensor) -> Tensor:
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier. ``0`` removes it (lin5 and fc: their parameters are gone and ``forward``
+        returns the pooled features); ``n > 0`` keeps lin5 if present and puts a new, randomly
+        initialised fc with ``n`` outputs (both new after a reset to 0)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        reference = self.conv5[0].weight
+        if num_classes > 0 and isinstance(self.classifier, nn.Sequential):
+            self.classifier.fc = nn.Linear(self.config.head_width, num_classes)
+        else:
+            self.classifier = self._classifier(num_classes)
+            self._init_weights(self.classifier)
+        if num_classes > 0:
+            nn.init.normal_(self.classifier.fc.weight, std=0.01)
+            nn.init.zeros_(self.classifier.fc.bias)
+        self.classifier.to(device=reference.device, dtype=reference.dtype)
+        self.num_classes = num_classes
+
+    def forward_features(self, x: Tensor) -> Tensor:
         """``[B, 3, T, H, W]`` -> ``conv5`` output ``[B, 432, T, H/32, W/32]`` (rounded up)."""
         if x.ndim != 5 or x.shape[1] != 3:
             raise ValueError(f"expected video of shape [B, 3, T, H, W], got {list(x.shape)}")
@@ -176,13 +216,18 @@ class X3D(nn.Module):
             x = stage(x)
         return self.conv5(x)
 
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """``conv5`` features ``[B, 432, T, h, w]`` -> global average ``[B, 432]`` -> classifier (unless
+        ``pre_logits``)."""
+        pooled = x.mean(dim=(2, 3, 4))
+        return pooled if pre_logits else self.classifier(pooled)
+
     def frame_embeddings(self, x: Tensor) -> Tensor:
         """Per-frame ``conv5`` features pooled over space: ``[B, 3, T, H, W]`` -> ``[B, T, 432]``."""
-        return self.features(x).mean(dim=(3, 4)).transpose(1, 2)
+        return self.forward_features(x).mean(dim=(3, 4)).transpose(1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(self.features(x)).flatten(1)
-        return self.classifier(self.dropout(self.lin5_relu(self.lin5(x))))
+        return self.forward_head(self.forward_features(x))
 
 
 def x3d(variant: str, num_classes: int = 600, dropout: float = 0.5, stochastic_depth: float = 0.0) -> X3D:

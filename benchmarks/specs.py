@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from torch import nn
 
@@ -22,14 +23,23 @@ from benchmarks.paths import published_dir
 PAPER = "Goldman et al., Smooth Regularization for Efficient Video Recognition, NeurIPS 2025, Table 1"
 
 
+# The authors' code: repository, the commit read, and the package the paths below are relative to.
+AUTHORS_REPO = "gilgoldm/grw-smoothing"
+AUTHORS_COMMIT = "7a3aefabd799d52cf16cd073676112f8660d8a54"
+AUTHORS_PACKAGE = "packages/grw-smoothing-models/src/grw_smoothing_models"
+SUITE_CHOICE = "this suite's choice (the authors' code and README are silent)"
+
+
 @dataclass(frozen=True)
 class GrwSettings:
-    """How GRW-smoothing is attached to a row's backbone.
+    """How GRW-smoothing is attached to a row's backbone; ``GRW_SETTING_SOURCES`` says where each value comes from.
 
-    ``attach="head"`` is final-layer smoothing (``grw.TemporalHead`` replaces the classifier);
-    ``attach="taps"`` is intermediate-layer smoothing (``grw.IntermediateTaps`` on ``taps``).
-    The paper gives window T=5 (divides 50 and 120 frames) and alpha=0.5; the head size and the loss
-    weight are this suite's choices (the reference material does not state them).
+    ``attach="head"`` is final-layer smoothing: ``grw.TemporalHead``, the authors' head (affine
+    projection -> LayerNorm -> sine-cosine positions -> ``depth`` pre-norm blocks -> LayerNorm -> mean
+    -> dropout -> classifier), replaces the backbone's classifier, with the GRW loss on the projection's
+    output in windows of ``window`` frames. ``attach="taps"`` is intermediate-layer smoothing
+    (``grw.IntermediateTaps`` on ``taps``). ``embed_dim``, ``depth``, ``num_heads`` and ``mlp_dim`` are the
+    fields of the authors' ``TransformerParams``.
     """
 
     window: int = 5
@@ -39,8 +49,111 @@ class GrwSettings:
     embed_dim: int = 256
     depth: int = 1
     num_heads: int = 4
-    norm: str = "layernorm"
+    mlp_dim: int = 512
+    dropout: float = 0.0
+    stochastic_depth: float = 0.0
     taps: tuple[str, ...] = ()
+
+
+_CHECKPOINT_ONLY = (
+    "placeholder, this suite's choice: the authors' code has no default; the value is a field of the "
+    f"TransformerParams pickled in each released snapshot ({AUTHORS_PACKAGE}/model/attention.py, saved by "
+    "model/action_recognition_model.py), read by benchmarks.authors.read_snapshot"
+)
+
+# Where each GrwSettings value of the GRW rows comes from (paths in AUTHORS_REPO at AUTHORS_COMMIT).
+GRW_SETTING_SOURCES: dict[str, str] = {
+    "window": (
+        "paper (window T=5, divides 50 and 120 frames); each released snapshot also carries its T "
+        f"({AUTHORS_PACKAGE}/model/action_recognition_model.py, save/load)"
+    ),
+    "alpha": "packages/grw-smoothing/src/grw_smoothing/loss.py (GrwSmoothingLoss default alpha=0.5)",
+    "weight": SUITE_CHOICE + "; the authors' repository has no training code, so the GRW loss weight is not stated",
+    "attach": f"{AUTHORS_PACKAGE}/model/action_recognition_model.py (GRW on the affine output Z before the head)",
+    "embed_dim": _CHECKPOINT_ONLY,
+    "depth": _CHECKPOINT_ONLY + "; README.md: 'a lightweight temporal head (e.g., 1-2 layer Transformer)'",
+    "num_heads": _CHECKPOINT_ONLY,
+    "mlp_dim": _CHECKPOINT_ONLY,
+    "dropout": (
+        f"{AUTHORS_PACKAGE}/model/action_recognition_model.py (ActionRecognitionModel default dropout=0.); "
+        "0 in their evaluation scripts backbones/movinets/*/a*_test.py; the training value is not stated"
+    ),
+    "stochastic_depth": (
+        f"{AUTHORS_PACKAGE}/model/action_recognition_model.py (default stochastic_depth=0.); 0 in their "
+        "evaluation scripts; the training value is not stated"
+    ),
+    "taps": "not used by the head rows",
+}
+
+
+@dataclass(frozen=True)
+class Cited:
+    """A value of the authors' recipe and where it was found (or that it is this suite's choice)."""
+
+    value: Any
+    source: str
+
+
+# The authors' training and evaluation recipe as far as their code states it. Their repository (at
+# AUTHORS_COMMIT) holds the models, the loss, snapshot save/load and evaluation scripts, but no training
+# script: optimizer, learning rate, schedule, epochs, batch size and EMA decay are not stated anywhere.
+AUTHORS_RECIPE: dict[str, Cited] = {
+    "optimizer": Cited(None, SUITE_CHOICE + " (no training code in the authors' repository)"),
+    "lr": Cited(None, SUITE_CHOICE + " (no training code in the authors' repository)"),
+    "weight_decay": Cited(None, SUITE_CHOICE + " (no training code in the authors' repository)"),
+    "epochs": Cited(None, SUITE_CHOICE + " (no training code in the authors' repository)"),
+    "batch_size": Cited(None, SUITE_CHOICE + " (evaluation batch size is a CLI option without default, cli.py)"),
+    "grw_weight": Cited(None, GRW_SETTING_SOURCES["weight"]),
+    "alpha": Cited(0.5, GRW_SETTING_SOURCES["alpha"]),
+    "max_perms": Cited(1000, "packages/grw-smoothing/src/grw_smoothing/loss.py (GrwSmoothingLoss default max_perms=1000)"),
+    "grw_on": Cited("Z, the affine projection's output, before the LayerNorm",
+                    f"{AUTHORS_PACKAGE}/model/action_recognition_model.py (forward returns Z in [B, N//T, T, K] windows)"),
+    "ema": Cited("torch.optim.swa_utils.AveragedModel(use_buffers=True); decay not stated",
+                 f"{AUTHORS_PACKAGE}/model/action_recognition_model.py (load with load_ema=True, and __main__)"),
+    "backbone_init": Cited("MoViNet-pytorch Kinetics-600 weights (pretrained=True)",
+                           f"{AUTHORS_PACKAGE}/backbones/movinets/*/a*_backbone.py; weights of movinet-pytorch "
+                           "(packages/grw-smoothing-models/pyproject.toml: git+https://github.com/gilgoldm/MoViNet-pytorch)"),
+    "backbone_drop_path": Cited(0.0, f"{AUTHORS_PACKAGE}/backbones/movinets/*/a*_backbone.py (MovinetBackbone default "
+                                     "max_drop_path_rate=0.0; 0 in a*_test.py); the training value is not stated"),
+    "input_scale": Cited("pixels / 255, no mean/std normalisation",
+                         f"{AUTHORS_PACKAGE}/backbones/movinets/*/a*_test.py (transform_test)"),
+    "clip_metadata": Cited({"frames_per_clip": 45, "step_between_clips": 5, "frame_rate": 5},
+                           f"{AUTHORS_PACKAGE}/cli.py (kinetics_create_clips, for train, val and test)"),
+    "stream_state": Cited("every clip starts from empty stream buffers",
+                          f"{AUTHORS_PACKAGE}/backbones/movinets/*/a*_backbone.py (clean_activation_buffers around "
+                          "each forward)"),
+}
+
+
+@dataclass(frozen=True)
+class AuthorsEvaluation:
+    """The authors' evaluation of one GRW row: square resize, centre crop, ``frames``-frame clips at ``fps``.
+
+    Each clip (``frames`` consecutive frames, stepping by ``frames`` through a video) is one sample;
+    accuracy is per clip, for the raw and the EMA weights.
+    """
+
+    checkpoint: str  # file name in the Hugging Face repo AUTHORS_WEIGHTS_REPO
+    backbone: str  # the authors' backbone package: a0s, a1s, a2s, a3b
+    resize: int  # Resize((resize, resize)), aspect ratio not kept
+    crop: int  # CenterCrop(crop)
+    frames: int  # --N
+    fps: float  # --fps
+    source: str
+
+
+AUTHORS_WEIGHTS_REPO = "DrGil/grw-smoothing-movinet"
+_EVAL_SOURCE = (
+    f"{AUTHORS_PACKAGE}/backbones/movinets/{{0}}/{{0}}_test.py (transform_test: resize, crop; clips of N frames, "
+    "step N); N and fps are options of cli.py kinetics_test without defaults: N from Table 1 (README.md), fps "
+    "this suite's spec"
+)
+AUTHORS_EVALUATION: dict[int, AuthorsEvaluation] = {
+    1: AuthorsEvaluation("a0s_grw.pt", "a0s", 200, 172, 50, 5, _EVAL_SOURCE.format("a0s")),
+    6: AuthorsEvaluation("a1s_grw.pt", "a1s", 200, 172, 50, 5, _EVAL_SOURCE.format("a1s")),
+    12: AuthorsEvaluation("a2s_grw.pt", "a2s", 256, 224, 50, 5, _EVAL_SOURCE.format("a2s")),
+    15: AuthorsEvaluation("a3b_grw.pt", "a3b", 300, 256, 120, 12, _EVAL_SOURCE.format("a3b")),
+}
 
 
 @dataclass(frozen=True)
@@ -218,8 +331,10 @@ def parse_rows(text: str | None) -> list[RowSpec]:
 def build_model(spec: RowSpec, num_classes: int = 600, **options) -> nn.Module:
     """The row's network: the registry backbone, wrapped with GRW-smoothing when the row uses it.
 
-    GRW rows with ``attach="head"`` replace the backbone's classifier by ``grw.TemporalHead``, so their
-    measured GFLOPs and parameters include the head and exclude the unused classifier.
+    GRW rows with ``attach="head"`` get ``grw.TemporalHead`` (the authors' head) in place of the
+    backbone's classifier, which ``grw.GrwModel`` removes (``reset_classifier(0)``), so their measured
+    GFLOPs and parameters are the backbone's without its classifier plus the head's. ``dropout`` in
+    ``options`` also sets the head's dropout (default: the row's ``GrwSettings.dropout``).
     """
     import baselines
     import grw
@@ -237,10 +352,11 @@ def build_model(spec: RowSpec, num_classes: int = 600, **options) -> nn.Module:
             embed_dim=settings.embed_dim,
             depth=settings.depth,
             num_heads=settings.num_heads,
-            norm=settings.norm,
+            mlp_dim=settings.mlp_dim,
             window=settings.window,
             alpha=settings.alpha,
-            dropout=options.get("dropout", 0.0),
+            dropout=options.get("dropout", settings.dropout),
+            stochastic_depth=settings.stochastic_depth,
         )
         return grw.GrwModel(backbone, head=head, grw_weight=settings.weight)
     taps = grw.IntermediateTaps(backbone, list(settings.taps), window=settings.window, alpha=settings.alpha)

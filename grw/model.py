@@ -1,9 +1,11 @@
 """A video backbone with GRW-smoothing attached: a temporal head, intermediate taps, or both.
 
 Backbone contract: ``backbone(x)`` maps ``[B, 3, T, H, W]`` to logits, ``backbone.frame_embeddings(x)``
-returns ``[B, T, K]`` with ``K == backbone.num_features``. Streaming backbones also provide
+returns ``[B, T, K]`` with ``K == backbone.num_features`` (for MoViNet: conv7's output averaged over
+space, frame by frame). Streaming backbones also provide
 ``stream_frame_embeddings(chunk, state) -> (embeddings [B, t, K], state)`` and
-``forward_stream(chunk, state) -> (logits, state)``.
+``forward_stream(chunk, state) -> (logits, state)``. Backbones with the timm-style
+``reset_classifier(0)`` lose their classifier when a head replaces it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class GrwModel(nn.Module):
     ``"grw_taps"`` from the taps. It is empty in eval mode, and when GRW is off (no taps and a head
     without GRW, or ``grw_weight == 0``), in which case no GRW term is computed at all. Taps get
     ``taps.frames`` set to the clip length T of ``x``, which frame-wise 2D backbones fold into the batch.
+
+    With a head, the backbone's own classifier is unused: it is removed with
+    ``backbone.reset_classifier(0)`` when the backbone has that method, so the model's parameters
+    (and the GFLOPs measured on it) are the backbone's without its classifier plus the head's.
     """
 
     def __init__(
@@ -35,6 +41,8 @@ class GrwModel(nn.Module):
         grw_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if head is not None and hasattr(backbone, "reset_classifier"):
+            backbone.reset_classifier(0)
         self.backbone = backbone
         self.head = head
         self.taps = taps

@@ -150,3 +150,42 @@ def test_tsm_adds_no_flops():
 def test_mobilenet_v3_small_gflops_match_the_published_count():
     # Table 1: MobileNetV3-S, 50 frames at 224 px, 2.8 GFLOPs.
     assert count_gflops(mobilenet_v3("small"), (1, 3, 50, 224, 224)) == pytest.approx(2.8, rel=0.03)
+
+
+@pytest.mark.parametrize("build", [lambda: mobilenet_v3("small", num_classes=5), lambda: mobilenet_v3_tsm("small", num_classes=5)])
+def test_forward_features_and_head(build):
+    torch.manual_seed(0)
+    model = build().eval()
+    video = torch.rand(2, 3, 3, 64, 64)
+    with torch.no_grad():
+        features = model.forward_features(video)
+        assert features.shape == (2, 576, 3, 2, 2)
+        assert torch.allclose(features.mean(dim=(3, 4)).transpose(1, 2), model.frame_embeddings(video))
+        assert torch.allclose(model.forward_head(features, pre_logits=True), model.frame_embeddings(video).mean(dim=1))
+        assert torch.equal(model.forward_head(features), model(video))
+
+
+@pytest.mark.parametrize("variant, hidden", [("small", 1024), ("large", 1280)])
+@pytest.mark.parametrize("tsm", [False, True])
+def test_reset_classifier_removes_both_linear_layers(variant, hidden, tsm):
+    torch.manual_seed(0)
+    model = (mobilenet_v3_tsm if tsm else mobilenet_v3)(variant, num_classes=5).eval()
+    full = count_params(model)
+    video = torch.rand(1, 3, 2, 32, 32)
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(video), pre_logits=True)
+    model.reset_classifier(0)
+    assert not any("classifier" in key for key in model.state_dict())
+    k = model.num_features
+    assert count_params(model) == full - (k * hidden + hidden + hidden * 5 + 5)
+    with torch.no_grad():
+        assert torch.allclose(model(video), pooled)
+    model.reset_classifier(7)  # torchvision's layout again, so its weights load
+    assert [key for key in model.state_dict() if "classifier" in key] == [
+        "backbone.classifier.0.weight", "backbone.classifier.0.bias",
+        "backbone.classifier.3.weight", "backbone.classifier.3.bias",
+    ]
+    assert model.eval()(video).shape == (1, 7) and model.num_classes == 7
+    hidden_weight = model.backbone.classifier[0].weight.clone()
+    model.reset_classifier(2)  # keeps the hidden layer
+    assert torch.equal(model.backbone.classifier[0].weight, hidden_weight) and model(video).shape == (1, 2)

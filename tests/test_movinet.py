@@ -2,7 +2,16 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.movinet import MoViNet, SqueezeExcite, avg_pool_same, movinet, same_padding, variants
+from baselines.movinet import (
+    Conv2Plus1dBNAct,
+    HardSigmoid,
+    MoViNet,
+    SqueezeExcite,
+    avg_pool_same,
+    movinet,
+    same_padding,
+    variants,
+)
 from benchmarks.measure import count_gflops, count_params
 
 ALL_VARIANTS = ["a0", "a1", "a2", "a3", "a4", "a5"]
@@ -25,6 +34,8 @@ def randomized(model: MoViNet, seed: int = 0) -> MoViNet:
         for name, param in model.named_parameters():
             if name.endswith("rezero"):
                 param.fill_(0.5)
+            elif name.endswith("bias"):  # SE and classifier biases
+                param.uniform_(-0.1, 0.1)
     return model.eval()
 
 
@@ -61,13 +72,31 @@ def test_forward_and_frame_embeddings_shapes(variant, stream):
     assert torch.isfinite(logits).all() and torch.isfinite(embeddings).all()
 
 
-def test_logits_are_the_classifier_on_time_averaged_embeddings():
-    model = randomized(movinet("a0"))
-    assert model.num_features == 480  # A0 project_filters
+@pytest.mark.parametrize("stream", [False, True], ids=["base", "stream"])
+def test_logits_are_the_classifier_on_time_averaged_conv7_embeddings(stream):
+    model = randomized(movinet("a0", stream=stream))
+    assert model.num_features == 480  # A0 project_filters (conv7)
     x = torch.rand(2, 3, 6, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(model(x), model.forward_head(model.frame_embeddings(x)))
-        assert torch.allclose(model(x), model.head(model.frame_embeddings(x).mean(dim=1)))
+        features = model.forward_features(x)
+        assert features.shape == (2, 480, 6, 1, 1)
+        embeddings = model.frame_embeddings(x)
+        assert torch.allclose(embeddings, features.mean(dim=(3, 4)).transpose(1, 2))
+        assert torch.allclose(model.forward_head(features, pre_logits=True), embeddings.mean(dim=1), atol=1e-6)
+        assert torch.allclose(model(x), model.forward_head(features))
+        assert torch.allclose(model(x), model.head.classifier(embeddings.mean(dim=1)), atol=1e-6)
+
+
+@pytest.mark.parametrize("variant, width", [("a0", 480), ("a1", 600), ("a2", 640), ("a3", 744)])
+def test_frame_embeddings_are_conv7_averaged_over_space(variant, width):
+    model = randomized(movinet(variant, stream=True))
+    captured = []
+    model.head.project.register_forward_hook(lambda m, i, o: captured.append(o))
+    x = torch.rand(1, 3, 3, 32, 32)
+    with torch.no_grad():
+        embeddings = model.frame_embeddings(x)
+    assert embeddings.shape == (1, 3, width)
+    assert torch.equal(embeddings, captured[0].mean(dim=(3, 4)).transpose(1, 2))
 
 
 def test_tf_same_padding_puts_the_odd_pad_after():
@@ -91,9 +120,9 @@ def test_same_average_pool_leaves_padding_out_of_the_mean():
     assert torch.equal(pooled.flatten(), torch.tensor([5.0, 6.5, 11.0, 12.5]))
 
 
-@pytest.mark.parametrize("variant", ["a0", "a3"])
-def test_stream_chunks_equal_whole_clip(variant):
-    model = randomized(movinet(variant, stream=True, num_classes=10))
+@pytest.mark.parametrize("variant, stream_conv", [("a0", "2plus1d"), ("a3", "2plus1d"), ("a0", "3d")])
+def test_stream_chunks_equal_whole_clip(variant, stream_conv):
+    model = randomized(movinet(variant, stream=True, num_classes=10, stream_conv=stream_conv))
     video = torch.rand(1, 3, 20, 32, 32)
     with torch.no_grad():
         whole_logits, whole_embeddings = model(video), model.frame_embeddings(video)
@@ -112,6 +141,71 @@ def test_stream_chunks_equal_whole_clip(variant):
             logits, state = model.forward_stream(video[:, :, t : t + 1], state)
             if t in (4, 19):
                 assert (logits - model(video[:, :, : t + 1])).abs().max() <= 1e-4
+
+
+def test_stream_models_are_2plus1d_with_hard_swish_tf_gates_and_their_se_width():
+    stream, base = movinet("a0", stream=True), movinet("a0")
+    # block 2, layer 0: 80 channels, kernel 3x3x3, stride 1x2x2
+    feature = stream.blocks[1][0].feature
+    assert isinstance(feature, Conv2Plus1dBNAct)
+    assert feature.conv.kernel_size == (1, 3, 3) and feature.conv.stride == (1, 2, 2)
+    assert feature.temporal.conv.kernel_size == (3, 1, 1) and feature.temporal.conv.causal
+    assert isinstance(feature.act, nn.Hardswish) and isinstance(feature.temporal.act, nn.Hardswish)
+    assert stream.blocks[0][0].feature.temporal is None  # 1x5x5: no temporal part
+    assert base.blocks[1][0].feature.conv.kernel_size == (3, 3, 3)
+    assert isinstance(base.blocks[1][0].feature.act, nn.SiLU)
+    # SE hidden width: make_divisible(2 * (80 // 4)) = 40 on a 160-wide input (stream), 24 (base)
+    assert (stream.blocks[1][0].se.reduce.in_channels, stream.blocks[1][0].se.reduce.out_channels) == (160, 40)
+    assert (base.blocks[1][0].se.reduce.in_channels, base.blocks[1][0].se.reduce.out_channels) == (80, 24)
+    assert isinstance(stream.blocks[1][0].se.gate, HardSigmoid) and isinstance(base.blocks[1][0].se.gate, nn.Sigmoid)
+    # the classifier activation is swish in both kinds
+    assert isinstance(stream.head.classifier.act, nn.SiLU) and isinstance(base.head.classifier.act, nn.SiLU)
+
+
+def test_tf_hard_sigmoid():
+    x = torch.tensor([-3.0, -2.5, 0.0, 1.0, 2.5, 4.0])
+    assert torch.allclose(HardSigmoid()(x), torch.tensor([0.0, 0.0, 0.5, 0.7, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize("variant, params", [("a0", 3_748_031), ("a1", 6_447_352), ("a2", 7_326_962)])
+def test_stream_parameter_counts_equal_movinet_pytorch(variant, params):
+    # MoViNet(_C.MODEL.MoViNetA<i>, causal=True, conv_type="2plus1d", tf_like=True), commit c2d1edf
+    assert count_params(movinet(variant, stream=True)) == params
+
+
+def test_stream_buffer_holds_frames_after_the_spatial_conv():
+    model = movinet("a0", stream=True).eval()
+    with torch.no_grad():
+        _, state = model.forward_stream(torch.rand(1, 3, 2, 64, 64))
+    # block 2 layer 0: 80 channels, 3x3x3 at stride 1x2x2 on a 16x16 map: 2 frames of 8x8
+    assert state["blocks.1.0.feature.temporal.conv"].shape == (1, 80, 2, 8, 8)
+    causal_3d = movinet("a0", stream=True, stream_conv="3d").eval()
+    with torch.no_grad():
+        _, state = causal_3d.forward_stream(torch.rand(1, 3, 2, 64, 64))
+    assert state["blocks.1.0.feature.conv"].shape == (1, 80, 2, 16, 16)  # input frames, before the stride
+
+
+def test_unknown_stream_conv_is_an_error():
+    with pytest.raises(ValueError, match="stream_conv"):
+        movinet("a0", stream=True, stream_conv="2d")
+
+
+def test_reset_classifier_removes_dense9_and_dense10():
+    model = randomized(movinet("a0", stream=True))
+    x = torch.rand(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+    model.reset_classifier(0)
+    assert not any("classifier" in key for key in model.state_dict())
+    assert count_params(model) == count_params(movinet("a0", stream=True)) - (480 * 2048 + 2048 + 2048 * 600 + 600)
+    with torch.no_grad():
+        assert torch.allclose(model(x), pooled)
+        assert torch.allclose(model.forward_stream(x)[0], pooled, atol=1e-6)
+    model.reset_classifier(7)
+    assert model(x).shape == (1, 7) and model.num_classes == 7
+    hidden = model.head.classifier.hidden.weight.clone()
+    model.reset_classifier(5)  # keeps dense9
+    assert torch.equal(model.head.classifier.hidden.weight, hidden) and model.head.classifier.fc.out_features == 5
 
 
 def test_positional_encoding_is_used_by_a3_stream_only():
@@ -167,7 +261,17 @@ def test_parameter_counts_match_the_paper_for_a0_a1():
     assert count_params(movinet("a1")) == pytest.approx(4.69e6, rel=0.005)
 
 
-@pytest.mark.parametrize("stream, published", [(False, 2.71), (True, 2.73)], ids=["base", "stream"])
-def test_a0_gflops_match_published(stream, published):
-    gflops = count_gflops(movinet("a0", stream=stream), [1, 3, 50, 172, 172])
+@pytest.mark.parametrize(
+    "stream, stream_conv, published", [(False, "2plus1d", 2.71), (True, "3d", 2.73)], ids=["base", "causal-3d"]
+)
+def test_a0_gflops_match_published(stream, stream_conv, published):
+    # The paper's A0-Stream count (2.73) is for causal 3D convs, as first released.
+    gflops = count_gflops(movinet("a0", stream=stream, stream_conv=stream_conv), [1, 3, 50, 172, 172])
     assert gflops == pytest.approx(published, rel=0.05)
+
+
+def test_a0_stream_2plus1d_gflops_are_below_the_papers_causal_3d_count():
+    # The public stream checkpoints use (2+1)D convs (the official models switched to them after the
+    # paper, MoViNet-pytorch issue #9): a 3x3x3 depthwise kernel becomes 3x3 + 3 multiply-adds.
+    gflops = count_gflops(movinet("a0", stream=True), [1, 3, 50, 172, 172])
+    assert gflops == pytest.approx(2.426, rel=0.01)

@@ -87,7 +87,7 @@ def test_options_fixed_by_the_name_cannot_be_overridden():
 
 def test_options_reach_the_model():
     x3d = baselines.build("x3d_s", dropout=0.3, stochastic_depth=0.2)
-    assert x3d.dropout.p == 0.3
+    assert x3d.classifier.dropout.p == 0.3
     assert x3d.res2[0].stochastic_depth.p == 0.0
     assert x3d.res5[-1].stochastic_depth.p == pytest.approx(0.2)
 
@@ -103,3 +103,31 @@ def test_options_reach_the_model():
 def test_stream_names_build_stream_models():
     assert baselines.build("movinet_a1_stream").stream is True
     assert baselines.build("movinet_a1").stream is False
+
+
+@pytest.mark.parametrize(
+    "name", ["movinet_a0", "movinet_a0_stream", "x3d_xs", "mobilenet_v3_small", "mobilenet_v3_large_tsm"]
+)
+def test_head_contract_and_reset_classifier_zero_removes_the_classifier(name):
+    torch.manual_seed(0)
+    model = baselines.build(name, num_classes=600).eval()
+    video = torch.rand(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        features = model.forward_features(video)
+        assert features.shape[:3] == (1, model.num_features, 4)
+        assert torch.equal(model.forward_head(features), model(video))
+        pooled = model.forward_head(features, pre_logits=True)
+    assert pooled.shape == (1, model.num_features)
+
+    model.reset_classifier(0)
+    assert model.num_classes == 0
+    assert not any("classifier" in key for key in model.state_dict())
+    assert not any("classifier" in key for key, _ in model.named_parameters())
+    with torch.no_grad():
+        assert torch.allclose(model(video), pooled, atol=1e-6)
+        assert torch.allclose(model.forward_head(model.forward_features(video)), pooled, atol=1e-6)
+        assert model.frame_embeddings(video).shape == (1, 4, model.num_features)
+
+    model.reset_classifier(11)
+    with torch.no_grad():
+        assert model(video).shape == (1, 11)

@@ -53,8 +53,37 @@ def test_logits_come_from_the_time_average_of_frame_embeddings():
     video = torch.rand(2, 3, 6, 64, 64)
     with torch.no_grad():
         pooled = model.frame_embeddings(video).mean(dim=1)
-        expected = model.classifier(torch.relu(model.lin5(pooled)))
+        expected = model.classifier.fc(torch.relu(model.classifier.lin5(pooled)))
         assert torch.allclose(model(video), expected, rtol=1e-4, atol=1e-6)
+        features = model.forward_features(video)
+        assert features.shape == (2, 432, 6, 2, 2)
+        assert torch.allclose(model.forward_head(features, pre_logits=True), pooled, atol=1e-6)
+        assert torch.equal(model.forward_head(features), model(video))
+
+
+def test_reset_classifier_removes_lin5_and_fc():
+    torch.manual_seed(0)
+    model = x3d("xs", num_classes=5).eval()
+    video = torch.rand(1, 3, 2, 32, 32)
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(video), pre_logits=True)
+    model.reset_classifier(0)
+    assert not any(key.startswith("classifier") for key in model.state_dict())
+    assert count_params(model) == count_params(x3d("xs", num_classes=5)) - (432 * 2048 + 2048 * 5 + 5)
+    with torch.no_grad():
+        assert torch.allclose(model(video), pooled)
+    model.reset_classifier(3)
+    assert model(video).shape == (1, 3) and model.num_classes == 3
+    lin5 = model.classifier.lin5.weight.clone()
+    model.reset_classifier(4)  # keeps lin5
+    assert torch.equal(model.classifier.lin5.weight, lin5) and model.classifier.fc.out_features == 4
+
+
+def test_res2_shortcut_has_no_batch_norm():
+    # pytorchvideo's create_x3d: the shortcut gets BN only where the width changes (not res2: 24 -> 24)
+    model = x3d("xs")
+    assert [len(stage[0].shortcut) for stage in (model.res2, model.res3, model.res4, model.res5)] == [1, 2, 2, 2]
+    assert model.res2[0].shortcut[0].bias is None
 
 
 def test_frame_embeddings_mix_neighbouring_frames():
