@@ -69,7 +69,6 @@ from benchmarks.runs import (
 )
 from benchmarks.specs import RowSpec
 from benchmarks.store import write_csv, write_json
-from grw import GrwModel
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -258,10 +257,8 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
 
     model = raw_model
     if env.enabled:
-        # A GRW head replaces the backbone's classifier, whose parameters then get no gradient.
-        head = isinstance(raw_model, GrwModel) and raw_model.head is not None
         device_ids = [env.local_rank] if env.device.startswith("cuda") else None
-        model = DistributedDataParallel(raw_model, device_ids=device_ids, find_unused_parameters=head)
+        model = DistributedDataParallel(raw_model, device_ids=device_ids)
 
     train_data = VideoDataset(train_index, train_sampling(spec, raw_model), train=True, seed=recipe.seed)
     val_data = VideoDataset(val_index, eval_sampling(spec, raw_model, views=False), train=False) if val_index else None
