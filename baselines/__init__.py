@@ -26,8 +26,9 @@ the converters map them onto the zoo's layout, strictly (every tensor used, ever
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 

@@ -22,8 +22,8 @@ whenever a rule changes what a foreign tensor becomes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -118,7 +118,8 @@ PYTORCHVIDEO_X3D_RULES: tuple[Rule, ...] = (
         for rule in (
             Rule(rf"blocks\.{index}\.res_blocks\.(\d+)\.branch1_conv\.weight", rf"{stage}.\1.shortcut.0.weight"),
             Rule(rf"blocks\.{index}\.res_blocks\.(\d+)\.branch1_norm\.{_BN}", rf"{stage}.\1.shortcut.1.\2"),
-            Rule(rf"blocks\.{index}\.res_blocks\.(\d+)\.branch2\.conv_([abc])\.weight", rf"{stage}.\1.conv_\2.0.weight"),
+            Rule(rf"blocks\.{index}\.res_blocks\.(\d+)\.branch2\.conv_([abc])\.weight",
+                 rf"{stage}.\1.conv_\2.0.weight"),
             Rule(rf"blocks\.{index}\.res_blocks\.(\d+)\.branch2\.norm_([ac])\.{_BN}", rf"{stage}.\1.conv_\2.1.\3"),
             Rule(rf"blocks\.{index}\.res_blocks\.(\d+)\.branch2\.norm_b\.0\.{_BN}", rf"{stage}.\1.conv_b.1.\2"),
             Rule(

@@ -26,8 +26,8 @@ features. :func:`baselines.from_torchvision_mobilenet` converts torchvision's Im
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import Tensor, nn
 from torchvision import models

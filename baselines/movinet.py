@@ -54,9 +54,10 @@ import functools
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -581,7 +582,8 @@ class MoViNet(nn.Module):
             current.fc = nn.Linear(current.fc.in_features, num_classes)
             new: nn.Module = current.fc
         else:
-            new = self.head.classifier = _classifier(self.num_features, self._hidden_filters, num_classes, self._dropout)
+            new = _classifier(self.num_features, self._hidden_filters, num_classes, self._dropout)
+            self.head.classifier = new
         self._init_weights(new)
         new.to(device=reference.device, dtype=reference.dtype)
         self.num_classes = num_classes

@@ -39,7 +39,8 @@ import torch
 from torch import Tensor
 
 SNAPSHOT_VERSION = 10
-SNAPSHOT_KEYS = frozenset({"model_state", "ema_weights", "num_samples", "transformer_params", "backbone", "T", "version"})
+SNAPSHOT_KEYS = frozenset(
+    {"model_state", "ema_weights", "num_samples", "transformer_params", "backbone", "T", "version"})
 
 # The two foreign globals, under the names the authors' package gives them. The "video_retrieval"
 # names are the same classes before the package was renamed; the authors' migration code maps them
@@ -59,7 +60,9 @@ BACKBONE_GLOBALS: dict[tuple[str, str], str] = {
 }
 # the authors' backbone -> this suite's registry model with the same architecture
 # (backbones/movinets/*/a*_backbone.py: A0-S, A1-S, A2-S stream models, A3 the base model)
-BACKBONE_MODELS = {"a0s": "movinet_a0_stream", "a1s": "movinet_a1_stream", "a2s": "movinet_a2_stream", "a3b": "movinet_a3"}
+BACKBONE_MODELS = {
+    "a0s": "movinet_a0_stream", "a1s": "movinet_a1_stream", "a2s": "movinet_a2_stream", "a3b": "movinet_a3",
+}
 # Globals a state dict of plain tensors needs (storages are resolved by torch.load before these).
 TENSOR_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,

@@ -61,7 +61,8 @@ class IntermediateTaps(nn.Module):
                 raise ValueError(f"batch {feature_map.shape[0]} is not a multiple of frames={self.frames}")
             pooled = feature_map.mean(dim=(2, 3))
             return pooled.reshape(-1, self.frames, pooled.shape[1]).transpose(1, 2)
-        raise ValueError(f"expected a [B, C, T, H, W] or [B*T, C, H, W] feature map, got shape {tuple(feature_map.shape)}")
+        shape = tuple(feature_map.shape)
+        raise ValueError(f"expected a [B, C, T, H, W] or [B*T, C, H, W] feature map, got shape {shape}")
 
     def _hook(self, index: int, module: nn.Module, inputs: tuple, output: Tensor) -> None:
         if not (self.enabled and self.training):

@@ -81,7 +81,8 @@ def load_fixture(kind: str) -> dict:
 
 def converted_movinet(fixture: dict) -> MoViNet:
     """Our MoViNet built from the fixture's reduced spec, with their converted weights."""
-    model = MoViNet(MovinetSpec.from_dict(fixture["spec"]), stream=fixture["causal"], num_classes=fixture["num_classes"])
+    spec = MovinetSpec.from_dict(fixture["spec"])
+    model = MoViNet(spec, stream=fixture["causal"], num_classes=fixture["num_classes"])
     model.load_state_dict(from_movinet_pytorch(fixture["state_dict"], model), strict=True)
     return model.eval()
 
@@ -191,7 +192,8 @@ def test_a_shape_mismatch_is_named(stream_fixture):
 def test_a_key_filled_twice_is_named():
     rules = [baselines.convert.Rule(r"(a|b)\.weight", "x.weight")]
     with pytest.raises(ConversionError, match=r"filled twice: a\.weight and b\.weight -> x\.weight"):
-        convert_state_dict({"a.weight": torch.zeros(2), "b.weight": torch.zeros(2)}, rules, {"x.weight": torch.zeros(2)})
+        foreign = {"a.weight": torch.zeros(2), "b.weight": torch.zeros(2)}
+        convert_state_dict(foreign, rules, {"x.weight": torch.zeros(2)})
 
 
 def test_every_problem_is_reported_at_once(stream_fixture):

@@ -252,7 +252,8 @@ def test_sampling_rejects_inconsistent_settings(bad):
 def test_frame_data_corruption_shows_only_at_load_time(tiny_kinetics, tmp_path):
     index = VideoIndex.build(tiny_kinetics.root, "train", cache_dir=tmp_path)
     dataset = VideoDataset(index, SMALL, train=True)
-    failing = [i for i, e in enumerate(index.entries) if e.path == index.root / tiny_kinetics.broken_files["load_failure"]]
+    broken = index.root / tiny_kinetics.broken_files["load_failure"]
+    failing = [i for i, e in enumerate(index.entries) if e.path == broken]
     assert len(failing) == 1
     with pytest.warns(UserWarning, match="at load time"):
         assert dataset[failing[0]] is None

@@ -13,14 +13,12 @@ from torch import nn
 
 from benchmarks import toydata
 from benchmarks.checkpoint import save_checkpoint
-from benchmarks.evaluate import (EvalConfig, data_classes, dataset_name, evaluate, predict,
-                                 stream_logits)
+from benchmarks.evaluate import EvalConfig, data_classes, dataset_name, evaluate, predict, stream_logits
 from benchmarks.measure import LogitsOnly, count_gflops
 from benchmarks.paths import REPO_ROOT
 from benchmarks.runs import RunConfig, build_run_model, resolve_spec, run_record
 from benchmarks.store import RUN_FIELDS, Store
 from benchmarks.train import Progress
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -110,7 +110,8 @@ def test_read_snapshot_fields(snapshot):
     assert not any(key.startswith("module.") or key == "n_averaged" for key in snapshot.ema_state)
     assert snapshot.head_options() == dict(in_features=480, num_classes=5, embed_dim=16, depth=2, num_heads=2,
                                            mlp_dim=24, window=5)
-    differ = [k for k, v in snapshot.model_state.items() if v.is_floating_point() and not torch.equal(v, snapshot.ema_state[k])]
+    differ = [k for k, v in snapshot.model_state.items()
+              if v.is_floating_point() and not torch.equal(v, snapshot.ema_state[k])]
     assert len(differ) > 100
 
 

@@ -75,7 +75,8 @@ def test_shift_goes_into_exactly_the_residual_blocks(variant):
     residual = [
         i for i, m in enumerate(plain.backbone.features) if isinstance(m, InvertedResidual) and m.use_res_connect
     ]
-    with_shift = [i for i, m in enumerate(shifted.backbone.features) if isinstance(getattr(m, "shift", None), TemporalShift)]
+    with_shift = [i for i, m in enumerate(shifted.backbone.features)
+                  if isinstance(getattr(m, "shift", None), TemporalShift)]
     assert residual and with_shift == residual
     assert sum(isinstance(m, TemporalShift) for m in shifted.modules()) == len(residual)
 
@@ -152,7 +153,8 @@ def test_mobilenet_v3_small_gflops_match_the_published_count():
     assert count_gflops(mobilenet_v3("small"), (1, 3, 50, 224, 224)) == pytest.approx(2.8, rel=0.03)
 
 
-@pytest.mark.parametrize("build", [lambda: mobilenet_v3("small", num_classes=5), lambda: mobilenet_v3_tsm("small", num_classes=5)])
+@pytest.mark.parametrize("build", [lambda: mobilenet_v3("small", num_classes=5),
+                                   lambda: mobilenet_v3_tsm("small", num_classes=5)])
 def test_forward_features_and_head(build):
     torch.manual_seed(0)
     model = build().eval()

@@ -24,8 +24,8 @@ import pytest
 import submitit
 
 from benchmarks import distributed, slurm_tasks, store
-from benchmarks.cli import UsageError
 from benchmarks.checkpoint import LAST, file_sha256, load_checkpoint, save_checkpoint
+from benchmarks.cli import UsageError
 from benchmarks.commands.evaluate import configs_from_args as eval_configs
 from benchmarks.commands.train import configs_from_args as train_configs
 from benchmarks.evaluate import EvalConfig
@@ -34,8 +34,14 @@ from benchmarks.paths import REPO_ROOT
 from benchmarks.run import build_parser
 from benchmarks.run import main as run_main
 from benchmarks.runs import Recipe, RunConfig
-from benchmarks.slurm_tasks import (EvalTask, TrainTask, export_distributed_env, in_submitit_job, preemptible,
-                                    submitit_signal)
+from benchmarks.slurm_tasks import (
+    EvalTask,
+    TrainTask,
+    export_distributed_env,
+    in_submitit_job,
+    preemptible,
+    submitit_signal,
+)
 from benchmarks.store import Store, command_line, set_cli_command
 
 # Row 1 (stream MoViNet-A0 with its GRW head) at 32 px and 8 frames, one video per step.

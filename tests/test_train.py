@@ -22,8 +22,8 @@ from benchmarks.data import SKIP_REASONS
 from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.paths import REPO_ROOT
 from benchmarks.run import main as run_main
-from benchmarks.specs import build_model
 from benchmarks.runs import DEFAULT_TAPS, Recipe, RunConfig, _materialize_lazy_modules, resolve_spec
+from benchmarks.specs import build_model
 from benchmarks.store import RUN_FIELDS, Store
 from benchmarks.train import ResumeSampler, train, warmup_cosine
 
