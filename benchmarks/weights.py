@@ -27,7 +27,7 @@ Imported checkpoint (:func:`import_checkpoint`): a normal ``benchmarks.checkpoin
      "n_averaged") when the source has EMA weights, else None, "optimizer"/"scheduler"/"scaler": None,
      "progress": an empty Progress, "complete": True,
      **run_record(RunConfig(row, data="imported", out="imported"), spec, {}, classes),
-     "provenance": {"kind": "public weights", "name", "url", "source", "sha256", "size",
+     "provenance": {"kind": "public weights", "label", "name", "url", "source", "sha256", "size",
                     "converter", "converter_version", "published_top1", "dataset", "classes_source",
                     and for GRW snapshots "num_samples", "T", "transformer_params", "ema_n_averaged"}}
 
@@ -79,6 +79,7 @@ CACHE_ENV = "GRW_BENCH_WEIGHTS"
 DEFAULT_CACHE = Path("~/.cache/grw-bench/weights")
 IMPORTED = "imported"  # RunConfig.data/out of an imported checkpoint
 PLACEHOLDER = "placeholder"
+RUN_LABEL = "public weights, evaluated here"  # how runs of imported checkpoints are labelled
 BLOCK = 1 << 16
 USER_AGENT = "grw-bench"
 
@@ -356,12 +357,21 @@ def convert(entry: Checkpoint, foreign: Foreign) -> tuple[dict[str, Tensor], dic
     model, or for a GRW snapshot ``grw.GrwModel`` (``backbone.*`` and ``head.*``)."""
     try:
         if foreign.snapshot is not None:
-            snapshot = foreign.snapshot
-            ema = snapshot.ema_state and authors.to_grw_state_dict(snapshot.ema_state, entry.model)
-            return authors.to_grw_state_dict(snapshot.model_state, entry.model), ema
+            snapshot, backbone = foreign.snapshot, _headless(entry.model)
+            ema = snapshot.ema_state and authors.to_grw_state_dict(snapshot.ema_state, backbone)
+            return authors.to_grw_state_dict(snapshot.model_state, backbone), ema
         return getattr(baselines, entry.converter)(foreign.state, entry.model), None
     except (baselines.ConversionError, KeyError) as error:
         raise WeightsError(f"{entry.name}: the file does not convert into {entry.model}: {error}") from error
+
+
+def _headless(model: str) -> nn.Module:
+    """The registry model without its classifier, on the meta device (keys and shapes only): what a
+    GRW model's backbone is."""
+    with torch.device("meta"):
+        backbone = baselines.build(model, num_classes=1)
+        backbone.reset_classifier(0)
+    return backbone
 
 
 # --------------------------------------------------------------------------- classes
@@ -436,7 +446,7 @@ def import_checkpoint(name: str, file: str | Path, out: str | Path, row: int | s
     _check_loads(spec, len(classes), model_state, entry)
 
     provenance = {
-        "kind": "public weights", "name": entry.name, "url": entry.url, "source": entry.source,
+        "kind": "public weights", "label": RUN_LABEL, "name": entry.name, "url": entry.url, "source": entry.source,
         "sha256": file_sha256(file), "size": Path(file).stat().st_size, "converter": entry.converter,
         "converter_version": baselines.CONVERTER_VERSION, "published_top1": entry.top1, "dataset": entry.dataset,
         "eval_input": entry.eval_input, "classes_source": classes_source,

@@ -19,9 +19,15 @@ from pathlib import Path
 import pytest
 import torch
 
+import baselines
+from baselines.movinet import MoViNet, MovinetSpec
 from baselines.weights import CHECKPOINTS, GRW_AUTHORS_CONVERTER, Checkpoint
-from benchmarks import weights
+from benchmarks import report, weights
+from benchmarks.compare import compare
 from benchmarks.run import main
+from benchmarks.runs import Recipe, build_run_model, load_trained
+from benchmarks.specs import get_spec
+from benchmarks.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -186,3 +192,145 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path, monk
     assert sorted(p.name for p in cache.iterdir()) == ["evil.rejected"]
     assert main(["weights", "import", "evil", "--file", str(evil), "--out", str(tmp_path / "x.pt")]) == 2
     assert "refused" in capsys.readouterr().err and not marker.exists() and not (tmp_path / "x.pt").exists()
+
+
+# ---------------------------------------------------------------- importing, evaluating, training from weights
+
+
+def tiny_registry(monkeypatch, model: str, spec: MovinetSpec, stream: bool) -> None:
+    """``baselines.build(model)`` builds the fixtures' reduced MoViNet (same code, fewer channels)."""
+
+    def build(num_classes: int = 600, **options) -> MoViNet:
+        return MoViNet(spec, stream=stream, num_classes=num_classes, **options)
+
+    monkeypatch.setitem(baselines.MODELS, model, build)
+
+
+@pytest.fixture
+def base_weights(tmp_path, monkeypatch):
+    """Catalogue entry ``test_a0_k600``: the reduced MoViNet-pytorch base fixture (10 classes), as a file."""
+    fixture = torch.load(FIXTURES / "movinet_pytorch_base.pt", weights_only=True)
+    tiny_registry(monkeypatch, "movinet_a0", MovinetSpec.from_dict(fixture["spec"]), stream=False)
+    torch.save(fixture["state_dict"], tmp_path / "modelA0_statedict_v3")
+    monkeypatch.setitem(CHECKPOINTS, "test_a0_k600", entry("test_a0_k600", "http://127.0.0.1:9/x", model="movinet_a0"))
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    return fixture, tmp_path / "modelA0_statedict_v3"
+
+
+def test_import_then_load_trained_gives_the_reference_logits(base_weights, tmp_path, tiny_kinetics):
+    fixture, file = base_weights
+    out = tmp_path / "a0.pt"
+    assert main(["weights", "import", "test_a0_k600", "--file", str(file), "--out", str(out)]) == 0
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["row"] == 2 and checkpoint["complete"] and checkpoint["ema"] is None
+    assert checkpoint["classes"] == [f"class_{i:03d}" for i in range(10)]
+    assert checkpoint["config"]["data"] == checkpoint["config"]["out"] == "imported"
+    provenance = checkpoint["provenance"]
+    assert provenance["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert (provenance["converter"], provenance["converter_version"]) == ("from_movinet_pytorch",
+                                                                          baselines.CONVERTER_VERSION)
+    assert provenance["classes_source"] == "placeholder" and provenance["label"] == "public weights, evaluated here"
+    trained = load_trained(out)
+    with torch.no_grad():
+        logits = trained.model(fixture["frames"].float() / 255)
+    assert (logits - fixture["logits"]).abs().max() <= 1e-4 and trained.weights == "raw"
+    # no class names: eval refuses, saying how to give them
+    code = main(["eval", "--row", "2", "--checkpoint", str(out), "--data", str(tiny_kinetics.root)])
+    assert code == 2
+
+
+def test_eval_weights_name_evaluates_the_public_weights_and_labels_the_run(base_weights, tmp_path, tiny_kinetics,
+                                                                          capsys):
+    fixture, file = base_weights
+    eval_args = ["eval", "--row", "2", "--weights", "test_a0_k600", "--data", str(tiny_kinetics.root),
+                 "--num-workers", "0", "--device", "cpu", "--index-cache", str(tmp_path), "--results",
+                 str(tmp_path / "results")]
+    assert main(eval_args) == 2  # not in the cache yet
+    assert "weights download test_a0_k600" in capsys.readouterr().err
+    assert main(["weights", "download", "test_a0_k600", "--file", str(file)]) == 0
+    assert main(eval_args) == 2  # the data has 3 class folders, the weights 10 classes
+    assert "the weights have 10 classes" in capsys.readouterr().err
+    classes = [*tiny_kinetics.classes, *(f"other_{i}" for i in range(7))]
+    (tmp_path / "classes.txt").write_text("\n".join(classes) + "\n")
+    assert main([*eval_args, "--classes", str(tmp_path / "classes.txt")]) == 0
+    run, = Store(tmp_path / "results").load_runs()
+    source = run["weights_source"]
+    assert (source["name"], source["label"]) == ("test_a0_k600", "public weights, evaluated here")
+    assert source["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert run["videos_evaluated"] == tiny_kinetics.videos["val"] == 9 and run["row"] == 2
+    assert 0 <= run["top1"] <= run["top5"] <= 100 and run["classes"] == 10
+    # as a Kinetics-600 run, Table 1's footnote and `compare` name the weights
+    kinetics = {**run, "dataset": "kinetics600"}
+    table = report.build_table(Store(tmp_path / "results"), measurements=[], runs=[kinetics]).set_index("row")
+    assert "public weights, evaluated here: test_a0_k600 (sha256 " + source["sha256"][:12] in table.loc[2, "status"]
+    result, _, _ = compare(table.reset_index(), [2], 5.0, 100.0)
+    assert result.loc[0, "weights"] == "test_a0_k600"
+    assert result.loc[0, "top-1 pub/K600"] == f"72.3/{run['top1']:.1f}"
+
+
+def test_a_grw_snapshot_imports_with_its_head_and_ema(tmp_path, monkeypatch):
+    from test_grw_authors import our_spec  # the fixture's reduced A0-S as a MovinetSpec
+
+    manifest = json.loads((FIXTURES / "grw" / "manifest.json").read_text())
+    tiny_registry(monkeypatch, "movinet_a0_stream", our_spec(manifest["backbone_config"]["movinet_pytorch_config"]),
+                  stream=True)
+    monkeypatch.setitem(CHECKPOINTS, "test_a0s_grw", entry("test_a0s_grw", "http://127.0.0.1:9/x", num_classes=5,
+                                                           converter=GRW_AUTHORS_CONVERTER, grw_head=True))
+    out = tmp_path / "a0s.pt"
+    assert main(["weights", "import", "test_a0s_grw", "--file", str(FIXTURES / "grw" / "authors_a0s_tiny.pt"),
+                 "--out", str(out)]) == 0
+    outputs = torch.load(FIXTURES / "grw" / "authors_a0s_tiny_outputs.pt", weights_only=True)
+    clip = outputs["clip"].transpose(1, 2)
+    for variant in ("raw", "ema"):
+        trained = load_trained(out, variant)
+        assert trained.spec.row == 1 and trained.weights == variant
+        with torch.no_grad():
+            logits, _ = trained.model(clip)
+        assert (logits - outputs[f"{variant}_logits"]).abs().max() <= 1e-4
+    grw = trained.spec.grw
+    params = manifest["transformer_params"]
+    assert (grw.embed_dim, grw.depth, grw.num_heads, grw.mlp_dim, grw.window) == (
+        params["embed_dim"], params["depth"], params["num_heads"], params["mlp_dim"], manifest["T"])
+    provenance = trained.checkpoint["provenance"]
+    assert (provenance["num_samples"], provenance["T"]) == (manifest["num_samples"], manifest["T"])
+    assert provenance["transformer_params"] == params and trained.deviations == {}
+    assert int(trained.checkpoint["ema"]["n_averaged"]) == provenance["ema_n_averaged"] > 0
+
+
+def test_train_init_file_reports_what_it_initialised(base_weights, tmp_path, tiny_kinetics, capsys):
+    fixture, file = base_weights
+    imported = tmp_path / "a0.pt"
+    assert main(["weights", "import", "test_a0_k600", "--file", str(file), "--out", str(imported)]) == 0
+    out = tmp_path / "run"
+    assert main(["train", "--row", "2", "--init", str(imported), "--data", str(tiny_kinetics.root), "--out", str(out),
+                 "--frames", "8", "--res", "32", "--epochs", "1", "--batch-size", "6", "--no-val", "--num-workers",
+                 "0", "--device", "cpu"]) == 0
+    report_ = json.loads((out / "init.json").read_text())
+    # 10 classes in the weights, 3 in the data: everything but the last classifier layer is loaded
+    classifier = ["head.classifier.fc.weight", "head.classifier.fc.bias"]
+    assert report_["not_initialised"] == classifier and report_["unused"] == []
+    assert report_["shape_differs"] == ["head.classifier.fc.weight: (10, 64) -> (3, 64)",
+                                        "head.classifier.fc.bias: (10,) -> (3,)"]
+    assert len(report_["loaded"]) == len(fixture["state_dict"]) - 2
+    assert f"{len(report_['loaded'])} tensors loaded" in capsys.readouterr().err
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["init"] == str(imported.resolve())
+    assert config["config"]["init_sha256"] == hashlib.sha256(imported.read_bytes()).hexdigest()
+    assert config["init_report"] == {"loaded": len(report_["loaded"]), "not_initialised": 2, "shape_differs": 2,
+                                     "unused": 0}
+
+
+def test_a_k600_backbone_under_a_grw_head_leaves_the_head_random_and_says_so(tmp_path, monkeypatch):
+    fixture = torch.load(FIXTURES / "movinet_pytorch_stream.pt", weights_only=True)
+    tiny_registry(monkeypatch, "movinet_a0_stream", MovinetSpec.from_dict(fixture["spec"]), stream=True)
+    torch.save(fixture["state_dict"], tmp_path / "stream.pt")
+    monkeypatch.setitem(CHECKPOINTS, "test_a0s_k600", entry("test_a0s_k600", "http://127.0.0.1:9/x"))
+    weights.import_file("test_a0s_k600", tmp_path / "stream.pt", tmp_path / "cache")
+    model = build_run_model(get_spec(1), 3, Recipe())
+    state, path = weights.initial_state("test_a0s_k600", tmp_path / "cache")
+    report_ = weights.load_initial(model, state, "test_a0s_k600", "0" * 64)
+    head = [key for key in model.state_dict() if key.startswith("head.")]
+    assert report_.not_initialised == head and len(head) > 10
+    assert report_.unused == ["head.classifier.hidden.weight", "head.classifier.hidden.bias",
+                              "head.classifier.fc.weight", "head.classifier.fc.bias"]
+    assert len(report_.loaded) == len(state) - 4 and all(key.startswith("backbone.") for key in report_.loaded)
