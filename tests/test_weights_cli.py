@@ -9,6 +9,7 @@ are the random-weight fixtures of ``tests/fixtures`` (reduced-width MoViNets), a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -25,7 +26,7 @@ from baselines.weights import CHECKPOINTS, GRW_AUTHORS_CONVERTER, Checkpoint
 from benchmarks import report, weights
 from benchmarks.compare import compare
 from benchmarks.run import main
-from benchmarks.runs import Recipe, build_run_model, load_trained
+from benchmarks.runs import Recipe, build_run_model, load_trained, resolve_spec
 from benchmarks.specs import get_spec
 from benchmarks.store import Store
 
@@ -217,7 +218,7 @@ def base_weights(tmp_path, monkeypatch):
     return fixture, tmp_path / "modelA0_statedict_v3"
 
 
-def test_import_then_load_trained_gives_the_reference_logits(base_weights, tmp_path, tiny_kinetics):
+def test_import_then_load_trained_gives_the_reference_logits(base_weights, tmp_path, tiny_kinetics, capsys):
     fixture, file = base_weights
     out = tmp_path / "a0.pt"
     assert main(["weights", "import", "test_a0_k600", "--file", str(file), "--out", str(out)]) == 0
@@ -236,12 +237,22 @@ def test_import_then_load_trained_gives_the_reference_logits(base_weights, tmp_p
     assert (logits - fixture["logits"]).abs().max() <= 1e-4 and trained.weights == "raw"
     # no class names: eval refuses, saying how to give them
     code = main(["eval", "--row", "2", "--checkpoint", str(out), "--data", str(tiny_kinetics.root)])
-    assert code == 2
+    assert code == 2 and "imported without class names" in capsys.readouterr().err
+    # with the class names of the data's folders (sorted) they are stored
+    (tmp_path / "ten").mkdir()
+    for name in [f"c{i}" for i in range(10)][::-1]:
+        (tmp_path / "ten" / "val" / name).mkdir(parents=True)
+    assert main(["weights", "import", "test_a0_k600", "--file", str(file), "--out", str(out), "--data",
+                 str(tmp_path / "ten")]) == 0
+    assert load_trained(out).classes == tuple(f"c{i}" for i in range(10))
 
 
 def test_eval_weights_name_evaluates_the_public_weights_and_labels_the_run(base_weights, tmp_path, tiny_kinetics,
-                                                                          capsys):
+                                                                          capsys, monkeypatch):
     fixture, file = base_weights
+    # row 2 at 8 frames of 32 px instead of 50 x 172 (the run records it as a deviation): seconds, not tens
+    monkeypatch.setattr(weights, "resolve_spec", lambda config: resolve_spec(dataclasses.replace(config, frames=8,
+                                                                                                 res=32)))
     eval_args = ["eval", "--row", "2", "--weights", "test_a0_k600", "--data", str(tiny_kinetics.root),
                  "--num-workers", "0", "--device", "cpu", "--index-cache", str(tmp_path), "--results",
                  str(tmp_path / "results")]
@@ -259,8 +270,9 @@ def test_eval_weights_name_evaluates_the_public_weights_and_labels_the_run(base_
     assert source["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     assert run["videos_evaluated"] == tiny_kinetics.videos["val"] == 9 and run["row"] == 2
     assert 0 <= run["top1"] <= run["top5"] <= 100 and run["classes"] == 10
-    # as a Kinetics-600 run, Table 1's footnote and `compare` name the weights
-    kinetics = {**run, "dataset": "kinetics600"}
+    assert run["input"]["frames"] == 8 and run["deviations"]["frames"] == {"spec": 50, "used": 8}
+    # as a Kinetics-600 run at the row's own input, Table 1's footnote and `compare` name the weights
+    kinetics = {**run, "dataset": "kinetics600", "deviations": {}}
     table = report.build_table(Store(tmp_path / "results"), measurements=[], runs=[kinetics]).set_index("row")
     assert "public weights, evaluated here: test_a0_k600 (sha256 " + source["sha256"][:12] in table.loc[2, "status"]
     result, _, _ = compare(table.reset_index(), [2], 5.0, 100.0)
