@@ -125,6 +125,14 @@ def test_download_shows_progress_resumes_a_dropped_transfer_and_records_the_sha2
     assert record["size"] == len(served.content) and record["checked"] == ["sha256"]
     assert sorted(p.name for p in cache.iterdir()) == ["test_k600", "test_k600.json"]
     assert download(cache, "test_k600") == 0 and served.ranges == [None, f"bytes={half}-"]  # cached: no request
+    capsys.readouterr()
+    assert main(["weights", "list", "--cache-dir", str(cache)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert max(map(len, listing)) <= 120
+    line, = [line for line in listing if line.startswith("test_k600 ")]
+    assert line.split()[1:4] == ["movinet_a0_stream", "init", "1"]  # row 1 has a GRW head: init only
+    assert f"sha256 {record['sha256'][:8]}" in line and line.split()[-2] == "yes"
+    assert sum(bool(line.split()) and line.split()[0] in CHECKPOINTS for line in listing[2:]) == len(CHECKPOINTS)
 
 
 def test_an_interrupted_download_leaves_only_the_part_file_and_the_next_command_resumes(served, tmp_path, capsys):
