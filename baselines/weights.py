@@ -20,13 +20,20 @@ Integrity data is recorded only where it is published or can be read from the so
 guessed: ``sha256_prefix`` is the leading sha256 digits in torchvision's file names (``torch.hub``
 checks them), ``git_blob_sha1`` the git object id of a file committed to a repository (the sha1 of
 ``b"blob <size>\\0" + content``), ``size_mb`` a published file size. None means unknown.
+
+The GRW authors' four snapshots (``a0s_grw.pt`` ... in the Hugging Face repository
+``DrGil/grw-smoothing-movinet``) are catalogued too, with ``converter="grw-authors"``: they are not a
+backbone layout but a whole model (backbone, GRW head, EMA weights) in a pickle that only
+``benchmarks.authors.read_snapshot`` reads safely, so their converter lives there
+(``benchmarks.authors.to_grw_state_dict``), not in :mod:`baselines`. Their top-1 is the paper's
+Table 1 number of the row they were released for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Checkpoint", "CHECKPOINTS", "checkpoints_for"]
+__all__ = ["Checkpoint", "CHECKPOINTS", "GRW_AUTHORS_CONVERTER", "GRW_AUTHORS_REPO", "checkpoints_for"]
 
 MOVINET_PYTORCH_COMMIT = "c2d1edf48fc6c5259707f9d833f22171b4f63493"  # the commit whose files are listed
 _MOVINET_PYTORCH = "https://github.com/Atze00/MoViNet-pytorch/blob/main/weights/{file}?raw=true"
@@ -49,13 +56,17 @@ class Checkpoint:
     source: str  # where the URL and the accuracy are published
     top1: float | None  # published top-1 (%), as published by `source`
     eval_input: str  # frames x crop of the published accuracy
-    converter: str  # function of baselines (baselines.convert) that maps the weights
+    converter: str  # function of baselines (baselines.convert) that maps the weights, or GRW_AUTHORS_CONVERTER
     state_dict_key: str | None = None  # the state dict sits under this key of the file
     backbone_only: bool = False  # converted without the classifier: load after reset_classifier(0)
     size_mb: float | None = None
     sha256: str | None = None
     sha256_prefix: str | None = None
     git_blob_sha1: str | None = None
+    hf_repo: str | None = None  # Hugging Face repository holding the file (``url`` is its resolve URL)
+    hf_file: str | None = None
+    has_ema: bool = False  # the file holds EMA weights besides the raw ones
+    grw_head: bool = False  # a whole GRW model (backbone + the authors' head), for the GRW rows
 
 
 def _movinet(variant: str, stream: bool, top1: float, eval_input: str, blob: str) -> Checkpoint:
@@ -110,6 +121,32 @@ def _mobilenet(variant: str, weights: str, file: str, top1: float, size_mb: floa
     ]
 
 
+GRW_AUTHORS_REPO = "DrGil/grw-smoothing-movinet"
+GRW_AUTHORS_CONVERTER = "grw-authors"  # benchmarks.authors.read_snapshot + to_grw_state_dict
+_GRW_AUTHORS_SOURCE = (
+    f"huggingface.co/{GRW_AUTHORS_REPO} (file); top-1: Goldman et al., NeurIPS 2025, Table 1 (the row the "
+    "snapshot was released for)"
+)
+
+
+def _grw_authors(file: str, model: str, top1: float, eval_input: str) -> Checkpoint:
+    return Checkpoint(
+        name=file.removesuffix(".pt"),
+        model=model,
+        dataset="Kinetics-600",
+        num_classes=600,
+        url=f"https://huggingface.co/{GRW_AUTHORS_REPO}/resolve/main/{file}",
+        source=_GRW_AUTHORS_SOURCE,
+        top1=top1,
+        eval_input=eval_input,
+        converter=GRW_AUTHORS_CONVERTER,
+        hf_repo=GRW_AUTHORS_REPO,
+        hf_file=file,
+        has_ema=True,
+        grw_head=True,
+    )
+
+
 _ALL: list[Checkpoint] = [
     # MoViNet-pytorch: base A0-A5 (3D) and stream A0-A2 ((2+1)D); git blob ids at MOVINET_PYTORCH_COMMIT
     _movinet("a0", False, 72.28, "50 x 172", "8c3bf9376a49d9db72709d5fb60bd0a635069044"),
@@ -129,6 +166,11 @@ _ALL: list[Checkpoint] = [
     # torchvision ImageNet MobileNetV3, the 2D initialisation of the frame-wise and TSM models
     *_mobilenet("small", "MobileNet_V3_Small_Weights", "mobilenet_v3_small-047dcff4.pth", 67.668, 9.829),
     *_mobilenet("large", "MobileNet_V3_Large_Weights", "mobilenet_v3_large-8738ca79.pth", 74.042, 21.114),
+    # the GRW authors' snapshots (whole models: backbone + GRW head, raw and EMA weights), Table 1 rows 1, 6, 12, 15
+    _grw_authors("a0s_grw.pt", "movinet_a0_stream", 78.4, "50 x 172"),
+    _grw_authors("a1s_grw.pt", "movinet_a1_stream", 81.9, "50 x 172"),
+    _grw_authors("a2s_grw.pt", "movinet_a2_stream", 83.3, "50 x 224"),
+    _grw_authors("a3b_grw.pt", "movinet_a3", 85.6, "120 x 256"),
 ]
 
 CHECKPOINTS: dict[str, Checkpoint] = {checkpoint.name: checkpoint for checkpoint in _ALL}

@@ -2,7 +2,9 @@
 
 GFLOPs: every measured implemented row against the paper's Table 1. A row outside the tolerance
 fails unless its spec documents a known deviation, which is printed with its reason. Top-1: rows with
-a reproduced Kinetics-600 run against the published top-1 (runs on other datasets are not compared).
+a reproduced Kinetics-600 run against the published top-1 (runs on other datasets are not compared),
+with the weights the run evaluated: a public checkpoint's catalogue name (``eval --weights NAME``) or
+"trained here".
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def compare(table: pd.DataFrame, rows: list[int], tolerance: float,
             "GFLOPs measured": "-" if pd.isna(r["measured_gflops"]) else f"{r['measured_gflops']:.2f}",
             "delta": "-" if pd.isna(r["delta_pct"]) else f"{r['delta_pct']:+.1f}%",
             "params (M)": "-" if pd.isna(r["params_m"]) else f"{r['params_m']:.2f}",
-            "top-1 delta (K600)": "-" if top1_delta is None else f"{top1_delta:+.1f}",
+            "top-1 pub/K600": "-" if top1_delta is None else f"{r['published_top1']:.1f}/{r['reproduced_top1']:.1f}",
+            "top-1 delta": "-" if top1_delta is None else f"{top1_delta:+.1f}",
+            "weights": "-" if top1_delta is None else r["reproduced_weights"] or "trained here",
             "verdict": verdict,
         })
     notes = [f"[{number}] {reason}" for reason, number in reasons.items()]

@@ -227,6 +227,7 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
         "checkpoint_sha256": file_sha256(config.checkpoint),
         "trained_epochs": checkpoint["progress"]["epoch"],
         "checkpoint_complete": checkpoint["complete"],
+        **({"weights_source": checkpoint["provenance"]} if "provenance" in checkpoint else {}),
         **provenance(device),
     }
     if config.compare_whole_clip:

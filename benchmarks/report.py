@@ -4,7 +4,8 @@ Published numbers come from the specs (``results/published/table1.csv``); measur
 and memory from the store's ``measured/``; reproduced accuracy from its ``runs/``, and only from runs
 on Kinetics-600: runs on other data (the synthetic airplanes of the CPU proxy, toy test data) never
 appear in Table 1; the proxy has its own table (``proxy_table1.md``). Long status text goes to numbered
-footnotes under the table, so the table fits a terminal.
+footnotes under the table, so the table fits a terminal. A run of public weights (``eval --weights
+NAME``) is shown like any other Kinetics-600 run; its footnote names the weights and their sha256.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
             status = "measured; no Kinetics-600 accuracy run (published top-1 shown)"
         else:
             status = "measured; top-1 reproduced on Kinetics-600"
+        if run is not None and run.get("weights_source"):
+            source = run["weights_source"]
+            status += (f"; {source.get('label', 'public weights, evaluated here')}: {source['name']} "
+                       f"(sha256 {source['sha256'][:12]}, {source['converter']} v{source['converter_version']})")
         if run is not None and run.get("deviations"):
             status += f"; that run deviates from the row's spec ({', '.join(sorted(run['deviations']))})"
         if spec.known_deviation and m is not None:
@@ -85,6 +90,7 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
                 "reproduced_dataset": run["dataset"] if run else None,
                 "reproduced_videos": run["videos_evaluated"] if run else None,
                 "reproduced_deviates": bool(run and run.get("deviations")),
+                "reproduced_weights": run["weights_source"]["name"] if run and run.get("weights_source") else None,
                 "published_gflops": spec.published_gflops,
                 "measured_gflops": gflops,
                 "delta_pct": 100.0 * (gflops / spec.published_gflops - 1.0) if gflops is not None else None,

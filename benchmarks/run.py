@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "memory": ("benchmarks.memory", "peak memory vs number of frames, base vs stream MoViNet"),
     "train": ("benchmarks.commands.train", "train Table 1 rows on Kinetics-format video (resumable, DDP, SLURM)"),
     "eval": ("benchmarks.commands.evaluate", "evaluate a trained checkpoint with the row's protocol; store the run"),
+    "weights": ("benchmarks.commands.weights", "public checkpoints: list, download (resumable, sha256), import"),
     "warmup": ("benchmarks.warmup", "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }
 

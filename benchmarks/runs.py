@@ -105,6 +105,8 @@ class RunConfig:
     num_workers: int = 4
     device: str | None = None  # default: CUDA when available
     log_every: int = 20  # optimizer steps between log lines
+    init: str | None = None  # start from these weights: a catalogue name (benchmarks.weights) or a checkpoint file
+    init_sha256: str | None = None  # the sha256 of the file ``init`` names, checked when training starts
 
     def __post_init__(self) -> None:
         self.row = get_spec(self.row).row  # "1", 1 and "MoViNet-A0-S-GRW" are the same run

@@ -4,7 +4,8 @@ What the run trains (model, input, GRW, deviations from the row) is resolved by 
 how (the loss of a micro-batch, the shape and learning-rate factor of each step) by the run's method
 (``benchmarks.methods``). The command line is ``benchmarks.commands.train``.
 
-Outputs in ``out/``: ``config.json``, ``classes.json``, ``metrics.csv`` (one row per epoch: train
+Outputs in ``out/``: ``config.json``, ``classes.json``, ``init.json`` (with ``config.init``: what the
+initial weights filled and what stays random), ``metrics.csv`` (one row per epoch: train
 loss, CE and GRW terms, val top-1 of the raw and the EMA weights, lr, time, skipped videos),
 ``tb/`` (TensorBoard), ``summary.json``, and checkpoints ``last.pt`` / ``best.pt`` (see
 ``benchmarks.checkpoint``).
@@ -53,7 +54,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from benchmarks import distributed
-from benchmarks.checkpoint import BEST, LAST, latest_checkpoint, load_checkpoint, save_checkpoint
+from benchmarks.checkpoint import BEST, LAST, file_sha256, latest_checkpoint, load_checkpoint, save_checkpoint
 from benchmarks.data import VideoDataset, VideoIndex, make_loader, save_classes, set_epoch
 from benchmarks.methods import Method, Schedule, get_method
 from benchmarks.runs import (
@@ -69,6 +70,7 @@ from benchmarks.runs import (
 )
 from benchmarks.specs import RowSpec
 from benchmarks.store import write_csv, write_json
+from benchmarks.weights import InitReport, initial_state, load_initial
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -241,6 +243,7 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
     torch.manual_seed(recipe.seed)
     method = get_method(config.method)
     raw_model = build_run_model(spec, len(classes), recipe, config.method).to(env.device)
+    init = _initialise(raw_model, config) if checkpoint is None and config.init else None
     per_rank = math.ceil(len(train_index) / env.world_size)
     steps_per_epoch = math.ceil(math.ceil(per_rank / recipe.batch_size) / recipe.accumulate)
     schedule = method.schedule(spec, recipe, steps_per_epoch)
@@ -271,12 +274,27 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
             "world_size": env.world_size, "global_batch": recipe.batch_size * recipe.accumulate * env.world_size,
             "steps_per_epoch": steps_per_epoch,
             "data": {"train": train_index.summary(), "val": val_index.summary() if val_index else None},
+            **({"init_report": {"loaded": len(init.loaded), "not_initialised": len(init.not_initialised),
+                                "shape_differs": len(init.shape_differs), "unused": len(init.unused)}} if init else {}),
         })
+        if init is not None:
+            write_json(out / "init.json", init.to_dict())
+            print("\n".join(init.lines()), file=sys.stderr)
         writer = SummaryWriter(str(out / "tb"), purge_step=progress.global_step if checkpoint else None)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     run = _Run(config, env, spec, deviations, method, schedule, model, raw_model, ema, optimizer, scheduler, scaler,
                criterion, train_data, val_data, steps_per_epoch, writer, out)
     return run, progress
+
+
+def _initialise(model: nn.Module, config: RunConfig) -> InitReport:
+    """Load ``config.init``'s weights into a fresh model (before the EMA copies it)."""
+    state, path = initial_state(config.init)
+    sha256 = file_sha256(path)
+    if config.init_sha256 and sha256 != config.init_sha256:
+        raise ValueError(f"--init {config.init}: {path} changed since the run was configured "
+                         f"(sha256 {sha256}, recorded {config.init_sha256})")
+    return load_initial(model, state, config.init, sha256)
 
 
 def _optimization(model: nn.Module, recipe: Recipe, steps_per_epoch: int, device: str, schedule: Schedule):

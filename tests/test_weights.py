@@ -6,14 +6,14 @@ import pytest
 from torchvision import models as tv_models
 
 import baselines
-from baselines.weights import CHECKPOINTS, MOVINET_PYTORCH_COMMIT, checkpoints_for
+from baselines.weights import CHECKPOINTS, GRW_AUTHORS_CONVERTER, MOVINET_PYTORCH_COMMIT, checkpoints_for
 
 
 def test_every_entry_names_a_registry_model_and_a_converter():
-    assert len(CHECKPOINTS) == 17
+    assert len(CHECKPOINTS) == 21
     for name, checkpoint in CHECKPOINTS.items():
         assert name == checkpoint.name and checkpoint.model in baselines.available()
-        assert callable(getattr(baselines, checkpoint.converter))
+        assert checkpoint.converter == GRW_AUTHORS_CONVERTER or callable(getattr(baselines, checkpoint.converter))
         assert checkpoint.url.startswith("https://")
         assert checkpoint.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", checkpoint.sha256)
 
@@ -59,3 +59,17 @@ def test_mobilenet_entries_equal_torchvision_meta(variant, weights):
         assert checkpoint.size_mb == weights.meta["_file_size"]
         assert weights.url.endswith(f"-{checkpoint.sha256_prefix}.pth")
         assert checkpoint.backbone_only and checkpoint.converter == "from_torchvision_mobilenet"
+
+
+def test_grw_authors_snapshots_are_the_hugging_face_files_of_the_grw_rows():
+    from benchmarks.authors import BACKBONE_MODELS
+    from benchmarks.specs import AUTHORS_EVALUATION, AUTHORS_WEIGHTS_REPO, get_spec
+
+    entries = {c.name: c for c in CHECKPOINTS.values() if c.converter == GRW_AUTHORS_CONVERTER}
+    assert sorted(entries) == ["a0s_grw", "a1s_grw", "a2s_grw", "a3b_grw"]
+    for row, evaluation in AUTHORS_EVALUATION.items():
+        entry = entries[evaluation.checkpoint.removesuffix(".pt")]
+        assert (entry.hf_repo, entry.hf_file) == (AUTHORS_WEIGHTS_REPO, evaluation.checkpoint)
+        assert entry.url == f"https://huggingface.co/{AUTHORS_WEIGHTS_REPO}/resolve/main/{evaluation.checkpoint}"
+        assert entry.model == BACKBONE_MODELS[evaluation.backbone] == get_spec(row).model
+        assert entry.top1 == get_spec(row).published_top1 and entry.has_ema and entry.grw_head

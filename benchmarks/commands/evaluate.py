@@ -6,6 +6,11 @@ input it was trained with; the run goes to ``runs/`` of the results store with i
 each row's checkpoint; ``--launch slurm`` runs them as a job array through submitit, storing the runs
 in this process's results store. A checkpoint with a stored run on the same data and split (same
 sha256) is skipped unless ``--refresh``.
+
+Public weights: ``--weights NAME`` instead of ``--checkpoint`` evaluates a catalogued checkpoint
+(``benchmarks.weights``) from the weights cache (``--download`` fetches it first), converted for the
+row into ``<cache>/imported/NAME.row<N>.pt``; the stored run carries the checkpoint's ``provenance``
+as ``weights_source`` (name, URL, source sha256, converter), labelled "public weights, evaluated here".
 """
 
 from __future__ import annotations
@@ -21,19 +26,29 @@ from benchmarks.launch import add_launch_arguments, check_launch_arguments, laun
 from benchmarks.runs import parse_row_list
 from benchmarks.slurm_tasks import EvalTask
 from benchmarks.store import Store
+from benchmarks.weights import WeightsError, cache_dir, cached_file, check_classes, download, import_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--row", required=True,
                         help="Table 1 row number or name the checkpoint is for; several, comma-separated, are "
                         "evaluated one after another (or as an array with --launch)")
-    parser.add_argument("--checkpoint", required=True,
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint",
                         help="a checkpoint written by `train` (last.pt or best.pt); {row} in it is replaced by "
                         "the row number, which several rows need (e.g. OUT/row{row}/last.pt)")
+    source.add_argument("--weights", dest="public_weights", metavar="NAME",
+                        help="public weights of the catalogue (`weights list`), from the weights cache, converted "
+                        "for the row; the run is labelled 'public weights, evaluated here'")
     parser.add_argument("--data", required=True, help="dataset root: ROOT/<split>/<class>/<video>.mp4")
     parser.add_argument("--split", default=default(EvalConfig, "split"), help="(default: %(default)s)")
     parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
-    parser.add_argument("--weights", choices=("ema", "raw"), help="default: ema when the checkpoint has it")
+    group = parser.add_argument_group("public weights (--weights NAME)")
+    group.add_argument("--download", action="store_true", help="fetch NAME into the cache first when it is not there")
+    group.add_argument("--classes", help="NAME's class names in its order, one per line (default: the class folders "
+                       "of DATA, sorted, which must be all of NAME's classes)")
+    group.add_argument("--cache-dir",
+                       help="weights cache (default: $GRW_BENCH_WEIGHTS, else ~/.cache/grw-bench/weights)")
     parser.add_argument("--setting", help="the training method's evaluation setting (default: its first)")
     parser.add_argument("--chunk", type=int, default=default(EvalConfig, "chunk"),
                         help="frames per call in streaming evaluation (default: %(default)s)")
@@ -58,22 +73,40 @@ def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
         specs = parse_row_list(args.row)
     except ValueError as error:
         raise UsageError(str(error)) from error
-    if len(specs) > 1 and "{row}" not in args.checkpoint:
+    if args.checkpoint is not None and len(specs) > 1 and "{row}" not in args.checkpoint:
         raise UsageError(f"several rows need {{row}} in --checkpoint (e.g. OUT/row{{row}}/last.pt), "
                          f"got {args.checkpoint!r}")
-    configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=args.checkpoint.replace("{row}", str(spec.row)))
-               for spec in specs]
+    checkpoints = {spec.row: public_checkpoint(args, spec.row) if args.public_weights
+                   else args.checkpoint.replace("{row}", str(spec.row)) for spec in specs}
+    configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=checkpoints[spec.row]) for spec in specs]
     for config in configs:
         check_checkpoint(config)
     check_data(args.data, args.split)
     return configs
 
 
+def public_checkpoint(args: argparse.Namespace, row: int) -> str:
+    """``--weights NAME`` converted for ``row`` into ``<cache>/imported/NAME.row<N>.pt`` (fetched first
+    with ``--download``), with the class names of ``--classes`` or of the data's class folders."""
+    name = args.public_weights
+    out = cache_dir(args.cache_dir) / "imported" / f"{name}.row{row}.pt"
+    try:
+        if args.download:
+            download(name, args.cache_dir)
+        import_checkpoint(name, cached_file(name, args.cache_dir), out, row=row, classes_file=args.classes,
+                          data=None if args.classes else args.data)
+    except WeightsError as error:
+        raise UsageError(str(error)) from error
+    return str(out)
+
+
 def check_checkpoint(config: EvalConfig) -> None:
-    """Fail before launching on a checkpoint that is missing, unreadable or for another row."""
+    """Fail before launching on a checkpoint that is missing, unreadable, for another row, or imported
+    without class names."""
     try:
         checkpoint = load_checkpoint(config.checkpoint)
-    except CheckpointError as error:
+        check_classes(checkpoint, config.checkpoint)
+    except (CheckpointError, WeightsError) as error:
         raise UsageError(str(error)) from error
     if checkpoint["row"] != config.row:
         raise UsageError(f"{config.checkpoint} was trained for row {checkpoint['row']}, not row {config.row}")

@@ -16,6 +16,11 @@ Multi-GPU: launch with ``torchrun``. Several rows: ``--row 1,6`` trains each in 
 ``--launch slurm`` runs them as a job array through submitit, one process per GPU, requeued and
 resumed after the time-limit signal (``benchmarks.slurm_tasks``). A row whose ``OUT`` holds a
 finished run with the same settings is skipped unless ``--refresh``.
+
+``--init NAME|FILE`` starts a fresh run from public weights (``benchmarks.weights``; e.g. ImageNet
+MobileNetV3 for rows 3/4/10/11, a Kinetics-600 MoViNet backbone under a GRW head) or from a suite
+checkpoint: every tensor whose name and shape match is loaded, the rest is listed (``OUT/init.json``);
+the name and the file's sha256 are recorded in the run config.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from benchmarks.launch import add_launch_arguments, check_launch_arguments, laun
 from benchmarks.methods import METHODS
 from benchmarks.runs import AMP_MODES, RESUMABLE_CHANGES, Recipe, RunConfig, parse_row_list, resolve_spec
 from benchmarks.slurm_tasks import TrainingStopped, TrainTask, preemptible
+from benchmarks.weights import WeightsError, catalogue, resolve_init
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from OUT/last.pt when it exists (launched tasks always do)")
     starts.add_argument("--refresh", action="store_true",
                         help="start from scratch, also rows whose run in OUT finished (they are skipped otherwise)")
+    parser.add_argument("--init", metavar="NAME|FILE",
+                        help="start from public weights (a `weights list` name, from the weights cache) or a suite "
+                        "checkpoint; tensors whose shape differs (another class count) and modules the weights lack "
+                        "(a GRW head) stay random and are listed in OUT/init.json")
     group = parser.add_argument_group("input and GRW (default: the row's spec; recorded as deviations)")
     group.add_argument("--frames", type=int)
     group.add_argument("--res", type=int)
@@ -92,7 +102,14 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     except ValueError as error:
         raise UsageError(str(error)) from error
     resume = not args.refresh and (args.resume or args.launch != "none")
-    configs = [from_args(RunConfig, args, row=spec.row, resume=resume,
+    init = {}
+    if args.init:
+        try:
+            path, sha256 = resolve_init(args.init)
+        except WeightsError as error:
+            raise UsageError(str(error)) from error
+        init = {"init": args.init if args.init in catalogue() else str(path.resolve()), "init_sha256": sha256}
+    configs = [from_args(RunConfig, args, row=spec.row, resume=resume, **init,
                          out=str(Path(args.out) / f"row{spec.row}") if len(specs) > 1 else args.out)
                for spec in specs]
     for config in configs:
