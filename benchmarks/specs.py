@@ -94,6 +94,15 @@ class Cited:
     source: str
 
 
+# GRW rows (1, 6, 12, 15). Fine-tuning follows AUTHORS_RECIPE where the authors' code states a value
+# (GRW alpha and max_perms, GRW on the affine output Z, the Kinetics-600 MoViNet-pytorch backbone, drop
+# path 0, pixels / 255, empty stream state per clip, an AveragedModel EMA); where it is silent (optimizer,
+# learning rate, weight decay, epochs, batch size, GRW weight, EMA decay) the value is this suite's
+# choice (benchmarks.runs.Recipe, GrwSettings.weight), named as such. Their evaluation is
+# AUTHORS_EVALUATION, run by `eval --protocol authors` (benchmarks.protocols). The clip_metadata entry
+# only sets what their metadata cache is built with: the cache keeps each video's frame timestamps and
+# fps, and torchvision recomputes the clips from them with the N and fps of the test (VideoClips).
+#
 # The authors' training and evaluation recipe as far as their code states it. Their repository (at
 # AUTHORS_COMMIT) holds the models, the loss, snapshot save/load and evaluation scripts, but no training
 # script: optimizer, learning rate, schedule, epochs, batch size and EMA decay are not stated anywhere.
