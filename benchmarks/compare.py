@@ -3,8 +3,9 @@
 GFLOPs: every measured implemented row against the paper's Table 1. A row outside the tolerance
 fails unless its spec documents a known deviation, which is printed with its reason. Top-1: rows with
 a reproduced Kinetics-600 run against the published top-1 (runs on other datasets are not compared),
-with the weights the run evaluated: a public checkpoint's catalogue name (``eval --weights NAME``) or
-"trained here".
+with the weights the run evaluated (a public checkpoint's catalogue name, ``eval --weights NAME``, or
+"trained here"), labelled with the run's protocol: per video (the suite's) or per clip (the GRW
+authors', whose evaluation the published GRW numbers come from).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from tabulate import tabulate
 from benchmarks import report
 from benchmarks.cli import UsageError
 from benchmarks.specs import get_spec, parse_rows
+
+# How each protocol's top-1 is counted (benchmarks.protocols).
+PROTOCOL_LABELS = {"suite": "per video (suite)", "authors": "per clip (GRW authors')"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +60,7 @@ def compare(table: pd.DataFrame, rows: list[int], tolerance: float,
             "top-1 pub/K600": "-" if top1_delta is None else f"{r['published_top1']:.1f}/{r['reproduced_top1']:.1f}",
             "top-1 delta": "-" if top1_delta is None else f"{top1_delta:+.1f}",
             "weights": "-" if top1_delta is None else r["reproduced_weights"] or "trained here",
+            "top-1 protocol": "-" if top1_delta is None else PROTOCOL_LABELS.get(r["reproduced_protocol"], "per video"),
             "verdict": verdict,
         })
     notes = [f"[{number}] {reason}" for reason, number in reasons.items()]

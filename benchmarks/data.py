@@ -39,6 +39,9 @@ evenly spaced over the video, each at the centre of its share of the possible st
 centred in the video), and ``crops`` square crops spaced along the long side after resizing the short
 side to ``resize`` (1: centre; 3: left, centre, right). Outputs are float32 ``(x / 255 - mean) / std``
 laid out ``[3, T, H, W]``, or ``[V, 3, T, H, W]`` with V = clips x crops > 1 (clip-major).
+
+The GRW authors' evaluation (every N-frame clip of a video as one sample, square resize) is
+``benchmarks.protocols``; it reads the same ``VideoIndex``.
 """
 
 from __future__ import annotations
@@ -48,11 +51,11 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import decord
 import numpy as np
@@ -75,7 +78,7 @@ IMAGENET_NORM = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 X3D_NORM = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
 
 _CACHE_VERSION = 1
-_DECODE_ERRORS = (decord.DECORDError, RuntimeError, OSError)
+DECODE_ERRORS = (decord.DECORDError, RuntimeError, OSError)  # what a failed decode raises
 
 
 # --------------------------------------------------------------------------- configuration
@@ -288,7 +291,7 @@ def _probe(path: Path) -> tuple[int | None, float]:
     try:
         reader = decord.VideoReader(str(path), num_threads=1)
         num_frames, fps = len(reader), float(reader.get_avg_fps())
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         return None, 0.0
     if num_frames > 0 and not fps > 0:  # also catches NaN
         return None, 0.0
@@ -459,7 +462,7 @@ class VideoDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
         try:
             clips = read_clips(entry.path, self.sampling, rng=rng)
-        except _DECODE_ERRORS as error:
+        except DECODE_ERRORS as error:
             warnings.warn(f"skipping {entry.path} at load time: {str(error).strip().splitlines()[0]}", stacklevel=2)
             return None
         if self.train:
@@ -486,7 +489,7 @@ def collate_videos(batch: Sequence[tuple[torch.Tensor, int] | None]) -> VideoBat
 
 
 def make_loader(
-    dataset: VideoDataset,
+    dataset: Dataset,
     batch_size: int,
     shuffle: bool = False,
     num_workers: int = 0,
@@ -494,9 +497,11 @@ def make_loader(
     seed: int = 0,
     drop_last: bool = False,
     pin_memory: bool | None = None,
+    collate_fn: Callable[[list], Any] = collate_videos,
 ) -> DataLoader:
-    """A DataLoader yielding ``VideoBatch``. With ``shuffle`` the order depends on (seed, epoch):
-    call ``set_epoch(loader, epoch)`` each epoch. For DDP pass a ``DistributedSampler`` instead."""
+    """A DataLoader yielding ``VideoBatch`` (or what ``collate_fn`` makes). With ``shuffle`` the order
+    depends on (seed, epoch): call ``set_epoch(loader, epoch)`` each epoch. For DDP pass a
+    ``DistributedSampler`` instead."""
     if sampler is not None and shuffle:
         raise ValueError("pass shuffle=False with a sampler: the sampler decides the order "
                          "(e.g. DistributedSampler(dataset, shuffle=True, seed=seed))")
@@ -507,7 +512,7 @@ def make_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        collate_fn=collate_videos,
+        collate_fn=collate_fn,
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=False,  # workers are re-created each epoch and so see set_epoch

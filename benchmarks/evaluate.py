@@ -10,6 +10,13 @@ The row's evaluation protocol, at the input the checkpoint was trained with:
   constant backbone memory; ``compare_whole_clip`` also runs the whole clip at once and reports the
   largest logit difference and how often the two predictions agree.
 
+``protocol="authors"`` (GRW rows only) replaces that input with the GRW authors' evaluation
+(``benchmarks.protocols``): every ``N``-frame clip of every video is one sample, each a whole-clip
+forward from empty stream state; ``top1``/``top5`` are over clips, and ``top1_per_video`` (the mean
+of a video's clips' logits) is reported next to it. The record's ``protocol`` says which protocol ran
+(``"suite"`` or ``"authors"``); an authors' run also stores ``authors_protocol`` (its input and any
+deviation from the authors' values) and ``clips`` (evaluated, videos they came from, skipped).
+
 The run is written atomically to ``<store>/runs/<row>-<timestamp>.json`` (every ``store.RUN_FIELDS``
 field, top-1/top-5, videos evaluated and skipped by reason, GFLOPs and peak memory at the input used,
 the checkpoint's sha256, provenance, input settings and deviations from the spec), with per-class
@@ -23,10 +30,11 @@ The model, the spec it was trained for and its class order come from the checkpo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -34,12 +42,14 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from benchmarks import protocols
 from benchmarks.checkpoint import file_sha256
-from benchmarks.data import VideoDataset, VideoIndex, make_loader, read_annotations
+from benchmarks.data import Sampling, VideoDataset, VideoIndex, make_loader, read_annotations
 from benchmarks.measure import LogitsOnly, count_gflops, peak_memory_mb
 from benchmarks.methods import Method, get_method
+from benchmarks.protocols import ClipDataset, ClipProtocol, authors_protocol, collate_clips
 from benchmarks.runs import Trained, annotation_file, eval_sampling, load_trained
-from benchmarks.specs import RowSpec, get_spec
+from benchmarks.specs import AUTHORS_EVALUATION, RowSpec, get_spec
 from benchmarks.store import Store, provenance, write_csv, write_json
 
 KINETICS_600 = "kinetics600"
@@ -49,14 +59,19 @@ EVAL_INPUT_FIELDS = ("frames", "fps", "stride", "size", "resize", "clips", "crop
 
 @dataclass
 class EvalConfig:
-    """One evaluation. ``weights`` None: the EMA weights when the checkpoint has them, else raw."""
+    """One evaluation. ``weights_variant`` None: the EMA weights when the checkpoint has them, else raw.
+    ``protocol``: ``"suite"`` (the row's own, per video) or ``"authors"`` (``benchmarks.protocols``, GRW
+    rows); ``protocol_overrides`` changes the authors' values (``frames``, ``fps``, ``resize``, ``crop``;
+    for tests and smoke runs, recorded as deviations)."""
 
     checkpoint: str
     data: str
     row: int | str | None = None  # when given, must be the checkpoint's row
     split: str = "val"
     annotations: str | None = None  # as in TrainConfig; default DATA/annotations/<split>.csv when present
-    weights: str | None = None
+    weights_variant: str | None = None
+    protocol: str = "suite"
+    protocol_overrides: dict[str, float] = field(default_factory=dict)
     chunk: int = 8  # frames per streaming call
     compare_whole_clip: bool = False
     dataset_name: str | None = None
@@ -67,8 +82,12 @@ class EvalConfig:
     index_cache: str | None = None  # folder for the video index cache; default: next to the data
 
     def __post_init__(self) -> None:
-        if self.weights not in (None, "ema", "raw"):
-            raise ValueError(f"weights must be 'ema' or 'raw', got {self.weights!r}")
+        if self.weights_variant not in (None, "ema", "raw"):
+            raise ValueError(f"weights_variant must be 'ema' or 'raw', got {self.weights_variant!r}")
+        if self.protocol not in protocols.PROTOCOLS:
+            raise ValueError(f"protocol must be one of {list(protocols.PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol_overrides and self.protocol != "authors":
+            raise ValueError("protocol_overrides change the authors' protocol: they need protocol='authors'")
         if self.chunk < 1 or self.batch_size < 1 or self.num_workers < 0:
             raise ValueError(f"chunk and batch_size must be >= 1 and num_workers >= 0, got {self.chunk}, "
                              f"{self.batch_size}, {self.num_workers}")
@@ -124,9 +143,9 @@ def predict(model: nn.Module, videos: Tensor, mode: str, chunk: int, method: Met
     return forward(model, videos)[0]
 
 
-def _one_video(model: nn.Module, spec: RowSpec, mode: str, chunk: int, device: str) -> Callable[[], None]:
-    """One video's inference as this evaluation runs it (for the peak-memory measurement)."""
-    shape = (1, spec.views, 3, spec.frames, spec.res, spec.res) if mode == "multi-view" else spec.clip_shape
+def _one_input(model: nn.Module, shape: tuple[int, ...], mode: str, chunk: int, device: str) -> Callable[[], None]:
+    """One sample's inference (a video, or a clip under the authors' protocol) as this evaluation runs
+    it, on zeros of ``shape`` (for the peak-memory measurement)."""
 
     def run() -> None:
         predict(model, torch.zeros(shape, device=device), mode, chunk)
@@ -138,88 +157,176 @@ def evaluate(config: EvalConfig, store: Store | None = None) -> dict:
     """Evaluate the checkpoint and write the run record into ``store`` (default ``Store.default()``);
     returns the record."""
     store = store or Store.default()
-    trained = load_trained(config.checkpoint, config.weights)
+    trained = load_trained(config.checkpoint, config.weights_variant)
     spec = trained.spec
     if config.row is not None and get_spec(config.row).row != spec.row:
         raise ValueError(f"{config.checkpoint} was trained for row {spec.row} ({spec.name}), not row {config.row}")
+    if config.protocol == "authors" and spec.row not in AUTHORS_EVALUATION:
+        raise ValueError(f"--protocol authors exists only for the GRW rows {sorted(AUTHORS_EVALUATION)}; "
+                         f"{config.checkpoint} is row {spec.row} ({spec.name})")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     method = get_method(trained.config.method)
     setting = config.setting or method.eval_settings()[0]
 
-    mode = evaluation_mode(spec)
+    mode = "per-clip" if config.protocol == "authors" else evaluation_mode(spec)
     if config.compare_whole_clip and mode != "streaming":
-        raise ValueError(f"compare_whole_clip needs a streaming row; row {spec.row} ({spec.name}) is {mode}")
+        raise ValueError(f"compare_whole_clip needs a streaming row under the suite's protocol; row {spec.row} "
+                         f"({spec.name}) is evaluated {mode}")
     with method.setting(trained.model, setting):
         return _evaluate(config, store, trained, method, setting, mode, device)
 
 
-def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method, setting: str, mode: str,
-              device: str) -> dict:
-    spec, deviations, classes, model, checkpoint = (trained.spec, trained.deviations, trained.classes, trained.model,
-                                                    trained.checkpoint)
-    gflops_per_view = count_gflops(LogitsOnly(model), spec.clip_shape)  # on CPU, before moving the model
-    model.to(device)
+@dataclass
+class _Tally:
+    """Correct top-1 per class and correct top-5 over the samples (videos, or clips) seen so far."""
 
-    sampling = eval_sampling(spec, model)
-    annotations = annotation_file(config.data, config.annotations, config.split)
-    index = VideoIndex.build(config.data, config.split, annotations=annotations, classes=classes,
-                             cache_dir=config.index_cache, workers=max(1, config.num_workers))
+    per_class: Tensor  # int64 [classes, 2]: samples, correct
+    top5_k: int
+    top5_correct: int = 0
+
+    @classmethod
+    def new(cls, classes: int) -> _Tally:
+        return cls(torch.zeros(classes, 2, dtype=torch.long), min(5, classes))
+
+    def add(self, logits: Tensor, labels: Tensor) -> None:
+        classes = len(self.per_class)
+        self.per_class[:, 0] += torch.bincount(labels, minlength=classes)
+        self.per_class[:, 1] += torch.bincount(labels[logits.argmax(1) == labels], minlength=classes)
+        self.top5_correct += (logits.topk(self.top5_k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()
+
+    @property
+    def samples(self) -> int:
+        return int(self.per_class[:, 0].sum())
+
+    def top1(self) -> float:
+        return 100.0 * int(self.per_class[:, 1].sum()) / self.samples
+
+    def top5(self) -> float:
+        return 100.0 * self.top5_correct / self.samples
+
+
+def _suite_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, sampling: Sampling, mode: str,
+                method: Method, tally: _Tally) -> dict:
+    """The suite's per-video protocol over ``index``; what the record adds to the tally."""
     loader = make_loader(VideoDataset(index, sampling, train=False), config.batch_size, num_workers=config.num_workers)
-
-    top5_k = min(5, len(classes))
-    per_class = torch.zeros(len(classes), 2, dtype=torch.long)  # [videos, correct] per class
-    top5_correct = load_errors = 0
-    stream_check = {"max_abs_logit_diff": 0.0, "agreeing": 0}
-    for videos, labels, dropped in tqdm(loader, desc=f"eval row {spec.row}", unit="batch", file=sys.stderr):
+    load_errors, max_diff, agreeing = 0, 0.0, 0
+    for videos, labels, dropped in tqdm(loader, desc=f"eval {index.split}", unit="batch", file=sys.stderr):
         load_errors += dropped
         if not len(labels):
             continue
-        videos = videos.to(device)
+        videos = videos.to(next(model.parameters()).device)
         logits = predict(model, videos, mode, config.chunk, method).float().cpu()
-        per_class[:, 0] += torch.bincount(labels, minlength=len(classes))
-        per_class[:, 1] += torch.bincount(labels[logits.argmax(1) == labels], minlength=len(classes))
-        top5_correct += (logits.topk(top5_k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()
+        tally.add(logits, labels)
         if config.compare_whole_clip:
             whole = predict(model, videos, "single-clip", config.chunk, method).float().cpu()
-            diff = (whole - logits).abs().max().item()
-            stream_check["max_abs_logit_diff"] = max(stream_check["max_abs_logit_diff"], diff)
-            stream_check["agreeing"] += (whole.argmax(1) == logits.argmax(1)).sum().item()
-
-    evaluated = int(per_class[:, 0].sum())
-    if evaluated == 0:
+            max_diff = max(max_diff, (whole - logits).abs().max().item())
+            agreeing += (whole.argmax(1) == logits.argmax(1)).sum().item()
+    if tally.samples == 0:
         raise ValueError(f"no video of {config.data} split {config.split!r} could be evaluated")
-    memory_mb, memory_method = peak_memory_mb(model, _one_video(model, spec, mode, config.chunk, device), device)
+    extra: dict = {
+        "videos_evaluated": tally.samples,
+        "videos_skipped": {**index.skipped, "load_error": load_errors},
+        "input": {**{name: getattr(sampling, name) for name in EVAL_INPUT_FIELDS},
+                  **({"chunk": config.chunk} if mode == "streaming" else {})},
+    }
+    if config.compare_whole_clip:
+        extra["stream_vs_whole_clip"] = {"max_abs_logit_diff": max_diff,
+                                         "prediction_agreement": agreeing / tally.samples}
+    return extra
+
+
+def _authors_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, protocol: ClipProtocol,
+                  method: Method, tally: _Tally) -> dict:
+    """The authors' per-clip protocol over ``index``: the tally counts clips; per-video top-1 from the
+    mean of each video's clips' logits."""
+    dataset = ClipDataset(index, protocol)
+    if len(dataset) == 0:
+        raise ValueError(f"no video of {config.data} split {config.split!r} has a full {protocol.frames}-frame "
+                         f"clip at {protocol.fps:g} fps")
+    loader = make_loader(dataset, config.batch_size, num_workers=config.num_workers, collate_fn=collate_clips)
+    video_logits = torch.zeros(len(index), len(tally.per_class))
+    video_clips = torch.zeros(len(index), dtype=torch.long)
+    clips_failed = 0
+    for clips, labels, videos, dropped in tqdm(loader, desc=f"eval {index.split} clips", unit="batch",
+                                               file=sys.stderr):
+        clips_failed += dropped
+        if not len(labels):
+            continue
+        logits = predict(model, clips.to(next(model.parameters()).device), "single-clip", config.chunk,
+                         method).float().cpu()
+        tally.add(logits, labels)
+        video_logits.index_add_(0, videos, logits)
+        video_clips.index_add_(0, videos, torch.ones_like(videos))
+    if tally.samples == 0:
+        raise ValueError(f"no clip of {config.data} split {config.split!r} could be decoded")
+    seen = video_clips > 0
+    video_labels = torch.tensor([entry.label for entry in index.entries])
+    per_video_correct = (video_logits[seen].argmax(1) == video_labels[seen]).sum().item()  # argmax of the mean
+    no_clip = dataset.videos_without_clip
+    return {
+        "videos_evaluated": int(seen.sum()),
+        "videos_skipped": {**index.skipped, "no_full_clip": no_clip,
+                           "load_error": len(index) - no_clip - int(seen.sum())},
+        "clips": {"evaluated": tally.samples, "videos": int(seen.sum()), "skipped": clips_failed,
+                  "videos_without_clip": no_clip},
+        "top1_per_video": 100.0 * per_video_correct / int(seen.sum()),
+        "per_video_aggregation": protocols.PER_VIDEO_AGGREGATION,
+        "input": {**dataclasses.asdict(protocol), "square_resize": True, "scale": "x / 255"},
+    }
+
+
+def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method, setting: str, mode: str,
+              device: str) -> dict:
+    spec, classes, model, checkpoint = trained.spec, trained.classes, trained.model, trained.checkpoint
+    protocol, protocol_deviations = (authors_protocol(spec.row, config.protocol_overrides)
+                                     if config.protocol == "authors" else (None, {}))
+    sample_shape = protocol.clip_shape if protocol else spec.clip_shape
+    gflops_per_view = count_gflops(LogitsOnly(model), sample_shape)  # on CPU, before moving the model
+    model.to(device)
+
+    annotations = annotation_file(config.data, config.annotations, config.split)
+    index = VideoIndex.build(config.data, config.split, annotations=annotations, classes=classes,
+                             cache_dir=config.index_cache, workers=max(1, config.num_workers))
+    tally = _Tally.new(len(classes))
+    if protocol is None:
+        extra = _suite_pass(config, model, index, eval_sampling(spec, model), mode, method, tally)
+        memory_shape = (1, spec.views, 3, spec.frames, spec.res, spec.res) if mode == "multi-view" else sample_shape
+        gflops = gflops_per_view * spec.views
+    else:
+        extra = _authors_pass(config, model, index, protocol, method, tally)
+        memory_shape, gflops = sample_shape, gflops_per_view  # one clip is one sample
+    memory_mb, memory_method = peak_memory_mb(
+        model, _one_input(model, memory_shape, "single-clip" if protocol else mode, config.chunk, device), device)
 
     path = store.new_run_path(str(spec.row))
     per_class_csv = path.with_suffix(".per_class.csv")
-    _write_per_class(per_class_csv, classes, per_class)
-    skipped = {**index.skipped, "load_error": load_errors}
+    _write_per_class(per_class_csv, classes, tally.per_class, unit="clips" if protocol else "videos")
+    deviations = {**trained.deviations, **{f"authors_{name}": value for name, value in protocol_deviations.items()}}
     record = {
         "row": spec.row,
         "name": spec.name,
         "model": spec.model,
         "grw": spec.grw is not None and spec.grw.weight != 0,
-        "top1": 100.0 * int(per_class[:, 1].sum()) / evaluated,
-        "top5": 100.0 * top5_correct / evaluated,
-        "top5_k": top5_k,
+        "protocol": config.protocol,
+        "protocol_description": protocols.describe(protocol) if protocol else protocols.SUITE_PROTOCOL,
+        "accuracy_unit": "clip" if protocol else "video",
+        "top1": tally.top1(),
+        "top5": tally.top5(),
+        "top5_k": tally.top5_k,
         "dataset": dataset_name(config.data, data_classes(config.data, config.split, annotations),
                                 config.dataset_name),
         "data_root": str(Path(config.data).resolve()),
         "split": config.split,
         "classes": len(classes),
-        "videos_evaluated": evaluated,
-        "videos_skipped": skipped,
-        "videos_skipped_total": sum(skipped.values()),
+        **extra,
         "per_class_csv": str(per_class_csv),
         "mode": mode,
         "method": method.name,
         "setting": setting,
         "weights": trained.weights,
-        "input": {**{name: getattr(sampling, name) for name in EVAL_INPUT_FIELDS},
-                  **({"chunk": config.chunk} if mode == "streaming" else {})},
         "deviations": deviations,
         "gflops_per_view": gflops_per_view,
-        "gflops": gflops_per_view * spec.views,
+        "gflops": gflops,
         "peak_memory_mb": memory_mb,
         "memory_method": memory_method,
         "device": device,
@@ -230,16 +337,17 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
         **({"weights_source": checkpoint["provenance"]} if "provenance" in checkpoint else {}),
         **provenance(device),
     }
-    if config.compare_whole_clip:
-        record["stream_vs_whole_clip"] = {"max_abs_logit_diff": stream_check["max_abs_logit_diff"],
-                                          "prediction_agreement": stream_check["agreeing"] / evaluated}
+    record["videos_skipped_total"] = sum(record["videos_skipped"].values())
+    if protocol:
+        record["authors_protocol"] = {**dataclasses.asdict(protocol), "source": AUTHORS_EVALUATION[spec.row].source,
+                                      "deviations": protocol_deviations}
     write_json(path, record)
     record["path"] = str(path)
     return record
 
 
-def _write_per_class(path: Path, classes: tuple[str, ...], per_class: Tensor) -> None:
-    videos, correct = per_class[:, 0], per_class[:, 1]
-    table = pd.DataFrame({"class": classes, "videos": videos.tolist(), "correct": correct.tolist(),
-                          "top1": (100.0 * correct / videos.clamp(min=1)).where(videos > 0, float("nan")).tolist()})
+def _write_per_class(path: Path, classes: tuple[str, ...], per_class: Tensor, unit: str = "videos") -> None:
+    samples, correct = per_class[:, 0], per_class[:, 1]
+    table = pd.DataFrame({"class": classes, unit: samples.tolist(), "correct": correct.tolist(),
+                          "top1": (100.0 * correct / samples.clamp(min=1)).where(samples > 0, float("nan")).tolist()})
     write_csv(path, table)

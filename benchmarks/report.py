@@ -6,6 +6,10 @@ on Kinetics-600: runs on other data (the synthetic airplanes of the CPU proxy, t
 appear in Table 1; the proxy has its own table (``proxy_table1.md``). Long status text goes to numbered
 footnotes under the table, so the table fits a terminal. A run of public weights (``eval --weights
 NAME``) is shown like any other Kinetics-600 run; its footnote names the weights and their sha256.
+
+A run's ``protocol`` (``benchmarks.protocols``) is named with its top-1: ``suite`` is the row's own
+per-video protocol; ``authors`` is the GRW authors' per-clip one (every N-frame clip of a video one
+sample, square resize), whose top-1 is over clips; runs written before protocols existed are ``suite``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,17 @@ def _latest_runs(runs: list[dict]) -> dict[int, dict]:
     return latest
 
 
+def run_protocol(run: dict) -> str:
+    """How a run's top-1 was measured, for tables: per video (the suite's) or per clip (the authors')."""
+    if run.get("protocol", "suite") != "authors":
+        return "the suite's per-video protocol"
+    clips, used = run.get("clips", {}), run.get("input", {})
+    counts = f"; {clips['evaluated']} clips from {clips['videos']} videos" if clips else ""
+    shape = (f", every {used['frames']}-frame clip at {used['fps']:g} fps, {used['resize']}x{used['resize']} resize, "
+             f"{used['crop']} crop" if {"frames", "fps", "resize", "crop"} <= set(used) else "")
+    return f"the GRW authors' per-clip protocol (top-1 over clips{shape}{counts})"
+
+
 def build_table(store: Store | None = None, measurements: list[dict] | None = None,
                 runs: list[dict] | None = None) -> pd.DataFrame:
     """One row per Table 1 row: published vs measured vs reproduced, with the status of each."""
@@ -71,7 +86,7 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
         elif run is None:
             status = "measured; no Kinetics-600 accuracy run (published top-1 shown)"
         else:
-            status = "measured; top-1 reproduced on Kinetics-600"
+            status = f"measured; top-1 reproduced on Kinetics-600 under {run_protocol(run)}"
         if run is not None and run.get("weights_source"):
             source = run["weights_source"]
             status += (f"; {source.get('label', 'public weights, evaluated here')}: {source['name']} "
@@ -89,6 +104,7 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
                 "reproduced_top1": run["top1"] if run else None,
                 "reproduced_dataset": run["dataset"] if run else None,
                 "reproduced_videos": run["videos_evaluated"] if run else None,
+                "reproduced_protocol": run.get("protocol", "suite") if run else None,
                 "reproduced_deviates": bool(run and run.get("deviations")),
                 "reproduced_weights": run["weights_source"]["name"] if run and run.get("weights_source") else None,
                 "published_gflops": spec.published_gflops,

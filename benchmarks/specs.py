@@ -94,6 +94,15 @@ class Cited:
     source: str
 
 
+# GRW rows (1, 6, 12, 15). Fine-tuning follows AUTHORS_RECIPE where the authors' code states a value
+# (GRW alpha and max_perms, GRW on the affine output Z, the Kinetics-600 MoViNet-pytorch backbone, drop
+# path 0, pixels / 255, empty stream state per clip, an AveragedModel EMA); where it is silent (optimizer,
+# learning rate, weight decay, epochs, batch size, GRW weight, EMA decay) the value is this suite's
+# choice (benchmarks.runs.Recipe, GrwSettings.weight), named as such. Their evaluation is
+# AUTHORS_EVALUATION, run by `eval --protocol authors` (benchmarks.protocols). The clip_metadata entry
+# only sets what their metadata cache is built with: the cache keeps each video's frame timestamps and
+# fps, and torchvision recomputes the clips from them with the N and fps of the test (VideoClips).
+#
 # The authors' training and evaluation recipe as far as their code states it. Their repository (at
 # AUTHORS_COMMIT) holds the models, the loss, snapshot save/load and evaluation scripts, but no training
 # script: optimizer, learning rate, schedule, epochs, batch size and EMA decay are not stated anywhere.
@@ -105,9 +114,11 @@ AUTHORS_RECIPE: dict[str, Cited] = {
     "batch_size": Cited(None, SUITE_CHOICE + " (evaluation batch size is a CLI option without default, cli.py)"),
     "grw_weight": Cited(None, GRW_SETTING_SOURCES["weight"]),
     "alpha": Cited(0.5, GRW_SETTING_SOURCES["alpha"]),
-    "max_perms": Cited(1000, "packages/grw-smoothing/src/grw_smoothing/loss.py (GrwSmoothingLoss default max_perms=1000)"),
+    "max_perms": Cited(1000,
+                       "packages/grw-smoothing/src/grw_smoothing/loss.py (GrwSmoothingLoss default max_perms=1000)"),
     "grw_on": Cited("Z, the affine projection's output, before the LayerNorm",
-                    f"{AUTHORS_PACKAGE}/model/action_recognition_model.py (forward returns Z in [B, N//T, T, K] windows)"),
+                    f"{AUTHORS_PACKAGE}/model/action_recognition_model.py "
+                    "(forward returns Z in [B, N//T, T, K] windows)"),
     "ema": Cited("torch.optim.swa_utils.AveragedModel(use_buffers=True); decay not stated",
                  f"{AUTHORS_PACKAGE}/model/action_recognition_model.py (load with load_ema=True, and __main__)"),
     "backbone_init": Cited("MoViNet-pytorch Kinetics-600 weights (pretrained=True)",

@@ -172,7 +172,7 @@ def train_and_evaluate(config: WarmupConfig, row: int, grw: bool, seed: int, sto
     if summary["status"] != "completed":
         raise RuntimeError(f"training stopped early ({summary['status']}, signal {summary['signal']})")
     record = evaluate(EvalConfig(checkpoint=summary["last_checkpoint"], data=config.data, split="test",
-                                 weights="raw", num_workers=config.num_workers, device="cpu"), store)
+                                 weights_variant="raw", num_workers=config.num_workers, device="cpu"), store)
     return summary, record
 
 

@@ -33,6 +33,21 @@ def test_main_returns_int_for_help():
     assert info.value.code == 0
 
 
+def test_train_help_separates_the_authors_recipe_from_the_suites_choices():
+    from benchmarks.specs import AUTHORS_RECIPE
+
+    help_text = run_cli("train", "--help").stdout
+    stated, _, chosen = help_text.partition("Where it is silent")
+    assert chosen, "the epilog names what the suite chooses"
+    for name, cited in AUTHORS_RECIPE.items():
+        if cited.value is None:  # silent in the authors' code: listed with the option that sets it here
+            assert f"  {name}: " in chosen and f"  {name}: " not in stated
+        else:
+            assert f"  {name}: {cited.value}" in stated and cited.source in stated
+    assert "  lr: --lr 0.001" in chosen and "  ema_decay: --ema-decay 0.9998" in chosen
+    assert "  grw_weight: --grw-weight 1.0" in chosen
+
+
 # --------------------------------------------------------------------------- layering
 
 BENCHMARKS = REPO_ROOT / "benchmarks"

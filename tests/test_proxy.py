@@ -4,7 +4,6 @@ options that start it, and that its runs never pass for the Kinetics-600 rows.""
 import contextlib
 import json
 
-import pandas as pd
 import pytest
 
 from benchmarks import proxy, report, store

@@ -136,3 +136,23 @@ def test_compare_checks_kinetics_top1(results):
     assert run_main(["compare", "--rows", "2"]) == 0  # other datasets are never compared
     store_run("2-b", run_record(2, 60.0, "kinetics600", "2026-03-01"))
     assert run_main(["compare", "--rows", "2"]) == 1
+
+
+def test_the_authors_per_clip_protocol_is_named_in_table1_and_compare(results, capsys):
+    store_measurement(1, 2.71)
+    clips = {"evaluated": 40, "videos": 30, "skipped": 1, "videos_without_clip": 2}
+    published = get_spec(1).published_top1
+    store_run("1-a", {**run_record(1, published - 0.3, "kinetics600"), "protocol": "authors", "clips": clips,
+                      "input": {"frames": 50, "fps": 5, "resize": 200, "crop": 172}})
+    status = report.build_table().set_index("row").loc[1, "status"]
+    assert ("under the GRW authors' per-clip protocol (top-1 over clips, every 50-frame clip at 5 fps, 200x200 "
+            "resize, 172 crop; 40 clips from 30 videos)") in status
+    assert run_main(["compare", "--rows", "1", "--top1-tolerance", "1"]) == 0
+    assert "per clip (GRW authors')" in capsys.readouterr().out
+    assert run_main(["figures"]) == 0
+    assert "per-clip protocol" in (results / "table1.md").read_text()
+    # a record without "protocol" (written before protocols existed) is the suite's
+    store_run("1-b", run_record(1, published + 0.2, "kinetics600", "2026-02-01"))
+    assert "under the suite's per-video protocol" in report.build_table().set_index("row").loc[1, "status"]
+    assert run_main(["compare", "--rows", "1", "--top1-tolerance", "1"]) == 0
+    assert "per video (suite)" in capsys.readouterr().out

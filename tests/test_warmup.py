@@ -19,7 +19,6 @@ from benchmarks.warmup import (
     relative_acceleration,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -11,6 +11,10 @@ Public weights: ``--weights NAME`` instead of ``--checkpoint`` evaluates a catal
 (``benchmarks.weights``) from the weights cache (``--download`` fetches it first), converted for the
 row into ``<cache>/imported/NAME.row<N>.pt``; the stored run carries the checkpoint's ``provenance``
 as ``weights_source`` (name, URL, source sha256, converter), labelled "public weights, evaluated here".
+
+``--protocol authors`` (GRW rows 1, 6, 12, 15 only) evaluates as the GRW authors' scripts do
+(``benchmarks.protocols``): every N-frame clip of every video is one sample, square resize, top-1
+over clips; the run records ``protocol``.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ from benchmarks.cli import UsageError, default, from_args
 from benchmarks.commands.train import check_data
 from benchmarks.evaluate import EvalConfig
 from benchmarks.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
+from benchmarks.protocols import OVERRIDABLE, PROTOCOLS, authors_protocol
 from benchmarks.runs import parse_row_list
 from benchmarks.slurm_tasks import EvalTask
+from benchmarks.specs import AUTHORS_EVALUATION
 from benchmarks.store import Store
 from benchmarks.weights import WeightsError, cache_dir, cached_file, check_classes, download, import_checkpoint
+
+AUTHORS_ROWS = ", ".join(map(str, sorted(AUTHORS_EVALUATION)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset root: ROOT/<split>/<class>/<video>.mp4")
     parser.add_argument("--split", default=default(EvalConfig, "split"), help="(default: %(default)s)")
     parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
+    parser.add_argument("--weights-variant", choices=("ema", "raw"),
+                        help="which weights of the checkpoint (default: ema when the checkpoint has it)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=default(EvalConfig, "protocol"),
+                        help="suite: the row's own per-video protocol; authors: the GRW authors' evaluation, every "
+                        f"N-frame clip one sample, square resize, top-1 over clips (rows {AUTHORS_ROWS} only; "
+                        "default: %(default)s)")
+    parser.add_argument("--protocol-override", action="append", type=_override, metavar="KEY=VALUE",
+                        help=f"change one value of the authors' protocol ({', '.join(OVERRIDABLE)}), for tests and "
+                        "smoke runs; recorded as a deviation. Repeatable")
     group = parser.add_argument_group("public weights (--weights NAME)")
     group.add_argument("--download", action="store_true", help="fetch NAME into the cache first when it is not there")
     group.add_argument("--classes", help="NAME's class names in its order, one per line (default: the class folders "
@@ -66,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_launch_arguments(parser)
 
 
+def _override(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {text!r}") from None
+
+
 def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
     """One config per row of ``--row``, each with its checkpoint (``{row}`` in ``--checkpoint`` filled
     in), each checked: the checkpoint readable and trained for that row, the data present."""
@@ -76,9 +101,21 @@ def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
     if args.checkpoint is not None and len(specs) > 1 and "{row}" not in args.checkpoint:
         raise UsageError(f"several rows need {{row}} in --checkpoint (e.g. OUT/row{{row}}/last.pt), "
                          f"got {args.checkpoint!r}")
+    if args.protocol == "authors":
+        others = [spec.row for spec in specs if spec.row not in AUTHORS_EVALUATION]
+        if others:
+            raise UsageError(f"--protocol authors is the GRW authors' evaluation of their models, rows {AUTHORS_ROWS}; "
+                             f"row(s) {others} have none")
+    overrides = dict(args.protocol_override or [])
+    try:
+        for spec in specs if args.protocol == "authors" else ():
+            authors_protocol(spec.row, overrides)  # checks the overrides
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     checkpoints = {spec.row: public_checkpoint(args, spec.row) if args.public_weights
                    else args.checkpoint.replace("{row}", str(spec.row)) for spec in specs}
-    configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=checkpoints[spec.row]) for spec in specs]
+    configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=checkpoints[spec.row], protocol_overrides=overrides)
+               for spec in specs]
     for config in configs:
         check_checkpoint(config)
     check_data(args.data, args.split)
@@ -113,17 +150,24 @@ def check_checkpoint(config: EvalConfig) -> None:
 
 
 def stored_run(config: EvalConfig, store: Store) -> dict | None:
-    """The stored run of this checkpoint (by sha256) on the same data and split, if any."""
+    """The stored run of this checkpoint (by sha256) on the same data and split under the same protocol."""
     sha256 = file_sha256(config.checkpoint)
     data_root = str(Path(config.data).resolve())
     return next((run for run in store.load_runs() if run["checkpoint_sha256"] == sha256
-                 and run["split"] == config.split and run.get("data_root") == data_root), None)
+                 and run["split"] == config.split and run.get("data_root") == data_root
+                 and run.get("protocol", "suite") == config.protocol), None)
 
 
 def print_run(name: str, record: dict) -> None:
+    if record.get("protocol") == "authors":
+        clips = record["clips"]
+        counts = (f"authors' protocol: per clip; {clips['evaluated']} clips from {clips['videos']} videos, "
+                  f"{clips['skipped']} clips skipped, {clips['videos_without_clip']} videos without a full clip; "
+                  f"top-1 per video {record['top1_per_video']:.2f}")
+    else:
+        counts = f"{record['videos_evaluated']} videos, {record['videos_skipped_total']} skipped"
     print(f"row {record['row']} {record['name']} on {record['dataset']} {record['split']}: top-1 "
-          f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({record['videos_evaluated']} videos, "
-          f"{record['videos_skipped_total']} skipped)  wrote {record['path']}")
+          f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({counts})  wrote {record['path']}")
 
 
 def main(args: argparse.Namespace) -> int:

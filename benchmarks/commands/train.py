@@ -36,6 +36,7 @@ from benchmarks.launch import add_launch_arguments, check_launch_arguments, laun
 from benchmarks.methods import METHODS
 from benchmarks.runs import AMP_MODES, RESUMABLE_CHANGES, Recipe, RunConfig, parse_row_list, resolve_spec
 from benchmarks.slurm_tasks import TrainingStopped, TrainTask, preemptible
+from benchmarks.specs import AUTHORS_RECIPE, SUITE_CHOICE, GrwSettings
 from benchmarks.weights import WeightsError, catalogue, resolve_init
 
 
@@ -89,6 +90,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--log-every", type=int, default=default(RunConfig, "log_every"),
                        help="optimizer steps between log lines (default: %(default)s)")
     add_launch_arguments(parser)
+    parser.epilog = authors_recipe_epilog(parser)
+
+
+# The options that set what the authors' code leaves open (AUTHORS_RECIPE entries of SUITE_CHOICE),
+# plus the EMA decay, which their code leaves open inside its "ema" entry.
+SUITE_CHOSEN_OPTIONS = {"lr": "--lr", "weight_decay": "--weight-decay", "epochs": "--epochs",
+                        "batch_size": "--batch-size", "ema_decay": "--ema-decay", "grw_weight": "--grw-weight"}
+
+
+def authors_recipe_epilog(parser: argparse.ArgumentParser) -> str:
+    """The GRW rows' fine-tuning recipe for ``--help``: what the authors' code states (and where), and
+    what this suite chooses where it is silent (the option and its default)."""
+    stated = [f"  {name}: {cited.value}\n      ({cited.source})" for name, cited in AUTHORS_RECIPE.items()
+              if cited.value is not None]
+    defaults = {name: parser.get_default(option[2:].replace("-", "_")) for name, option in SUITE_CHOSEN_OPTIONS.items()}
+    defaults["grw_weight"] = GrwSettings.weight  # --grw-weight defaults to the row's spec
+    chosen = ["  optimizer: AdamW, no weight decay on biases and norms (fixed)"]
+    chosen += [f"  {name}: {option} {defaults[name]}" for name, option in SUITE_CHOSEN_OPTIONS.items()]
+    return ("GRW rows 1, 6, 12, 15 (train --init movinet_a{0,1,2}_stream_k600 | movinet_a3_k600) follow the\n"
+            "authors' code (benchmarks.specs.AUTHORS_RECIPE) where it states a value:\n" + "\n".join(stated)
+            + f"\nWhere it is silent (no training script), {SUITE_CHOICE.split(' (')[0]} (option, default):\n"
+            + "\n".join(chosen))
 
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
