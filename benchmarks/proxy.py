@@ -1,11 +1,13 @@
 """A CPU-scale proxy of Table 1 on synthetic data (``python -m benchmarks.run proxy``).
 
 Not Kinetics-600. Each implemented family of Table 1's first rows (``VARIANTS``) is trained from
-scratch on the warm-up airplanes in the warm-up setting of ``benchmarks.warmup`` (32 px, 6-frame
-clips, the same recipe and GRW settings, a few epochs, one seed) and evaluated on their test split,
-with the suite's own ``train`` and ``evaluate``. The runs are stored in ``results/runs/`` with
-dataset ``warmup-airplanes``: the Kinetics-600 table names that dataset next to them and never
-plots them. The proxy has its own outputs:
+scratch on the warm-up airplanes (``benchmarks.airplanes``; ``ProxyConfig``: 32 px, 6-frame clips,
+a few epochs, one seed, GRW weight 0.1 over the 6-frame window) with the suite's own ``train``; its
+BatchNorm statistics are then recomputed on the training clips (``recalibrate_batchnorm``: MoViNet and
+MobileNetV3 use momentum 0.01, whose running statistics lag far behind the weights after a few hundred
+steps, see ``benchmarks.warmup``), and it is evaluated on the test split with the suite's own
+``evaluate``. The runs are stored in ``results/runs/`` with dataset ``warmup-airplanes``: Table 1
+(Kinetics-600) never shows them. The proxy has its own outputs:
 
 - ``proxy_table1.md``: test top-1 and GFLOPs per clip measured at the proxy input;
 - ``proxy_flops.png``: top-1 vs those GFLOPs (``benchmarks.report.pareto_figure``);
@@ -19,6 +21,7 @@ tells the airplane classes apart, so it is expected at chance (33.3%) with or wi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -27,16 +30,50 @@ from pathlib import Path
 import pandas as pd
 import torch
 from tabulate import tabulate
+from torch import nn
 from tqdm import tqdm
 
-from benchmarks import report
+from benchmarks import airplanes, report
+from benchmarks.checkpoint import save_checkpoint
 from benchmarks.cli import UsageError
+from benchmarks.data import VideoDataset, VideoIndex, make_loader
+from benchmarks.evaluate import EvalConfig, evaluate
+from benchmarks.geometry import format_ci, mean_ci
 from benchmarks.measure import count_params
 from benchmarks.paths import REPO_ROOT
-from benchmarks.runs import load_trained
-from benchmarks.specs import get_spec, parse_rows
+from benchmarks.runs import Recipe, RunConfig, eval_sampling, load_trained
+from benchmarks.specs import GrwSettings, get_spec, parse_rows
 from benchmarks.store import Store, provenance, write_json, write_text
-from benchmarks.warmup import WarmupConfig, format_mean_std, mean_std, prepare_data, setting, train_and_evaluate
+from benchmarks.train import train
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The proxy's data (the warm-up airplanes), input, budget and GRW settings."""
+
+    data: str = str(REPO_ROOT / "runs_local" / "airplanes")
+    work: str = str(REPO_ROOT / "runs_local" / "proxy")  # training run directories
+    train_videos: int = 1000
+    val_videos: int = 100
+    test_videos: int = 100
+    video_frames: int = 8
+    size: int = 32
+    frames: int = 6
+    fps: int = 8
+    epochs: int = 6
+    seeds: int = 1
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_epochs: float = 0.3
+    grw_weight: float = 0.1
+    grw_window: int = 6
+    precise_bn: bool = True  # recompute BatchNorm statistics on the training clips before evaluating
+    num_workers: int = 1
+
+    def recipe(self, seed: int = 0) -> Recipe:
+        """The suite's recipe at this budget. No EMA: with a few hundred steps it would lag far behind."""
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, warmup_epochs=self.warmup_epochs,
+                      ema_decay=0.0, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -58,9 +95,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("X3D-XS", row=5, grw=False),
 )
 
-# The warm-up setting with the proxy's own run directories and budget: 6 epochs x 7 models, one seed,
-# about 25 minutes on 2 shared CPU cores.
-PROXY = WarmupConfig(work=str(REPO_ROOT / "runs_local" / "proxy"), epochs=6, seeds=1)
+PROXY = ProxyConfig()  # 6 epochs x 7 models, one seed: about 25 minutes on 2 shared CPU cores
 CHANCE = 100 / 3
 
 
@@ -79,10 +114,94 @@ def select_variants(rows: str | None) -> tuple[Variant, ...]:
 # --------------------------------------------------------------------------- runs
 
 
-def run_variant(config: WarmupConfig, variant: Variant, seed: int, store: Store) -> dict:
+def prepare_data(config: ProxyConfig) -> Path:
+    """The airplanes dataset for this setting (rendered once; a second call with it does nothing)."""
+    return airplanes.generate(config.data, config.train_videos, config.val_videos, config.test_videos,
+                              config.video_frames, config.size, config.fps)
+
+
+def train_config(config: ProxyConfig, row: int, grw: bool, seed: int) -> RunConfig:
+    """A Table 1 row at the proxy input and recipe. ``grw=False`` on a GRW-head row keeps the head
+    with weight 0; ``grw=True`` on another row adds the default intermediate taps."""
+    return RunConfig(
+        row=row,
+        data=config.data,
+        out=str(Path(config.work) / f"row{row}-{'grw' if grw else 'no-grw'}-seed{seed}"),
+        recipe=config.recipe(seed),
+        frames=config.frames,
+        res=config.size,
+        fps=config.fps,
+        grw=grw,
+        grw_weight=config.grw_weight if grw else None,
+        grw_window=config.grw_window if grw else None,
+        validate=False,  # the val split is for choosing settings, not part of a run's budget
+        num_workers=config.num_workers,
+        device="cpu",
+        log_every=10_000,
+    )
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(checkpoint: str | Path, data: str, num_workers: int = 0, batch_size: int = 50) -> Path:
+    """Precise BatchNorm: every BatchNorm's running mean and variance recomputed as the plain average
+    over the training videos (centred clips, as evaluated), the trained weights fixed; written next to
+    ``checkpoint`` as ``precise_bn.pt``.
+
+    Why: MoViNet and torchvision's MobileNetV3 use BatchNorm momentum 0.01 (TensorFlow's 0.99), so
+    after a few hundred steps their running statistics still mostly hold the initial (0, 1) and those
+    of the first steps' weights: the network evaluated is not the one trained (``benchmarks.warmup``).
+    """
+    checkpoint = Path(checkpoint)
+    trained = load_trained(checkpoint, "raw")
+    model = trained.model
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches
+        norm.train()  # only the BatchNorms: dropout, stochastic depth and GRW taps stay in eval mode
+    index = VideoIndex.build(data, "train", classes=trained.classes)
+    sampling = eval_sampling(trained.spec, model, views=False)
+    for videos, labels, _ in make_loader(VideoDataset(index, sampling, train=False), batch_size,
+                                         num_workers=num_workers):
+        if len(labels):
+            model(videos)
+    weights = model.state_dict()
+    state = dict(trained.checkpoint)
+    state["model"] = {key: weights[key] for key in state["model"]}
+    state.pop("ema", None)
+    state["precise_bn"] = {"from": checkpoint.name, "videos": len(index), "batchnorms": len(norms)}
+    return save_checkpoint(checkpoint.with_name("precise_bn.pt"), state)
+
+
+def train_and_evaluate(config: ProxyConfig, row: int, grw: bool, seed: int, store: Store) -> tuple[dict, dict]:
+    """Train with the suite's pipeline, recompute BatchNorm statistics (``precise_bn``), evaluate on the
+    test split (stored in ``store``); returns (training summary, run record)."""
+    summary = train(train_config(config, row, grw, seed))
+    if summary["status"] != "completed":
+        raise RuntimeError(f"training stopped early ({summary['status']}, signal {summary['signal']})")
+    checkpoint = summary["last_checkpoint"]
+    if config.precise_bn:
+        checkpoint = str(recalibrate_batchnorm(checkpoint, config.data, config.num_workers))
+    record = evaluate(EvalConfig(checkpoint=checkpoint, data=config.data, split="test", weights_variant="raw",
+                                 num_workers=config.num_workers, device="cpu"), store)
+    summary["evaluated_checkpoint"] = checkpoint
+    return summary, record
+
+
+def setting(config: ProxyConfig) -> dict:
+    """What a results file says about how its models were trained."""
+    return {
+        "dataset": "warmup-airplanes (synthetic)",
+        "config": dataclasses.asdict(config),
+        "recipe": dataclasses.asdict(config.recipe()) | {"seed": list(range(config.seeds))},
+        "grw": {"weight": config.grw_weight, "window": config.grw_window, "alpha": GrwSettings().alpha},
+    }
+
+
+def run_variant(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> dict:
     """Train and evaluate one variant; what the summary keeps of it."""
     summary, record = train_and_evaluate(config, variant.row, variant.grw, seed, store)
-    model = load_trained(summary["last_checkpoint"], "raw").model
+    model = load_trained(summary["evaluated_checkpoint"], "raw").model
     return {
         "variant": variant.name,
         "row": variant.row,
@@ -97,7 +216,7 @@ def run_variant(config: WarmupConfig, variant: Variant, seed: int, store: Store)
     }
 
 
-def run_proxy(store: Store, config: WarmupConfig = PROXY, variants: tuple[Variant, ...] = VARIANTS) -> dict:
+def run_proxy(store: Store, config: ProxyConfig = PROXY, variants: tuple[Variant, ...] = VARIANTS) -> dict:
     """Train and evaluate every variant for every seed, store the summary, write the table and figure."""
     started = time.perf_counter()
     prepare_data(config)
@@ -124,7 +243,7 @@ def proxy_table(summary: dict) -> pd.DataFrame:
     records = []
     for variant, runs in pd.DataFrame(summary["runs"]).groupby("variant", sort=False):
         first = runs.iloc[0]
-        top1 = mean_std(runs["top1"].tolist())
+        top1 = mean_ci(runs["top1"].tolist())
         records.append({
             "variant": variant,
             "row": int(first["row"]),
@@ -132,7 +251,7 @@ def proxy_table(summary: dict) -> pd.DataFrame:
             "grw": bool(first["grw"]),
             "top1": top1["mean"],
             "top1_std": top1["std"],
-            "top1_text": format_mean_std(top1, ".1f"),
+            "top1_text": format_ci(top1, ".1f", interval=False),
             "gflops_per_clip": float(first["gflops_per_clip"]),
             "params_m": float(first["params_m"]),
             "train_time_s": runs["train_time_s"].mean(),

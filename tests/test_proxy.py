@@ -5,6 +5,7 @@ import contextlib
 import json
 
 import pytest
+import torch
 
 from benchmarks import proxy, report, store
 from benchmarks.run import main as run_main
@@ -118,3 +119,38 @@ def test_proxy_runs_never_stand_for_kinetics_rows(results):
     points = report.plot_points(report.build_table()).set_index("row")
     assert points.loc[1, "top1_source"] == "published"
     assert "warmup-airplanes" not in report.render_markdown(report.build_table())
+
+
+def test_precise_batchnorm_recomputes_the_statistics_on_the_training_clips(tmp_path):
+    """Train row 3 (MobileNetV3-S, BatchNorm momentum 0.01) briefly; afterwards its first BatchNorm's
+    running mean is the mean of that layer's input over the training clips, not the lagging average."""
+    from benchmarks.data import VideoDataset, VideoIndex, make_loader
+    from benchmarks.runs import eval_sampling, load_trained
+    from benchmarks.train import train
+
+    config = proxy.ProxyConfig(data=str(tmp_path / "data"), work=str(tmp_path / "work"), train_videos=12,
+                               val_videos=3, test_videos=3, epochs=1, batch_size=4, num_workers=0)
+    proxy.prepare_data(config)
+    summary = train(proxy.train_config(config, row=3, grw=False, seed=0))
+    path = proxy.recalibrate_batchnorm(summary["last_checkpoint"], config.data, batch_size=4)
+    assert path.name == "precise_bn.pt"
+
+    trained, precise = load_trained(summary["last_checkpoint"], "raw"), load_trained(path, "raw")
+    assert precise.checkpoint["precise_bn"] == {"from": "last.pt", "videos": 12, "batchnorms": 34}
+    first = next(m for m in precise.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    name = next(n for n, m in precise.model.named_modules() if m is first)
+    inputs = []
+    handle = dict(trained.model.named_modules())[name].register_forward_pre_hook(
+        lambda module, args: inputs.append(args[0].mean(dim=(0, 2, 3))))
+    index = VideoIndex.build(config.data, "train", classes=trained.classes)
+    with torch.no_grad():
+        for videos, _, _ in make_loader(VideoDataset(index, eval_sampling(trained.spec, trained.model, views=False),
+                                                     train=False), 4, num_workers=0):
+            trained.model(videos)
+    handle.remove()
+    expected = torch.stack(inputs).mean(0)  # 3 batches of 4 clips: the mean of batch means is the mean
+    assert torch.allclose(first.running_mean, expected, atol=1e-5)
+    stale = dict(trained.model.named_modules())[name].running_mean
+    assert not torch.allclose(stale, expected, atol=1e-2)  # momentum 0.01: the trained statistics lag
+    weights = {k: v for k, v in precise.model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    assert all(torch.equal(v, trained.model.state_dict()[k]) for k, v in weights.items())  # weights untouched
