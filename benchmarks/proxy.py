@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +30,16 @@ import pandas as pd
 import torch
 from tabulate import tabulate
 from torch import nn
-from tqdm import tqdm
 
 from benchmarks import airplanes, report
 from benchmarks.checkpoint import save_checkpoint
-from benchmarks.cli import UsageError
+from benchmarks.cli import UsageError, from_args
 from benchmarks.data import VideoDataset, VideoIndex, make_loader
 from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.geometry import format_ci, mean_ci
 from benchmarks.measure import count_params
 from benchmarks.paths import REPO_ROOT
+from benchmarks.processes import map_in_processes
 from benchmarks.runs import Recipe, RunConfig, eval_sampling, load_trained
 from benchmarks.specs import GrwSettings, get_spec, parse_rows
 from benchmarks.store import Store, provenance, write_json, write_text
@@ -61,14 +60,19 @@ class ProxyConfig:
     frames: int = 6
     fps: int = 8
     epochs: int = 6
-    seeds: int = 1
+    seeds: int = 3
     batch_size: int = 16
     lr: float = 2e-3
     warmup_epochs: float = 0.3
     grw_weight: float = 0.1
     grw_window: int = 6
     precise_bn: bool = True  # recompute BatchNorm statistics on the training clips before evaluating
-    num_workers: int = 1
+    processes: int = 2  # runs side by side, one torch thread each, decoding in their own process
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.epochs, self.seeds, self.processes, self.train_videos, self.test_videos) < 1:
+            raise ValueError("expected at least 1 epoch, seed, process, training video and test video")
 
     def recipe(self, seed: int = 0) -> Recipe:
         """The suite's recipe at this budget. No EMA: with a few hundred steps it would lag far behind."""
@@ -95,7 +99,6 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("X3D-XS", row=5, grw=False),
 )
 
-PROXY = ProxyConfig()  # 6 epochs x 7 models, one seed: about 25 minutes on 2 shared CPU cores
 CHANCE = 100 / 3
 
 
@@ -216,13 +219,12 @@ def run_variant(config: ProxyConfig, variant: Variant, seed: int, store: Store) 
     }
 
 
-def run_proxy(store: Store, config: ProxyConfig = PROXY, variants: tuple[Variant, ...] = VARIANTS) -> dict:
+def run_proxy(store: Store, config: ProxyConfig = ProxyConfig(), variants: tuple[Variant, ...] = VARIANTS) -> dict:
     """Train and evaluate every variant for every seed, store the summary, write the table and figure."""
     started = time.perf_counter()
     prepare_data(config)
-    jobs = [(variant, seed) for variant in variants for seed in range(config.seeds)]
-    runs = [run_variant(config, variant, seed, store)
-            for variant, seed in tqdm(jobs, desc="proxy runs", unit="run", file=sys.stderr)]
+    jobs = [(config, variant, seed, store) for variant in variants for seed in range(config.seeds)]
+    runs = map_in_processes(run_variant, jobs, config.processes, "proxy runs")
     summary = {
         "experiment": "table1-proxy",
         **setting(config),
@@ -361,18 +363,24 @@ def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ProxyConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E", help="(default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
+                        help="seeds 0..K-1 per model (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=defaults.processes,
+                        help="runs in parallel, one torch thread each (default: %(default)s)")
     parser.add_argument("--rows", help="comma-separated Table 1 rows whose proxy models to run (default: all of "
                         f"{', '.join(str(row) for row in sorted({variant.row for variant in VARIANTS}))})")
 
 
 def main(args: argparse.Namespace) -> int:
-    """Runs in this process, one thread; ``--rows`` picks variants."""
+    """``--rows`` picks variants; each run uses one torch thread (more spin against each other on 2 cores)."""
+    config = from_args(ProxyConfig, args)
     try:
         variants = select_variants(args.rows)
     except ValueError as error:
         raise UsageError(str(error)) from error
-    torch.set_num_threads(1)  # the 2 shared cores: more threads spin against each other
-    summary = run_proxy(args.store, PROXY, variants)
+    summary = run_proxy(args.store, config, variants)
     print(tabulate(display_table(proxy_table(summary)), headers="keys", tablefmt="github", showindex=False,
                    disable_numparse=True))
     print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")

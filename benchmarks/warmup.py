@@ -60,12 +60,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import matplotlib
@@ -78,7 +75,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from benchmarks import airplanes  # noqa: E402
 from benchmarks.cli import from_args  # noqa: E402
@@ -91,6 +87,7 @@ from benchmarks.geometry import (  # noqa: E402
     trajectory_metrics,
 )
 from benchmarks.paths import REPO_ROOT  # noqa: E402
+from benchmarks.processes import map_in_processes  # noqa: E402
 from benchmarks.store import Store, atomic_path, provenance, write_json  # noqa: E402
 from benchmarks.train import param_groups, warmup_cosine  # noqa: E402
 from grw import GrwModel, TemporalHead  # noqa: E402
@@ -225,7 +222,6 @@ def clip_batch(videos: Tensor, starts: Tensor, frames: int, mean: Tensor, std: T
 
 def run_one(config: WarmupConfig, grw: bool, seed: int, train: Clips, test: Clips) -> dict:
     """Train one arm with one seed on clips in memory; its test top-1, curve and test embeddings ``Z``."""
-    torch.set_num_threads(1)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = warmup_model(config, grw)
@@ -314,22 +310,9 @@ def run_warmup(config: WarmupConfig, store: Store) -> dict:
 
 
 def run_all(config: WarmupConfig, jobs: Sequence[tuple[bool, int]], train: Clips, test: Clips) -> list[dict]:
-    """``run_one`` for every (grw, seed), in ``config.processes`` processes (in this one when 1)."""
-    bar = tqdm(total=len(jobs), desc="warmup runs", unit="run", file=sys.stderr)
-    if config.processes == 1:
-        runs = []
-        for grw, seed in jobs:
-            runs.append(run_one(config, grw, seed, train, test))
-            bar.update()
-        bar.close()
-        return runs
-    context = get_context("spawn")  # no fork of a process that already ran torch
-    with ProcessPoolExecutor(max_workers=min(config.processes, len(jobs)), mp_context=context) as pool:
-        futures = [pool.submit(run_one, config, grw, seed, train, test) for grw, seed in jobs]
-        for _ in as_completed(futures):
-            bar.update()
-        bar.close()
-        return [future.result() for future in futures]
+    """``run_one`` for every (grw, seed), ``config.processes`` at a time."""
+    return map_in_processes(run_one, [(config, grw, seed, train, test) for grw, seed in jobs], config.processes,
+                            "warmup runs")
 
 
 def median_run(runs: Sequence[dict]) -> dict:

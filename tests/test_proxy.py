@@ -83,6 +83,8 @@ def test_rows_select_variants():
 @pytest.mark.parametrize("argv, message", [
     (["proxy", "--rows", "6"], "no proxy model for row"),
     (["proxy", "--launch", "local"], "unrecognized arguments"),
+    (["proxy", "--seeds", "0"], "at least 1"),
+    (["proxy", "--processes", "0"], "at least 1"),
 ])
 def test_proxy_options_fail_before_training(argv, message, results, monkeypatch, capsys):
     monkeypatch.setattr(proxy, "run_proxy", lambda *args: pytest.fail("must not train"))
@@ -93,11 +95,12 @@ def test_proxy_options_fail_before_training(argv, message, results, monkeypatch,
 
 def test_proxy_command_writes_its_own_outputs(results, monkeypatch):
     def fake_run_proxy(store, config, variants):
-        assert config == proxy.PROXY and [v.row for v in variants] == [1, 1] and store.root == results
+        assert config == proxy.ProxyConfig(epochs=2, seeds=4) and [v.row for v in variants] == [1, 1]
+        assert store.root == results
         return {**FIXTURE, "path": "proxy.json", "outputs": [str(p) for p in proxy.write_outputs(FIXTURE, results)]}
 
     monkeypatch.setattr(proxy, "run_proxy", fake_run_proxy)
-    assert run_main(["proxy", "--rows", "1"]) == 0
+    assert run_main(["proxy", "--rows", "1", "--epochs", "2", "--seeds", "4"]) == 0
     assert (results / "proxy_table1.md").is_file() and not (results / "table1.md").exists()
 
 
