@@ -374,17 +374,28 @@ def clip_starts(num_frames: int, step: float, frames: int, clips: int) -> list[i
     return [int(np.floor(latest * (i + 0.5) / clips + 0.5)) for i in range(clips)]
 
 
-def read_clips(path: str | Path, sampling: Sampling, starts: Sequence[int] | None = None,
-               rng: np.random.Generator | None = None) -> torch.Tensor:
-    """Decode clips as uint8 ``[clips, T, 3, H, W]``: at ``starts``, else one random start drawn
-    from ``rng``, else ``sampling.clips`` evaluation starts. Raises decord's error if decoding fails."""
+def decode_video(path: str | Path) -> tuple[torch.Tensor, float]:
+    """Every frame of a video as uint8 ``[N, H, W, 3]``, and its frame rate (for ``VideoDataset``'s cache)."""
     reader = decord.VideoReader(str(path), num_threads=1)
-    num_frames, step = len(reader), sampling.step(reader.get_avg_fps())
+    return torch.from_numpy(reader.get_batch(list(range(len(reader)))).asnumpy()), reader.get_avg_fps()
+
+
+def read_clips(path: str | Path, sampling: Sampling, starts: Sequence[int] | None = None,
+               rng: np.random.Generator | None = None,
+               decoded: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
+    """Decode clips as uint8 ``[clips, T, 3, H, W]``: at ``starts``, else one random start drawn
+    from ``rng``, else ``sampling.clips`` evaluation starts. ``decoded`` (from ``decode_video``) is used
+    instead of the file when given. Raises decord's error if decoding fails."""
+    reader = None if decoded is not None else decord.VideoReader(str(path), num_threads=1)
+    num_frames, fps = (len(decoded[0]), decoded[1]) if decoded is not None else (len(reader), reader.get_avg_fps())
+    step = sampling.step(fps)
     if starts is None and rng is not None:
         starts = [int(rng.integers(0, max_start(num_frames, step, sampling.frames) + 1))]
     elif starts is None:
         starts = clip_starts(num_frames, step, sampling.frames, sampling.clips)
     indices = np.stack([frame_indices(num_frames, step, sampling.frames, s) for s in starts])
+    if decoded is not None:
+        return decoded[0][torch.from_numpy(indices)].permute(0, 1, 4, 2, 3)
     unique, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
     frames = torch.from_numpy(reader.get_batch(unique.tolist()).asnumpy())  # [U, H, W, 3]
     return frames[torch.from_numpy(inverse.reshape(indices.shape))].permute(0, 1, 4, 2, 3)
@@ -444,11 +455,17 @@ class VideoDataset(Dataset):
 
     ``video`` is float32 ``[3, T, size, size]``, or ``[V, 3, T, size, size]`` in evaluation with
     V = clips x crops > 1. Training randomness comes from (seed, epoch, index) only.
+
+    ``cache=True`` keeps every video decoded in memory after its first read (uint8, all frames): for
+    small datasets read many times (the CPU proxy), where opening the files costs more than the model.
+    Each loader worker holds its own cache, and workers are re-created each epoch, so it pays only with
+    ``num_workers=0``.
     """
 
-    def __init__(self, index: VideoIndex, sampling: Sampling, train: bool, seed: int = 0) -> None:
+    def __init__(self, index: VideoIndex, sampling: Sampling, train: bool, seed: int = 0, cache: bool = False) -> None:
         self.index, self.sampling, self.train, self.seed = index, sampling, train, seed
         self.epoch = 0
+        self.cache: dict[Path, tuple[torch.Tensor, float]] | None = {} if cache else None
 
     def set_epoch(self, epoch: int) -> None:
         """Call before each epoch (before iterating the loader, so its workers see it)."""
@@ -461,7 +478,12 @@ class VideoDataset(Dataset):
         entry = self.index.entries[i]
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
         try:
-            clips = read_clips(entry.path, self.sampling, rng=rng)
+            decoded = None
+            if self.cache is not None:
+                if entry.path not in self.cache:
+                    self.cache[entry.path] = decode_video(entry.path)
+                decoded = self.cache[entry.path]
+            clips = read_clips(entry.path, self.sampling, rng=rng, decoded=decoded)
         except DECODE_ERRORS as error:
             warnings.warn(f"skipping {entry.path} at load time: {str(error).strip().splitlines()[0]}", stacklevel=2)
             return None

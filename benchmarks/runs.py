@@ -103,6 +103,7 @@ class RunConfig:
     validate: bool = True  # evaluate raw and EMA weights on the val split after each epoch
     resume: bool = False
     num_workers: int = 4
+    cache_videos: bool = False  # keep the decoded training videos in memory (small datasets, num_workers 0)
     device: str | None = None  # default: CUDA when available
     log_every: int = 20  # optimizer steps between log lines
     init: str | None = None  # start from these weights: a catalogue name (benchmarks.weights) or a checkpoint file

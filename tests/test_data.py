@@ -217,6 +217,21 @@ def test_train_crops_depend_only_on_seed_epoch_and_index(tiny_kinetics, tmp_path
     torch.testing.assert_close(dataset[1][0], first)
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_cached_videos_give_the_same_samples_and_are_decoded_once(tiny_kinetics, tmp_path, monkeypatch, train):
+    index = VideoIndex.build(tiny_kinetics.root, "val", cache_dir=tmp_path)
+    sampling = Sampling(frames=4, fps=5, size=32, clips=1 if train else 2)
+    plain, cached = VideoDataset(index, sampling, train=train), VideoDataset(index, sampling, train=train, cache=True)
+    for epoch in range(2):
+        plain.set_epoch(epoch), cached.set_epoch(epoch)
+        for i in range(len(index)):
+            torch.testing.assert_close(cached[i][0], plain[i][0], rtol=0, atol=0)
+    assert sorted(cached.cache) == sorted(entry.path for entry in index.entries)
+    monkeypatch.setattr(decord, "VideoReader", lambda *a, **k: pytest.fail("a cached video was opened again"))
+    cached.set_epoch(2)
+    assert all(cached[i] is not None for i in range(len(index)))
+
+
 def test_loader_order_and_crops_repeat_per_epoch_with_any_worker_count(tiny_kinetics, tmp_path):
     index = VideoIndex.build(tiny_kinetics.root, "val", cache_dir=tmp_path)
 

@@ -104,6 +104,23 @@ def test_proxy_command_writes_its_own_outputs(results, monkeypatch):
     assert (results / "proxy_table1.md").is_file() and not (results / "table1.md").exists()
 
 
+def test_longest_runs_start_first_and_the_summary_keeps_the_variants_order(results, monkeypatch):
+    started = []
+
+    def fake_map(fn, jobs, processes, desc):
+        assert fn is proxy.run_variant and processes == 2
+        started.extend((variant.name, seed) for _, variant, seed, _ in jobs)
+        return [proxy_run(variant.name, variant.row, variant.grw, 50.0, seed) for _, variant, seed, _ in jobs]
+
+    monkeypatch.setattr(proxy, "map_in_processes", fake_map)
+    monkeypatch.setattr(proxy, "prepare_data", lambda config: None)
+    summary = proxy.run_proxy(store.Store(results), proxy.ProxyConfig(seeds=2), proxy.VARIANTS)
+    assert started[:2] == [("X3D-XS", 0), ("X3D-XS", 1)]
+    assert [(run["variant"], run["seed"]) for run in summary["runs"]] == [
+        (variant.name, seed) for variant in proxy.VARIANTS for seed in range(2)]
+    assert (results / "proxy_table1.md").is_file() and (results / "proxy_flops.png").is_file()
+
+
 def test_proxy_runs_never_stand_for_kinetics_rows(results):
     def stored(name, row, grw, top1, date):
         record = {"row": row, "grw": grw, "top1": top1, "top5": 100.0, "dataset": "warmup-airplanes",

@@ -86,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-val", dest="validate", action="store_false", help="skip per-epoch validation")
     group.add_argument("--num-workers", type=int, default=default(RunConfig, "num_workers"),
                        help="data loading processes (default: %(default)s)")
+    group.add_argument("--cache-videos", action="store_true",
+                       help="keep decoded training videos in memory after their first read (small datasets; "
+                            "pays with --num-workers 0)")
     group.add_argument("--device", choices=("cpu", "cuda"))
     group.add_argument("--log-every", type=int, default=default(RunConfig, "log_every"),
                        help="optimizer steps between log lines (default: %(default)s)")
