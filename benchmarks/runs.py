@@ -65,6 +65,7 @@ class Recipe:
     stochastic_depth: float | None = None
     amp: str = "bf16"
     seed: int = 0
+    crop_min_area: float = 0.25  # training crops: a random area fraction in [crop_min_area, 1]; 1: whole frames
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "accumulate"):
@@ -73,6 +74,8 @@ class Recipe:
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_epochs >= 0, got "
                              f"{self.lr}, {self.weight_decay}, {self.warmup_epochs}")
+        if not 0 < self.crop_min_area <= 1:
+            raise ValueError(f"crop_min_area must be in (0, 1], got {self.crop_min_area}")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.label_smoothing < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"ema_decay and label_smoothing must be in [0, 1), min_lr_ratio in [0, 1], got "
                              f"{self.ema_decay}, {self.label_smoothing}, {self.min_lr_ratio}")
@@ -229,9 +232,10 @@ def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[floa
     return tuple(mean), tuple(std)
 
 
-def train_sampling(spec: RowSpec, model: nn.Module) -> Sampling:
+def train_sampling(spec: RowSpec, model: nn.Module, crop_min_area: float = Recipe.crop_min_area) -> Sampling:
     mean, std = input_normalization(model)
-    return Sampling(frames=spec.frames, fps=spec.fps, size=spec.res, mean=mean, std=std)
+    return Sampling(frames=spec.frames, fps=spec.fps, size=spec.res, mean=mean, std=std,
+                    crop_scale=(crop_min_area, 1.0))
 
 
 def eval_sampling(spec: RowSpec, model: nn.Module, views: bool = True) -> Sampling:

@@ -263,8 +263,8 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
         device_ids = [env.local_rank] if env.device.startswith("cuda") else None
         model = DistributedDataParallel(raw_model, device_ids=device_ids)
 
-    train_data = VideoDataset(train_index, train_sampling(spec, raw_model), train=True, seed=recipe.seed,
-                              cache=config.cache_videos)
+    train_data = VideoDataset(train_index, train_sampling(spec, raw_model, recipe.crop_min_area), train=True,
+                              seed=recipe.seed, cache=config.cache_videos)
     val_data = VideoDataset(val_index, eval_sampling(spec, raw_model, views=False), train=False) if val_index else None
     writer = None
     if env.is_main:

@@ -25,6 +25,7 @@ from benchmarks.data import (
     read_clips,
     save_classes,
     set_epoch,
+    train_transform,
 )
 from benchmarks.toydata import DIRECTIONS, motion_clip, write_motion_dataset
 from benchmarks.videofile import write_mp4
@@ -230,6 +231,16 @@ def test_cached_videos_give_the_same_samples_and_are_decoded_once(tiny_kinetics,
     monkeypatch.setattr(decord, "VideoReader", lambda *a, **k: pytest.fail("a cached video was opened again"))
     cached.set_epoch(2)
     assert all(cached[i] is not None for i in range(len(index)))
+
+
+def test_crop_min_area_one_trains_on_whole_frames():
+    clip = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    whole = Sampling(frames=4, fps=5, size=32, crop_scale=(1.0, 1.0))
+    for seed in range(20):
+        out = train_transform(clip, whole, np.random.default_rng(seed))
+        assert torch.equal(out, clip) or torch.equal(out, clip.flip(-1))
+    cropped = Sampling(frames=4, fps=5, size=32)  # the suite's default: 25-100 % of the area
+    assert not all(torch.equal(train_transform(clip, cropped, np.random.default_rng(seed)), clip) for seed in range(5))
 
 
 def test_loader_order_and_crops_repeat_per_epoch_with_any_worker_count(tiny_kinetics, tmp_path):

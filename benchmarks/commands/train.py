@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("min_lr_ratio", float, "the cosine ends at lr x this"), ("label_smoothing", float, None),
         ("ema_decay", float, "per optimizer step; 0 turns the EMA off"),
         ("dropout", float, "default: the model's"), ("stochastic_depth", float, "default: the model's (MoViNet, X3D)"),
-        ("seed", int, None),
+        ("seed", int, None), ("crop_min_area", float, "training crops cover a random [this, 1] of the frame's area"),
     ):
         value = default(Recipe, name)
         shown = "" if value is None else f"default: {value}"
