@@ -19,10 +19,10 @@ tells the airplane classes apart, so it is the control, expected at chance (33.3
 taps. Runs go two at a time in their own processes (``--processes``), longest first, each keeping its
 decoded training videos in memory.
 
-Measured at the defaults (2026-12-03, 2 cores, 47 min before the video cache; README): MoViNet-A0-S
-51.7 +/- 0.6 with GRW and 61.3 +/- 5.1 without, X3D-XS 65.3 +/- 4.2, the frame-wise control at
-chance, and MobileNetV3-S + TSM also at chance: its training cross-entropy stays at ln 3 for all 6
-epochs, with or without GRW (not solved here).
+Measured at the defaults (2026-12-03, 2 cores, 34 min; README): MoViNet-A0-S 55.3 +/- 1.5 with GRW
+and 58.0 +/- 7.9 without, X3D-XS 70.0 +/- 3.6, the frame-wise control at chance, MobileNetV3-S + TSM
+39.3 +/- 8.1 (it fits its training clips only without crops and at lr 5e-4; with GRW taps at weight
+0.1 it does not fit them: 31.3 +/- 6.4). Not yet clearly above chance for TSM.
 """
 
 from __future__ import annotations
