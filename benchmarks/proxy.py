@@ -366,8 +366,8 @@ def plot_proxy(table: pd.DataFrame, path: Path) -> list[Path]:
     })
     fig = report.pareto_figure(points, "CPU proxy on synthetic warm-up airplanes (NOT Kinetics-600)",
                                xlabel="GFLOPs per clip at the proxy input (log2)", arrow=False, join_grw=False)
-    fig.set_size_inches(12, 6)
-    fig.subplots_adjust(right=0.68)
+    fig.set_size_inches(14, 6)
+    fig.subplots_adjust(right=0.6)
     ax = fig.axes[0]
     ax.margins(x=0.15, y=0.1)
     ax.legend(loc="best", fontsize=8)
