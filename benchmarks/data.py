@@ -386,8 +386,11 @@ def read_clips(path: str | Path, sampling: Sampling, starts: Sequence[int] | Non
     """Decode clips as uint8 ``[clips, T, 3, H, W]``: at ``starts``, else one random start drawn
     from ``rng``, else ``sampling.clips`` evaluation starts. ``decoded`` (from ``decode_video``) is used
     instead of the file when given. Raises decord's error if decoding fails."""
-    reader = None if decoded is not None else decord.VideoReader(str(path), num_threads=1)
-    num_frames, fps = (len(decoded[0]), decoded[1]) if decoded is not None else (len(reader), reader.get_avg_fps())
+    if decoded is None:
+        reader = decord.VideoReader(str(path), num_threads=1)
+        num_frames, fps = len(reader), reader.get_avg_fps()
+    else:
+        num_frames, fps = len(decoded[0]), decoded[1]
     step = sampling.step(fps)
     if starts is None and rng is not None:
         starts = [int(rng.integers(0, max_start(num_frames, step, sampling.frames) + 1))]

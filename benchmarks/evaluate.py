@@ -45,7 +45,7 @@ from tqdm import tqdm
 from benchmarks import protocols
 from benchmarks.checkpoint import file_sha256
 from benchmarks.data import Sampling, VideoDataset, VideoIndex, make_loader, read_annotations
-from benchmarks.measure import LogitsOnly, count_gflops, peak_memory_mb
+from benchmarks.measure import LogitsOnly, count_gflops, count_params, peak_memory_mb
 from benchmarks.methods import Method, get_method
 from benchmarks.protocols import ClipDataset, ClipProtocol, authors_protocol, collate_clips
 from benchmarks.runs import Trained, annotation_file, eval_sampling, load_trained
@@ -327,6 +327,7 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
         "deviations": deviations,
         "gflops_per_view": gflops_per_view,
         "gflops": gflops,
+        "params": count_params(model),
         "peak_memory_mb": memory_mb,
         "memory_method": memory_method,
         "device": device,

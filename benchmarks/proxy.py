@@ -44,7 +44,6 @@ from benchmarks.cli import UsageError, from_args
 from benchmarks.data import VideoDataset, VideoIndex, make_loader
 from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.geometry import format_ci, mean_ci
-from benchmarks.measure import count_params
 from benchmarks.paths import REPO_ROOT
 from benchmarks.processes import map_in_processes
 from benchmarks.runs import Recipe, RunConfig, eval_sampling, load_trained
@@ -85,16 +84,17 @@ class ProxyConfig:
     def recipe(self, seed: int = 0, lr: float | None = None) -> Recipe:
         """The suite's recipe at this budget (``lr`` overrides the proxy's). No EMA: with a few hundred steps
         it would lag far behind."""
-        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=lr or self.lr,
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr if lr is None else lr,
                       warmup_epochs=self.warmup_epochs, ema_decay=0.0, seed=seed, crop_min_area=self.crop_min_area)
 
 
 @dataclass(frozen=True)
 class Variant:
     """One proxy model: a Table 1 row, with GRW on or off (head rows keep their head either way).
-    ``minutes``: its training time per run at the defaults (measured on one core), so that the longest
-    runs start first and two processes finish together. ``lr``: the family's learning rate where it is
-    not the proxy's (measured: MobileNetV3 + TSM fits its training clips at 5e-4, not at 2e-3)."""
+    ``minutes``: its training time per run at the defaults (``train_time_s`` of the stored run at cd9bee4,
+    rounded), so that the longest runs start first and two processes finish together. ``lr``: the
+    family's learning rate where it is not the proxy's (MobileNetV3 + TSM fits its training clips at
+    5e-4, not at 2e-3: ``benchmarks.warmup``)."""
 
     name: str
     row: int
@@ -102,15 +102,18 @@ class Variant:
     minutes: float
     lr: float | None = None
 
+    def learning_rate(self, config: ProxyConfig) -> float:
+        return self.lr if self.lr is not None else config.lr
+
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("MoViNet-A0-S + GRW head", row=1, grw=True, minutes=5),
-    Variant("MoViNet-A0-S head without GRW", row=1, grw=False, minutes=5),
-    Variant("MobileNetV3-S, frame-wise (control: sees no motion)", row=3, grw=False, minutes=2.5, lr=5e-4),
-    Variant("MobileNetV3-S, frame-wise (control) + GRW taps", row=3, grw=True, minutes=2.5, lr=5e-4),
-    Variant("MobileNetV3-S + TSM", row=4, grw=False, minutes=2.5, lr=5e-4),
-    Variant("MobileNetV3-S + TSM + GRW taps", row=4, grw=True, minutes=2.5, lr=5e-4),
-    Variant("X3D-XS", row=5, grw=False, minutes=7),
+    Variant("MoViNet-A0-S + GRW head", row=1, grw=True, minutes=4),
+    Variant("MoViNet-A0-S head without GRW", row=1, grw=False, minutes=4),
+    Variant("MobileNetV3-S, frame-wise (control: sees no motion)", row=3, grw=False, minutes=2, lr=5e-4),
+    Variant("MobileNetV3-S, frame-wise (control) + GRW taps", row=3, grw=True, minutes=2, lr=5e-4),
+    Variant("MobileNetV3-S + TSM", row=4, grw=False, minutes=2, lr=5e-4),
+    Variant("MobileNetV3-S + TSM + GRW taps", row=4, grw=True, minutes=2, lr=5e-4),
+    Variant("X3D-XS", row=5, grw=False, minutes=6),
 )
 
 CHANCE = 100 / 3
@@ -212,26 +215,28 @@ def setting(config: ProxyConfig) -> dict:
     return {
         "dataset": "warmup-airplanes (synthetic)",
         "config": dataclasses.asdict(config),
-        "recipe": dataclasses.asdict(config.recipe()) | {"seed": list(range(config.seeds)),
-                                                        "lr_by_variant": {v.name: v.lr or config.lr for v in VARIANTS}},
+        "recipe": dataclasses.asdict(config.recipe()) | {
+            "seed": list(range(config.seeds)),
+            "lr_by_variant": {variant.name: variant.learning_rate(config) for variant in VARIANTS},
+        },
         "grw": {"weight": config.grw_weight, "window": config.grw_window, "alpha": GrwSettings().alpha},
     }
 
 
 def run_variant(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> dict:
     """Train and evaluate one variant; what the summary keeps of it."""
-    summary, record = train_and_evaluate(config, variant.row, variant.grw, seed, store, variant.lr)
-    model = load_trained(summary["evaluated_checkpoint"], "raw").model
+    lr = variant.learning_rate(config)
+    summary, record = train_and_evaluate(config, variant.row, variant.grw, seed, store, lr)
     return {
         "variant": variant.name,
         "row": variant.row,
         "table1_model": get_spec(variant.row).name,
         "grw": variant.grw,
         "seed": seed,
-        "lr": variant.lr or config.lr,
+        "lr": lr,
         "top1": record["top1"],
         "gflops_per_clip": record["gflops_per_view"],
-        "params_m": count_params(model) / 1e6,
+        "params_m": record["params"] / 1e6,
         "train_time_s": sum(epoch["time_s"] for epoch in summary["history"]),
         "run": Path(record["path"]).name,  # in results/runs/
     }

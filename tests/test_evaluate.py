@@ -14,7 +14,7 @@ from torch import nn
 from benchmarks import toydata
 from benchmarks.checkpoint import save_checkpoint
 from benchmarks.evaluate import EvalConfig, data_classes, dataset_name, evaluate, predict, stream_logits
-from benchmarks.measure import LogitsOnly, count_gflops
+from benchmarks.measure import LogitsOnly, count_gflops, count_params
 from benchmarks.paths import REPO_ROOT
 from benchmarks.runs import RunConfig, build_run_model, resolve_spec, run_record
 from benchmarks.store import RUN_FIELDS, Store
@@ -93,6 +93,7 @@ def test_multi_view_row_from_a_checkpoint(tiny_kinetics, tmp_path):
     assert record["mode"] == "multi-view" and record["weights"] == "raw"
     assert (record["input"]["clips"], record["input"]["crops"], record["input"]["size"]) == (10, 3, 32)
     assert record["gflops"] == pytest.approx(30 * record["gflops_per_view"])
+    assert record["params"] == count_params(build_run_model(resolve_spec(config)[0], 3, config.recipe))  # 3 classes
     assert record["deviations"]["res"] == {"spec": 182, "used": 32}
     assert record["videos_evaluated"] == tiny_kinetics.videos["val"]
     assert record["dataset"] == toydata.DATASET_NAME and record["split"] == "val"
