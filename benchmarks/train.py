@@ -66,7 +66,9 @@ from benchmarks.runs import (
     eval_sampling,
     resolve_spec,
     run_record,
+    to_channels_last,
     train_sampling,
+    use_channels_last,
 )
 from benchmarks.specs import RowSpec
 from benchmarks.store import write_csv, write_json
@@ -194,6 +196,11 @@ class _Run:
     steps_per_epoch: int
     writer: SummaryWriter | None
     out: Path
+    memory_format: torch.memory_format = torch.contiguous_format  # of the input clips (use_channels_last)
+
+    def inputs(self, videos: torch.Tensor) -> torch.Tensor:
+        """A batch of clips on the run's device, in the memory layout its convolutions run fastest in."""
+        return videos.to(self.env.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     @property
     def recipe(self) -> Recipe:
@@ -243,6 +250,9 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
     torch.manual_seed(recipe.seed)
     method = get_method(config.method)
     raw_model = build_run_model(spec, len(classes), recipe, config.method).to(env.device)
+    channels_last = use_channels_last(raw_model, env.device, config.channels_last)
+    if channels_last:
+        to_channels_last(raw_model)
     init = _initialise(raw_model, config) if checkpoint is None and config.init else None
     per_rank = math.ceil(len(train_index) / env.world_size)
     steps_per_epoch = math.ceil(math.ceil(per_rank / recipe.batch_size) / recipe.accumulate)
@@ -284,7 +294,8 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
         writer = SummaryWriter(str(out / "tb"), purge_step=progress.global_step if checkpoint else None)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     run = _Run(config, env, spec, deviations, method, schedule, model, raw_model, ema, optimizer, scheduler, scaler,
-               criterion, train_data, val_data, steps_per_epoch, writer, out)
+               criterion, train_data, val_data, steps_per_epoch, writer, out,
+               torch.channels_last_3d if channels_last else torch.contiguous_format)
     return run, progress
 
 
@@ -376,7 +387,7 @@ def train_one_epoch(run: _Run, progress: Progress, flag: PreemptionFlag) -> int:
         if usable:
             no_sync = env.enabled and not last_in_group
             with run.model.no_sync() if no_sync else contextlib.nullcontext():
-                terms = _train_step(run, videos.to(env.device, non_blocking=True), labels.to(env.device), group_size)
+                terms = _train_step(run, run.inputs(videos), labels.to(env.device), group_size)
             had_backward = True
             for name, value in terms.items():
                 sums[name] += value * len(labels)
@@ -449,7 +460,7 @@ def validate(run: _Run, model: nn.Module) -> dict[str, float]:
         counts["load_errors"] += load_errors
         if len(labels):
             with run.autocast():
-                logits, _ = run.method.predict(model, videos.to(env.device))
+                logits, _ = run.method.predict(model, run.inputs(videos))
             counts["correct"] += (logits.argmax(1).cpu() == labels).sum().item()
             counts["videos"] += len(labels)
     counts = distributed.all_reduce(counts, env)

@@ -16,13 +16,22 @@ import torch
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.utils.data import DistributedSampler
 
+import baselines
 from benchmarks import report, toydata
 from benchmarks.checkpoint import LAST, load_checkpoint
 from benchmarks.data import SKIP_REASONS
 from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.paths import REPO_ROOT
 from benchmarks.run import main as run_main
-from benchmarks.runs import DEFAULT_TAPS, Recipe, RunConfig, _materialize_lazy_modules, resolve_spec
+from benchmarks.runs import (
+    DEFAULT_TAPS,
+    Recipe,
+    RunConfig,
+    _materialize_lazy_modules,
+    resolve_spec,
+    to_channels_last,
+    use_channels_last,
+)
 from benchmarks.specs import build_model
 from benchmarks.store import RUN_FIELDS, Store
 from benchmarks.train import ResumeSampler, train, warmup_cosine
@@ -248,3 +257,23 @@ def test_sigterm_then_resume_ends_with_the_uninterrupted_weights(tiny_kinetics, 
     without_time = [[{k: v for k, v in row.items() if k != "time_s"} for row in state["progress"]["history"]]
                     for state in (expected, final)]
     assert without_time[0] == without_time[1]  # the interrupted epoch reports the whole epoch
+
+
+def test_channels_last_is_for_3d_convolutions_on_cpu_and_keeps_the_outputs():
+    x3d = baselines.build("x3d_xs", num_classes=3)
+    framewise = baselines.build("mobilenet_v3_small", num_classes=3)
+    assert use_channels_last(x3d, "cpu") and not use_channels_last(x3d, "cuda")
+    assert use_channels_last(x3d, "cuda", "on") and not use_channels_last(x3d, "cpu", "off")
+    assert not use_channels_last(framewise, "cpu", "on")  # 2D convolutions only: nothing to convert
+    with pytest.raises(ValueError, match="channels_last"):
+        RunConfig(row=5, data="d", out="o", channels_last="yes")
+
+    x3d.eval()
+    clips = torch.randn(2, 3, 4, 32, 32)
+    expected = x3d(clips)
+    to_channels_last(x3d)
+    convs = [m for m in x3d.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs)
+    assert not all(m.weight.is_contiguous() for m in convs)
+    actual = x3d(clips.contiguous(memory_format=torch.channels_last_3d))
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
