@@ -109,7 +109,7 @@ class RunConfig:
     num_workers: int = 4
     cache_videos: bool = False  # keep the decoded training videos in memory (small datasets, num_workers 0)
     device: str | None = None  # default: CUDA when available
-    channels_last: str = "auto"  # 3D convolutions in channels_last_3d memory: "auto" on CPU only (use_channels_last)
+    channels_last: str = "auto"  # convolutions in channels-last memory: "auto" on CPU only (use_channels_last)
     log_every: int = 20  # optimizer steps between log lines
     init: str | None = None  # start from these weights: a catalogue name (benchmarks.weights) or a checkpoint file
     init_sha256: str | None = None  # the sha256 of the file ``init`` names, checked when training starts
@@ -229,25 +229,35 @@ def _materialize_lazy_modules(model: nn.Module, spec: RowSpec) -> None:
 
 
 def use_channels_last(model: nn.Module, device: str, mode: str = "auto") -> bool:
-    """Whether to train ``model`` with its 3D convolutions and inputs in ``channels_last_3d`` memory.
+    """Whether to train ``model`` with its convolutions in channels-last memory (``channels_last`` for
+    ``Conv2d``, ``channels_last_3d`` for ``Conv3d`` and the input clips of 3D models).
 
-    Why: on CPU, PyTorch's backward of a depthwise ``Conv3d`` (X3D, MoViNet) in the default layout takes
-    a slow path; channels-last runs it through oneDNN. Measured on this suite's 2-core machine, one
-    thread, batch 16 x 6 x 32 x 32 (training step, forward + backward): X3D-XS 1043 -> 370 ms,
-    MoViNet-A0-S + GRW head 685 -> 269 ms, the same logits to 1e-6. "auto" turns it on for CPU only:
-    on CUDA it has not been measured here. Frame-wise models (2D convolutions) are never converted.
+    Why: on CPU, PyTorch's backward of depthwise convolutions in the default layout takes a slow path;
+    channels-last runs them through oneDNN. Measured on this suite's 2-core machine, one thread, batch
+    16 x 6 x 32 x 32, one training step (forward + backward): X3D-XS 1043 -> 370 ms, MoViNet-A0-S + GRW
+    head 685 -> 269 ms, MobileNetV3-S + TSM 290 -> 97 ms, the same logits to 1e-6. "auto" turns it on for
+    CPU only: on CUDA it has not been measured here.
     """
-    if mode == "off" or not any(isinstance(m, nn.Conv3d) for m in model.modules()):
+    if mode == "off" or not any(isinstance(m, (nn.Conv2d, nn.Conv3d)) for m in model.modules()):
         return False
     return mode == "on" or not device.startswith("cuda")
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
-    """Every ``Conv3d`` weight in ``channels_last_3d`` memory (in place; values unchanged)."""
+    """Every convolution weight in channels-last memory (in place; values unchanged)."""
     for module in model.modules():
         if isinstance(module, nn.Conv3d):
             module.to(memory_format=torch.channels_last_3d)
+        elif isinstance(module, nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
     return model
+
+
+def input_memory_format(model: nn.Module) -> torch.memory_format:
+    """The layout of input clips ``[B, 3, T, H, W]`` for a channels-last model: ``channels_last_3d`` when it
+    has 3D convolutions (frame-wise models reshape their clips; their 2D weights set the layout)."""
+    has_3d = any(isinstance(m, nn.Conv3d) for m in model.modules())
+    return torch.channels_last_3d if has_3d else torch.contiguous_format
 
 
 def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

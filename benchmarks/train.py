@@ -64,6 +64,7 @@ from benchmarks.runs import (
     annotation_file,
     build_run_model,
     eval_sampling,
+    input_memory_format,
     resolve_spec,
     run_record,
     to_channels_last,
@@ -295,7 +296,7 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     run = _Run(config, env, spec, deviations, method, schedule, model, raw_model, ema, optimizer, scheduler, scaler,
                criterion, train_data, val_data, steps_per_epoch, writer, out,
-               torch.channels_last_3d if channels_last else torch.contiguous_format)
+               input_memory_format(raw_model) if channels_last else torch.contiguous_format)
     return run, progress
 
 

@@ -28,6 +28,7 @@ from benchmarks.runs import (
     Recipe,
     RunConfig,
     _materialize_lazy_modules,
+    input_memory_format,
     resolve_spec,
     to_channels_last,
     use_channels_last,
@@ -259,12 +260,14 @@ def test_sigterm_then_resume_ends_with_the_uninterrupted_weights(tiny_kinetics, 
     assert without_time[0] == without_time[1]  # the interrupted epoch reports the whole epoch
 
 
-def test_channels_last_is_for_3d_convolutions_on_cpu_and_keeps_the_outputs():
+def test_channels_last_is_for_convolutions_on_cpu_and_keeps_the_outputs():
     x3d = baselines.build("x3d_xs", num_classes=3)
-    framewise = baselines.build("mobilenet_v3_small", num_classes=3)
+    framewise = baselines.build("mobilenet_v3_small_tsm", num_classes=3)
     assert use_channels_last(x3d, "cpu") and not use_channels_last(x3d, "cuda")
     assert use_channels_last(x3d, "cuda", "on") and not use_channels_last(x3d, "cpu", "off")
-    assert not use_channels_last(framewise, "cpu", "on")  # 2D convolutions only: nothing to convert
+    assert not use_channels_last(torch.nn.Linear(3, 3), "cpu", "on")  # no convolutions: nothing to convert
+    assert input_memory_format(x3d) == torch.channels_last_3d
+    assert input_memory_format(framewise) == torch.contiguous_format  # its 2D weights set the layout
     with pytest.raises(ValueError, match="channels_last"):
         RunConfig(row=5, data="d", out="o", channels_last="yes")
 
@@ -277,3 +280,10 @@ def test_channels_last_is_for_3d_convolutions_on_cpu_and_keeps_the_outputs():
     assert not all(m.weight.is_contiguous() for m in convs)
     actual = x3d(clips.contiguous(memory_format=torch.channels_last_3d))
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+
+    framewise.eval()
+    expected = framewise(clips)
+    to_channels_last(framewise)
+    convs = [m for m in framewise.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    torch.testing.assert_close(framewise(clips), expected, rtol=1e-4, atol=1e-5)
