@@ -1,9 +1,10 @@
 """A CPU-scale proxy of Table 1 on synthetic data (``python -m benchmarks.run proxy``).
 
 Not Kinetics-600. Each implemented family of Table 1's first rows (``VARIANTS``) is trained from
-scratch on the warm-up airplanes (``benchmarks.airplanes``; ``ProxyConfig``: 32 px, 6-frame clips,
-6 epochs, 3 seeds, GRW weight 0.1 over the 6-frame window) with the suite's own ``train``; its
-BatchNorm statistics are then recomputed on the training clips (``recalibrate_batchnorm``: MoViNet and
+scratch on the warm-up airplanes (``benchmarks.airplanes``; ``ProxyConfig``: 3,000 training videos,
+32 px, 6-frame clips, 3 seeds, GRW over the 6-frame window; the 3D models 2 epochs, MobileNetV3 6 at a
+lower learning rate, ``VARIANTS``) with the suite's own ``train``; its BatchNorm statistics are then
+recomputed on 1,000 training clips (``recalibrate_batchnorm``: MoViNet and
 MobileNetV3 use momentum 0.01, whose running statistics lag far behind the weights after a few hundred
 steps, see ``benchmarks.warmup``), and it is evaluated on the test split with the suite's own
 ``evaluate``. The runs are stored in ``results/runs/`` with dataset ``warmup-airplanes``: Table 1
@@ -17,12 +18,16 @@ steps, see ``benchmarks.warmup``), and it is evaluated on the test split with th
 A frame-wise MobileNetV3 averages per-frame logits: it cannot see motion, and motion is all that
 tells the airplane classes apart, so it is the control, expected at chance (33.3%) with or without GRW
 taps. Runs go two at a time in their own processes (``--processes``), longest first, each keeping its
-decoded training videos in memory.
+decoded training videos in memory and training in channels-last memory (``benchmarks.runs.use_channels_last``).
 
-Measured at the defaults (2026-12-03, 2 cores, 34 min; README): MoViNet-A0-S 55.3 +/- 1.5 with GRW
+Why 3,000 videos and not the warm-up's 1,000: MobileNetV3-S + TSM memorises 1,000 training videos
+before it learns the motion (``benchmarks.warmup`` has the ablations).
+
+Measured at the previous defaults (1,000 videos, 6 epochs for all, MobileNetV3 at lr 5e-4, default memory
+layout; 2026-12-03, 2 cores, 34 min; README): MoViNet-A0-S 55.3 +/- 1.5 with GRW
 and 58.0 +/- 7.9 without, X3D-XS 70.0 +/- 3.6, the frame-wise control at chance, MobileNetV3-S + TSM
 39.3 +/- 8.1 (it fits its training clips only without crops and at lr 5e-4; with GRW taps at weight
-0.1 it does not fit them: 31.3 +/- 6.4). Not yet clearly above chance for TSM.
+0.1 it does not fit them: 31.3 +/- 6.4). The present defaults are not yet run as a whole.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tabulate import tabulate
@@ -58,14 +64,14 @@ class ProxyConfig:
 
     data: str = str(REPO_ROOT / "runs_local" / "airplanes")
     work: str = str(REPO_ROOT / "runs_local" / "proxy")  # training run directories
-    train_videos: int = 1000
+    train_videos: int = 3000
     val_videos: int = 100
     test_videos: int = 100
     video_frames: int = 8
     size: int = 32
     frames: int = 6
     fps: int = 8
-    epochs: int = 6
+    epochs: int | None = None  # None: each variant's own (Variant.epochs)
     seeds: int = 3
     batch_size: int = 16
     lr: float = 2e-3
@@ -74,46 +80,62 @@ class ProxyConfig:
     grw_weight: float = 0.1
     grw_window: int = 6
     precise_bn: bool = True  # recompute BatchNorm statistics on the training clips before evaluating
+    precise_bn_videos: int = 1000  # ... on this many of them
     processes: int = 2  # runs side by side, one torch thread each, decoding in their own process
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.epochs, self.seeds, self.processes, self.train_videos, self.test_videos) < 1:
+        if min(self.epochs or 1, self.seeds, self.processes, self.train_videos, self.test_videos) < 1:
             raise ValueError("expected at least 1 epoch, seed, process, training video and test video")
 
-    def recipe(self, seed: int = 0, lr: float | None = None) -> Recipe:
-        """The suite's recipe at this budget (``lr`` overrides the proxy's). No EMA: with a few hundred steps
-        it would lag far behind."""
-        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr if lr is None else lr,
+    def recipe(self, seed: int = 0, lr: float | None = None, epochs: int | None = None) -> Recipe:
+        """The suite's recipe at this budget (``lr``/``epochs`` override the proxy's). No EMA: with a few
+        hundred steps it would lag far behind."""
+        epochs = self.epochs or epochs or DEFAULT_EPOCHS
+        return Recipe(epochs=epochs, batch_size=self.batch_size, lr=self.lr if lr is None else lr,
                       warmup_epochs=self.warmup_epochs, ema_decay=0.0, seed=seed, crop_min_area=self.crop_min_area)
+
+
+DEFAULT_EPOCHS = 2  # the 3D models: 376 steps of 16 clips on 3,000 videos
 
 
 @dataclass(frozen=True)
 class Variant:
     """One proxy model: a Table 1 row, with GRW on or off (head rows keep their head either way).
-    ``minutes``: its training time per run at the defaults (``train_time_s`` of the stored run at cd9bee4,
-    rounded), so that the longest runs start first and two processes finish together. ``lr``: the
-    family's learning rate where it is not the proxy's (MobileNetV3 + TSM fits its training clips at
-    5e-4, not at 2e-3: ``benchmarks.warmup``)."""
+
+    ``epochs``, ``lr``, ``grw_weight``: the family's where they are not the proxy's (``benchmarks.warmup``
+    has the measurements behind them): MobileNetV3 needs 3x the steps and a lower learning rate, and its
+    GRW taps a lower weight. ``minutes``: its training time per run at the defaults, so that the longest
+    runs start first and two processes finish together."""
 
     name: str
     row: int
     grw: bool
     minutes: float
+    epochs: int = DEFAULT_EPOCHS
     lr: float | None = None
+    grw_weight: float | None = None
 
     def learning_rate(self, config: ProxyConfig) -> float:
         return self.lr if self.lr is not None else config.lr
 
+    def run_epochs(self, config: ProxyConfig) -> int:
+        return config.epochs or self.epochs
+
+    def weight(self, config: ProxyConfig) -> float | None:
+        """The GRW weight of this variant's runs (None without GRW)."""
+        if not self.grw:
+            return None
+        return self.grw_weight if self.grw_weight is not None else config.grw_weight
+
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("MoViNet-A0-S + GRW head", row=1, grw=True, minutes=4),
-    Variant("MoViNet-A0-S head without GRW", row=1, grw=False, minutes=4),
-    Variant("MobileNetV3-S, frame-wise (control: sees no motion)", row=3, grw=False, minutes=2, lr=5e-4),
-    Variant("MobileNetV3-S, frame-wise (control) + GRW taps", row=3, grw=True, minutes=2, lr=5e-4),
-    Variant("MobileNetV3-S + TSM", row=4, grw=False, minutes=2, lr=5e-4),
-    Variant("MobileNetV3-S + TSM + GRW taps", row=4, grw=True, minutes=2, lr=5e-4),
-    Variant("X3D-XS", row=5, grw=False, minutes=6),
+    Variant("MoViNet-A0-S + GRW head", row=1, grw=True, minutes=2),
+    Variant("MoViNet-A0-S head without GRW", row=1, grw=False, minutes=2),
+    Variant("MobileNetV3-S, frame-wise (control: sees no motion)", row=3, grw=False, minutes=2.5, epochs=6, lr=1e-3),
+    Variant("MobileNetV3-S + TSM", row=4, grw=False, minutes=2.5, epochs=6, lr=1e-3),
+    Variant("MobileNetV3-S + TSM + GRW taps", row=4, grw=True, minutes=2.5, epochs=6, lr=1e-3, grw_weight=0.005),
+    Variant("X3D-XS", row=5, grw=False, minutes=3),
 )
 
 CHANCE = 100 / 3
@@ -140,19 +162,20 @@ def prepare_data(config: ProxyConfig) -> Path:
                               config.video_frames, config.size, config.fps)
 
 
-def train_config(config: ProxyConfig, row: int, grw: bool, seed: int, lr: float | None = None) -> RunConfig:
-    """A Table 1 row at the proxy input and recipe. ``grw=False`` on a GRW-head row keeps the head
-    with weight 0; ``grw=True`` on another row adds the default intermediate taps."""
+def train_config(config: ProxyConfig, variant: Variant, seed: int) -> RunConfig:
+    """The variant's Table 1 row at the proxy input and recipe. ``grw=False`` on a GRW-head row keeps the
+    head with weight 0; ``grw=True`` on another row adds the default intermediate taps."""
+    row, grw = variant.row, variant.grw
     return RunConfig(
         row=row,
         data=config.data,
         out=str(Path(config.work) / f"row{row}-{'grw' if grw else 'no-grw'}-seed{seed}"),
-        recipe=config.recipe(seed, lr),
+        recipe=config.recipe(seed, variant.learning_rate(config), variant.run_epochs(config)),
         frames=config.frames,
         res=config.size,
         fps=config.fps,
         grw=grw,
-        grw_weight=config.grw_weight if grw else None,
+        grw_weight=variant.weight(config),
         grw_window=config.grw_window if grw else None,
         validate=False,  # the val split is for choosing settings, not part of a run's budget
         num_workers=config.num_workers,
@@ -163,10 +186,12 @@ def train_config(config: ProxyConfig, row: int, grw: bool, seed: int, lr: float 
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(checkpoint: str | Path, data: str, num_workers: int = 0, batch_size: int = 50) -> Path:
+def recalibrate_batchnorm(checkpoint: str | Path, data: str, num_workers: int = 0, batch_size: int = 50,
+                          videos: int | None = None) -> Path:
     """Precise BatchNorm: every BatchNorm's running mean and variance recomputed as the plain average
     over the training videos (centred clips, as evaluated), the trained weights fixed; written next to
-    ``checkpoint`` as ``precise_bn.pt``.
+    ``checkpoint`` as ``precise_bn.pt``. ``videos``: at most this many, evenly spread over the split
+    (the classes are stored one after the other), None for all.
 
     Why: MoViNet and torchvision's MobileNetV3 use BatchNorm momentum 0.01 (TensorFlow's 0.99), so
     after a few hundred steps their running statistics still mostly hold the initial (0, 1) and those
@@ -181,29 +206,30 @@ def recalibrate_batchnorm(checkpoint: str | Path, data: str, num_workers: int = 
         norm.momentum = None  # cumulative average over the batches
         norm.train()  # only the BatchNorms: dropout, stochastic depth and GRW taps stay in eval mode
     index = VideoIndex.build(data, "train", classes=trained.classes)
+    used = np.unique(np.linspace(0, len(index) - 1, min(videos or len(index), len(index))).round().astype(int))
     sampling = eval_sampling(trained.spec, model, views=False)
-    for videos, labels, _ in make_loader(VideoDataset(index, sampling, train=False), batch_size,
-                                         num_workers=num_workers):
+    for clips, labels, _ in make_loader(VideoDataset(index, sampling, train=False), batch_size,
+                                        num_workers=num_workers, sampler=used.tolist()):
         if len(labels):
-            model(videos)
+            model(clips)
     weights = model.state_dict()
     state = dict(trained.checkpoint)
     state["model"] = {key: weights[key] for key in state["model"]}
     state.pop("ema", None)
-    state["precise_bn"] = {"from": checkpoint.name, "videos": len(index), "batchnorms": len(norms)}
+    state["precise_bn"] = {"from": checkpoint.name, "videos": len(used), "batchnorms": len(norms)}
     return save_checkpoint(checkpoint.with_name("precise_bn.pt"), state)
 
 
-def train_and_evaluate(config: ProxyConfig, row: int, grw: bool, seed: int, store: Store, lr: float | None = None
-                       ) -> tuple[dict, dict]:
+def train_and_evaluate(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> tuple[dict, dict]:
     """Train with the suite's pipeline, recompute BatchNorm statistics (``precise_bn``), evaluate on the
     test split (stored in ``store``); returns (training summary, run record)."""
-    summary = train(train_config(config, row, grw, seed, lr))
+    summary = train(train_config(config, variant, seed))
     if summary["status"] != "completed":
         raise RuntimeError(f"training stopped early ({summary['status']}, signal {summary['signal']})")
     checkpoint = summary["last_checkpoint"]
     if config.precise_bn:
-        checkpoint = str(recalibrate_batchnorm(checkpoint, config.data, config.num_workers))
+        checkpoint = str(recalibrate_batchnorm(checkpoint, config.data, config.num_workers,
+                                               videos=config.precise_bn_videos))
     record = evaluate(EvalConfig(checkpoint=checkpoint, data=config.data, split="test", weights_variant="raw",
                                  num_workers=config.num_workers, device="cpu"), store)
     summary["evaluated_checkpoint"] = checkpoint
@@ -218,6 +244,8 @@ def setting(config: ProxyConfig) -> dict:
         "recipe": dataclasses.asdict(config.recipe()) | {
             "seed": list(range(config.seeds)),
             "lr_by_variant": {variant.name: variant.learning_rate(config) for variant in VARIANTS},
+            "epochs_by_variant": {variant.name: variant.run_epochs(config) for variant in VARIANTS},
+            "grw_weight_by_variant": {variant.name: variant.weight(config) for variant in VARIANTS if variant.grw},
         },
         "grw": {"weight": config.grw_weight, "window": config.grw_window, "alpha": GrwSettings().alpha},
     }
@@ -225,15 +253,16 @@ def setting(config: ProxyConfig) -> dict:
 
 def run_variant(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> dict:
     """Train and evaluate one variant; what the summary keeps of it."""
-    lr = variant.learning_rate(config)
-    summary, record = train_and_evaluate(config, variant.row, variant.grw, seed, store, lr)
+    summary, record = train_and_evaluate(config, variant, seed, store)
     return {
         "variant": variant.name,
         "row": variant.row,
         "table1_model": get_spec(variant.row).name,
         "grw": variant.grw,
         "seed": seed,
-        "lr": lr,
+        "lr": variant.learning_rate(config),
+        "epochs": variant.run_epochs(config),
+        "grw_weight": variant.weight(config),
         "top1": record["top1"],
         "gflops_per_clip": record["gflops_per_view"],
         "params_m": record["params"] / 1e6,
@@ -276,7 +305,9 @@ def proxy_table(summary: dict) -> pd.DataFrame:
             "row": int(first["row"]),
             "table1_model": first["table1_model"],
             "grw": bool(first["grw"]),
-            "lr": float(first.get("lr", float("nan"))),
+            "lr": float(first["lr"]),
+            "epochs": int(first["epochs"]),
+            "grw_weight": first["grw_weight"],
             "top1": top1["mean"],
             "top1_std": top1["std"],
             "top1_text": format_ci(top1, ".1f", interval=False),
@@ -293,8 +324,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "model": table["variant"],
         "stands for (Table 1 row)": [f"{name} ({row})" for name, row in zip(table["table1_model"], table["row"])],
-        "GRW": table["grw"].map({True: "yes", False: ""}),
-        "lr": table["lr"].map(lambda v: "-" if pd.isna(v) else f"{v:g}"),
+        "GRW weight": [f"{w:g}" if grw else "" for grw, w in zip(table["grw"], table["grw_weight"])],
+        "epochs": table["epochs"],
+        "lr": table["lr"].map(lambda v: f"{v:g}"),
         "test top-1 (%)": table["top1_text"],
         "GFLOPs per clip (proxy input)": table["gflops_per_clip"].map(lambda v: f"{v:.4f}"),
         "params (M)": table["params_m"].map(lambda v: f"{v:.2f}"),
@@ -309,14 +341,14 @@ def render_markdown(summary: dict, table: pd.DataFrame) -> str:
     lines = [
         "# CPU proxy of Table 1 on synthetic data (warm-up airplanes): NOT Kinetics-600",
         "",
-        f"Every model is trained from scratch for {_count(config['epochs'], 'epoch')} ({_count(seeds, 'seed')}) on "
-        f"the {config['train_videos']:,} synthetic training videos of the warm-up airplanes (3 classes: yaw, pitch, "
-        f"roll; chance {CHANCE:.1f}%) at {config['size']} x {config['size']} px, {config['frames']}-frame clips, on "
-        f"CPU, and evaluated on its {config['test_videos']} test videos. GFLOPs: fvcore, per clip, at this input "
-        "(not at the Table 1 input). These numbers say nothing about Kinetics-600 accuracy; the Kinetics-600 "
-        "table is `results/table1.md`, which never shows these runs.",
+        f"Every model is trained from scratch ({_count(seeds, 'seed')}; epochs and learning rate per model in the "
+        f"table) on the {config['train_videos']:,} synthetic training videos of the warm-up airplanes (3 classes: "
+        f"yaw, pitch, roll; chance {CHANCE:.1f}%) at {config['size']} x {config['size']} px, "
+        f"{config['frames']}-frame clips, on CPU, and evaluated on its {config['test_videos']} test videos. "
+        "GFLOPs: fvcore, per clip, at this input (not at the Table 1 input). These numbers say nothing about "
+        "Kinetics-600 accuracy; the Kinetics-600 table is `results/table1.md`, which never shows these runs.",
         "",
-        f"GRW: weight {grw['weight']}, window {grw['window']}, alpha {grw['alpha']} (head on MoViNet, "
+        f"GRW: window {grw['window']}, alpha {grw['alpha']}, weight per model in the table (head on MoViNet, "
         "intermediate taps on MobileNetV3). Frame-wise MobileNetV3 averages per-frame logits and cannot see "
         "motion, which is all that separates the classes: it is the control.",
         "",

@@ -45,11 +45,27 @@ X3D-XS (suite pipeline, lr 2e-3), 4 / 6 epochs                63 / 78
    (``python -m benchmarks.run train --row 4 --frames 6 --res 32 --fps 8 --epochs 6 --batch-size 16
    --warmup-epochs 0.3 --ema-decay 0 --lr LR``), 1.097-1.102 at 2e-3 (the proxy at commit abbb08c,
    seeds 0-2). On whole frames (the same with ``--crop-min-area 1``): 1.081 at 2e-3, 1.007 at 1e-3,
-   0.90-0.94 at 5e-4 (the proxy at cd9bee4, seeds 0-2). The proxy therefore trains on whole frames
-   and MobileNetV3 at 5e-4.
+   0.90-0.94 at 5e-4 (the proxy at cd9bee4, seeds 0-2): it fits its clips, but by memorising them. The
+   proxy therefore trains on whole frames.
 3. A small frame-wise CNN with the clips held in memory trains in about a minute per run (25 epochs
    of 1,000 clips; ``train_time_s`` 50-73 s in ``results/runs/warmup``) and learns: 91.0 % without GRW
    and 93.4 % with, mean over 5 seeds.
+4. MobileNetV3-S + TSM memorises 1,000 training videos before it learns the motion; more videos and
+   more steps fix it. Whole frames, one run each through the proxy's pipeline
+   (``benchmarks.proxy.train_and_evaluate``), test top-1 (final training cross-entropy): 6 epochs on
+   1,000 videos at lr 5e-4: 39.3 +/- 8.1 over 3 seeds (0.90-0.94; 12 epochs: 39.0 +/- 6.2, 0.69-0.78);
+   the same clips upsampled to 64 px: 37 (0.81); the airplanes rendered at 64 px: 37 (0.76), so the
+   1 x 1 final map at 32 px is not the cause; 3,000 videos for 2 epochs (376 steps, as 1,000 for 6): 37
+   (1.074); 3,000 videos for 6 epochs at lr 1e-3: 49 and 49 (seeds 0 and 1; 0.978, 0.973).
+   MoViNet-A0-S + GRW head on 3,000 videos for 2 epochs at the proxy's lr 2e-3: 59 (55.3 +/- 1.5 on
+   1,000 for 6). The proxy therefore uses 3,000 videos, 2 epochs for the 3D models and 6 at lr 1e-3
+   for MobileNetV3. GRW taps: at weight 0.1 the taps' term (summed over three taps and over channels)
+   is 62 after the first epoch and still 5 after twelve against a cross-entropy of 1.1 that never
+   falls (`proxy --rows 4 --epochs 12` at 6cd9f00): it swamps the classification loss;
+   the proxy's TSM + GRW taps therefore uses weight 0.005 (not yet measured at that weight).
+5. Training speed: PyTorch's CPU backward of depthwise convolutions is slow in the default memory
+   layout; channels-last makes a training step of X3D-XS 2.8x, MoViNet-A0-S 2.5x and MobileNetV3-S +
+   TSM 3.0x faster (``benchmarks.runs.use_channels_last``).
 
 Decoding is done once; the clips stay in memory as uint8. Runs go in
 parallel processes (``--processes``, one torch thread each). Outputs:

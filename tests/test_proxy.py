@@ -13,7 +13,8 @@ from benchmarks.run import main as run_main
 
 def proxy_run(variant: str, row: int, grw: bool, top1: float, seed: int = 0) -> dict:
     return {"variant": variant, "row": row, "table1_model": f"model of row {row}", "grw": grw, "seed": seed,
-            "top1": top1, "gflops_per_clip": 0.0155 if row == 1 else 0.013, "params_m": 2.0,
+            "lr": 1e-3, "epochs": 2, "grw_weight": 0.1 if grw else None, "top1": top1,
+            "gflops_per_clip": 0.0155 if row == 1 else 0.013, "params_m": 2.0,
             "train_time_s": 100.0, "run": f"{row}-x.json"}
 
 
@@ -57,7 +58,8 @@ def test_markdown_and_figure_are_labelled_as_a_proxy(results):
     assert (results / "proxy_flops.png").stat().st_size > 10_000
     md = (results / "proxy_table1.md").read_text()
     assert md.startswith("# CPU proxy of Table 1 on synthetic data (warm-up airplanes): NOT Kinetics-600")
-    assert "4 epochs (2 seeds)" in md and "32 x 32 px, 6-frame clips" in md and "weight 0.1, window 6" in md
+    assert "(2 seeds; epochs and learning rate per model" in md and "32 x 32 px, 6-frame clips" in md
+    assert "window 6, alpha 0.5, weight per model" in md and "| 0.1          | 2        | 0.001 |" in md
     assert "| MoViNet-A0-S + GRW head " in md and "| 55.0 ± 7.1 " in md and "| 33.0 " in md and "0.0155" in md
     assert "1,000 synthetic training videos" in md
     assert "python -m benchmarks.run proxy" in md and "25 min" in md
@@ -102,6 +104,21 @@ def test_proxy_command_writes_its_own_outputs(results, monkeypatch):
     monkeypatch.setattr(proxy, "run_proxy", fake_run_proxy)
     assert run_main(["proxy", "--rows", "1", "--epochs", "2", "--seeds", "4"]) == 0
     assert (results / "proxy_table1.md").is_file() and not (results / "table1.md").exists()
+
+
+def test_each_variant_trains_with_its_own_epochs_lr_and_grw_weight_unless_overridden():
+    config = proxy.ProxyConfig(seeds=1)
+    by_name = {variant.name: variant for variant in proxy.VARIANTS}
+    tsm_grw = proxy.train_config(config, by_name["MobileNetV3-S + TSM + GRW taps"], seed=2)
+    assert (tsm_grw.row, tsm_grw.grw, tsm_grw.grw_weight) == (4, True, 0.005)
+    assert (tsm_grw.recipe.epochs, tsm_grw.recipe.lr, tsm_grw.recipe.seed) == (6, 1e-3, 2)
+    movinet = proxy.train_config(config, by_name["MoViNet-A0-S + GRW head"], seed=0)
+    assert (movinet.grw_weight, movinet.recipe.epochs, movinet.recipe.lr) == (0.1, 2, config.lr)
+    no_grw = proxy.train_config(config, by_name["MoViNet-A0-S head without GRW"], seed=0)
+    assert (no_grw.grw, no_grw.grw_weight) == (False, None)
+    overridden = proxy.train_config(proxy.ProxyConfig(epochs=9), by_name["MobileNetV3-S + TSM"], seed=0)
+    assert overridden.recipe.epochs == 9  # --epochs applies to every variant
+    assert tsm_grw.out != proxy.train_config(config, by_name["MobileNetV3-S + TSM"], seed=2).out
 
 
 def test_longest_runs_start_first_and_the_summary_keeps_the_variants_order(results, monkeypatch):
@@ -151,7 +168,8 @@ def test_precise_batchnorm_recomputes_the_statistics_on_the_training_clips(tmp_p
     config = proxy.ProxyConfig(data=str(tmp_path / "data"), work=str(tmp_path / "work"), train_videos=12,
                                val_videos=3, test_videos=3, epochs=1, batch_size=4, num_workers=0)
     proxy.prepare_data(config)
-    summary = train(proxy.train_config(config, row=3, grw=False, seed=0))
+    control = next(variant for variant in proxy.VARIANTS if variant.row == 3 and not variant.grw)
+    summary = train(proxy.train_config(config, control, seed=0))
     path = proxy.recalibrate_batchnorm(summary["last_checkpoint"], config.data, batch_size=4)
     assert path.name == "precise_bn.pt"
 
@@ -174,3 +192,9 @@ def test_precise_batchnorm_recomputes_the_statistics_on_the_training_clips(tmp_p
     assert not torch.allclose(stale, expected, atol=1e-2)  # momentum 0.01: the trained statistics lag
     weights = {k: v for k, v in precise.model.state_dict().items() if "running" not in k and "num_batches" not in k}
     assert all(torch.equal(v, trained.model.state_dict()[k]) for k, v in weights.items())  # weights untouched
+
+    # A subset spread over the split (its classes are stored one after the other), as the proxy uses.
+    subset = load_trained(proxy.recalibrate_batchnorm(summary["last_checkpoint"], config.data, batch_size=4,
+                                                      videos=6), "raw")
+    assert subset.checkpoint["precise_bn"]["videos"] == 6
+    assert not torch.allclose(subset.model.state_dict()[name + ".running_mean"], first.running_mean)
