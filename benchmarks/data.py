@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import decord
 import numpy as np
@@ -452,6 +452,12 @@ def normalize(clips: torch.Tensor, sampling: Sampling) -> torch.Tensor:
 # --------------------------------------------------------------------------- dataset and loader
 
 
+class ClipShape(Protocol):
+    """A step's own clip shape (``benchmarks.multigrid.ShapeSampling``): how to cut one training clip."""
+
+    def cut(self, base: Sampling, rng: np.random.Generator) -> Sampling: ...
+
+
 class VideoDataset(Dataset):
     """Map-style dataset of ``(video, label)`` over a ``VideoIndex``; None for a video that fails
     to decode at load time (drop it with ``collate_videos``).
@@ -477,21 +483,25 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
+    def __getitem__(self, key: int | tuple[int, ClipShape]) -> tuple[torch.Tensor, int] | None:
+        """Sample ``key``: an index, or in training ``(index, shape)`` to cut the clip at a step's own
+        shape (multigrid's batch sampler, ``benchmarks.train.StepBatchSampler``)."""
+        i, shape = key if isinstance(key, tuple) else (key, None)
         entry = self.index.entries[i]
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
+        sampling = self.sampling if shape is None else shape.cut(self.sampling, rng)
         try:
             decoded = None
             if self.cache is not None:
                 if entry.path not in self.cache:
                     self.cache[entry.path] = decode_video(entry.path)
                 decoded = self.cache[entry.path]
-            clips = read_clips(entry.path, self.sampling, rng=rng, decoded=decoded)
+            clips = read_clips(entry.path, sampling, rng=rng, decoded=decoded)
         except DECODE_ERRORS as error:
             warnings.warn(f"skipping {entry.path} at load time: {str(error).strip().splitlines()[0]}", stacklevel=2)
             return None
         if self.train:
-            return normalize(train_transform(clips[0], self.sampling, rng), self.sampling), entry.label
+            return normalize(train_transform(clips[0], sampling, rng), sampling), entry.label
         views = torch.cat([eval_crops(clip, self.sampling) for clip in clips])  # clip-major
         video = normalize(views, self.sampling)
         return (video[0] if self.sampling.views == 1 else video), entry.label
@@ -515,7 +525,7 @@ def collate_videos(batch: Sequence[tuple[torch.Tensor, int] | None]) -> VideoBat
 
 def make_loader(
     dataset: Dataset,
-    batch_size: int,
+    batch_size: int | None,
     shuffle: bool = False,
     num_workers: int = 0,
     sampler: Sampler | None = None,
@@ -523,10 +533,15 @@ def make_loader(
     drop_last: bool = False,
     pin_memory: bool | None = None,
     collate_fn: Callable[[list], Any] = collate_videos,
+    batch_sampler: Sampler | None = None,
 ) -> DataLoader:
     """A DataLoader yielding ``VideoBatch`` (or what ``collate_fn`` makes). With ``shuffle`` the order
     depends on (seed, epoch): call ``set_epoch(loader, epoch)`` each epoch. For DDP pass a
-    ``DistributedSampler`` instead."""
+    ``DistributedSampler`` instead. A ``batch_sampler`` (with ``batch_size`` None) gives whole batches,
+    of any size."""
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=collate_fn,
+                          pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory)
     if sampler is not None and shuffle:
         raise ValueError("pass shuffle=False with a sampler: the sampler decides the order "
                          "(e.g. DistributedSampler(dataset, shuffle=True, seed=seed))")

@@ -5,11 +5,7 @@ method: it is a property of the row (its spec), and works with any method. The t
 evaluation call only this interface, so a method is added by writing a class, not by branching the loop:
 
 - ``prepare(model, spec)``: the network the method trains (e.g. slimmable layers for A3D, dynamic
-  convolutions and gates for VA-RED2, sub-batch BatchNorm for multigrid); standard returns it as is.
-- ``schedule(spec, recipe, steps_per_epoch)``: the shape of every optimizer step, as a
-  :class:`StepShape` (clips per process, frames, side, learning-rate factor). Multigrid varies all
-  four along its long and short cycles; the standard schedule is constant. Shapes are a pure function
-  of (epoch, step), so every DDP process agrees on them and a resumed run continues mid-cycle.
+  convolutions and gates for VA-RED2); standard returns it as is.
 - ``loss(model, videos, labels, criterion)``: the training loss of one micro-batch and its named
   terms (floats for the logs). A3D runs the full network and sampled sub-networks and adds its
   distillation term; VA-RED2 adds the efficiency loss on the gates; standard is cross-entropy plus
@@ -19,8 +15,10 @@ evaluation call only this interface, so a method is added by writing a class, no
   puts the model in one; ``predict`` returns the logits and, per video, any measured extras (VA-RED2:
   the GFLOPs its gates chose).
 
-Only ``standard`` is implemented here; multigrid (seed 003), A3D (seed 002) and VA-RED2 (seed 004)
-plug in through the same methods.
+Only ``standard`` is implemented here; A3D (seed 002) and VA-RED2 (seed 004) plug in through the same
+methods. How the steps are laid out (plain or multigrid, seed 003: shapes, batch sizes, steps per epoch,
+lr) is not a method but the run's schedule (``RunConfig.schedule``, ``benchmarks.schedules``), so it
+combines with any method.
 """
 
 from __future__ import annotations
@@ -28,43 +26,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from benchmarks.runs import Recipe
     from benchmarks.specs import RowSpec
-
-
-@dataclass(frozen=True)
-class StepShape:
-    """The mini-batch one optimizer step trains on, and its learning-rate factor (multiplied into
-    the recipe's schedule)."""
-
-    batch_size: int  # clips per process and micro-batch
-    frames: int
-    side: int
-    lr_factor: float = 1.0
-
-
-class Schedule:
-    """Step shapes as a pure function of (epoch, step in epoch)."""
-
-    def shape(self, epoch: int, step: int) -> StepShape:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class ConstantSchedule(Schedule):
-    """Every step has the run's own shape."""
-
-    step_shape: StepShape
-
-    def shape(self, epoch: int, step: int) -> StepShape:
-        return self.step_shape
 
 
 def logits_of(output: Tensor | tuple[Tensor, dict]) -> Tensor:
@@ -80,9 +48,6 @@ class Method:
 
     def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
         return model
-
-    def schedule(self, spec: RowSpec, recipe: Recipe, steps_per_epoch: int) -> Schedule:
-        return ConstantSchedule(StepShape(recipe.batch_size, spec.frames, spec.res))
 
     def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
              criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:

@@ -89,8 +89,18 @@ Where this suite deviates from PySlowFast, and why:
 - Frame-wise models (``BatchNorm2d`` on ``[B * T, C, H, W]``, clip-major) use ``SubBatchNorm2d``. It
   splits the batch axis into contiguous chunks, so whole clips stay in one group when the clips divide
   evenly. ``SubBatchNorm3d`` groups clips by index modulo num_splits, as PySlowFast's reshape does.
-- ``ShapeSampling.applied_to`` uses the span-preserving (maximum) stride. PySlowFast's per-clip random
-  draw is ``ShapeSampling.draw_stride``.
+- Training clips are cut by ``ShapeSampling.cut``: PySlowFast's random stride per clip for a row sampled
+  by stride (X3D); a row sampled by frame rate (MoViNet, 5 fps) gets its rate divided by a random whole
+  multiplier in 1..T0 // T, the same spans in coarser steps. ``ShapeSampling.applied_to`` gives the
+  span-preserving (maximum) stride. The crop is the suite's random resized crop by area fraction,
+  resized to the shape's side: like PySlowFast's scaled jitter, a smaller side covers a similar field
+  of view on a coarser grid.
+- Integration (``benchmarks.train``, ``train --schedule multigrid``): the schedule is rebuilt from the
+  run config when a run starts or resumes; a batch sampler gives each step its clips and shape; the
+  model is not rebuilt at a phase change (``set_bn_splits`` before every step, on the EMA copy too);
+  checkpoints store the groups' running statistics (``sub_batch_bn_state``) so that a run resumed
+  mid-phase continues exactly; validation runs at the default shape; multigrid needs ``accumulate``
+  1, since it sets every step's batch itself.
 - ``drop_last`` defaults to True, as PySlowFast's training loader. With False, the final partial
   batch is one more step; its BN split count is gcd(splits, batch).
 - At this commit PySlowFast cannot run short cycles as shipped. On one GPU, ``create_sampler`` returns
@@ -114,7 +124,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.methods import Schedule, StepShape
+from benchmarks.schedules import Schedule, StepPolicy, StepShape, lr_at_epoch, steps_with_relative_lrs
 
 PYSLOWFAST_REPO = "https://github.com/facebookresearch/SlowFast"
 PYSLOWFAST_COMMIT = "287ec0076846560f44a9327e931a5a2360240533"
@@ -165,69 +175,6 @@ class MultigridConfig:
             raise ValueError(f"bn_base_size must be an integer >= 1, got {self.bn_base_size}")
         if int(self.eval_freq) != self.eval_freq or self.eval_freq < 1:
             raise ValueError(f"eval_freq must be an integer >= 1, got {self.eval_freq}")
-
-
-@dataclass(frozen=True)
-class StepPolicy:
-    """PySlowFast's ``steps_with_relative_lrs`` recipe (``SOLVER.STEPS``, ``LRS``, ``MAX_EPOCH``, ``GAMMA``).
-
-    ``steps`` are the epochs at which lr stages begin, starting at 0. Stage i's lr is
-    ``lrs[i] * base_lr`` and runs until ``steps[i + 1]``; the last stage runs to ``max_epoch``.
-    ``gamma`` is the decay per stage that the long cycle uses in place of ``lrs``.
-    """
-
-    steps: tuple[int, ...]
-    lrs: tuple[float, ...]
-    max_epoch: int
-    gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", tuple(self.steps))
-        object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
-        _check_steps(self.steps, self.lrs)
-        if self.max_epoch < self.steps[-1]:
-            raise ValueError(f"max_epoch ({self.max_epoch}) is before the last step ({self.steps[-1]})")
-        if not self.gamma > 0:
-            raise ValueError(f"gamma must be > 0, got {self.gamma}")
-
-
-def _check_steps(steps: Sequence[int], lrs: Sequence[float]) -> None:
-    if not steps or steps[0] != 0:
-        raise ValueError(f"steps must start at epoch 0 (PySlowFast's SOLVER.STEPS), got {list(steps)}")
-    if any(int(s) != s for s in steps) or any(b < a for a, b in zip(steps, steps[1:])):
-        raise ValueError(f"steps must be non-decreasing integer epochs, got {list(steps)}")
-    if len(lrs) < len(steps):
-        raise ValueError(f"need one relative lr per step: {len(steps)} steps, {len(lrs)} lrs")
-
-
-# --------------------------------------------------------------------------- learning rate
-
-
-def steps_with_relative_lrs(epoch: float, steps: Sequence[float], lrs: Sequence[float], base_lr: float) -> float:
-    """The lr at (fractional) ``epoch``: ``lrs[i] * base_lr`` for the last ``steps[i] <= epoch``.
-
-    Same behaviour as PySlowFast's ``lr_func_steps_with_relative_lrs``. The last stage holds past
-    ``max_epoch``. Repeated steps (empty phases) are skipped.
-    """
-    _check_steps(steps, lrs)
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch}")
-    stage = bisect.bisect_right(list(steps), epoch) - 1
-    return lrs[stage] * base_lr
-
-
-def lr_at_epoch(epoch: float, policy: StepPolicy, base_lr: float, warmup_epochs: float = 0.0,
-                warmup_start_lr: float = 0.0) -> float:
-    """``steps_with_relative_lrs`` with PySlowFast's linear warmup (``get_lr_at_epoch``).
-
-    Before ``warmup_epochs``, the lr goes linearly from ``warmup_start_lr`` to the policy's lr at
-    ``warmup_epochs``.
-    """
-    lr = steps_with_relative_lrs(epoch, policy.steps, policy.lrs, base_lr)
-    if epoch < warmup_epochs:
-        end = steps_with_relative_lrs(warmup_epochs, policy.steps, policy.lrs, base_lr)
-        lr = epoch * (end - warmup_start_lr) / warmup_epochs + warmup_start_lr
-    return lr
 
 
 # --------------------------------------------------------------------------- long cycle
@@ -408,6 +355,17 @@ class ShapeSampling:
                                        stride=self.temporal_stride(base.stride))
         return dataclasses.replace(base, frames=self.frames, size=self.side, fps=base.fps / self.stride_multiplier)
 
+    def cut(self, base: Any, rng: np.random.Generator) -> Any:
+        """How one training clip is cut at this shape (``benchmarks.data.VideoDataset`` calls it with the
+        clip's own RNG): this shape's frames and side, and a stride drawn as PySlowFast draws it. A
+        ``base`` given by frame rate (MoViNet's 5 fps) gets its rate divided by a multiplier drawn
+        uniformly from 1..T0 // T: the same spans, in steps of whole default strides."""
+        if getattr(base, "stride", None) is not None:
+            return dataclasses.replace(base, frames=self.frames, size=self.side,
+                                       stride=self.draw_stride(base.stride, rng))
+        multiplier = int(rng.integers(1, self.stride_multiplier + 1))
+        return dataclasses.replace(base, frames=self.frames, size=self.side, fps=base.fps / multiplier)
+
 
 # --------------------------------------------------------------------------- the schedule
 
@@ -447,9 +405,6 @@ class MultigridSchedule(Schedule):
         if min(self._steps) < 1:
             raise ValueError(f"{videos_per_process} videos per process do not fill one batch of "
                              f"{max(s.batch_size for c in self._cycles for s in c)} clips")
-        self._first_step = [0]  # global step at the start of each epoch
-        for epoch in range(self.total_epochs):
-            self._first_step.append(self._first_step[-1] + self.steps_in_epoch(epoch))
 
     # -- shapes
     def _cycle(self, phase: LongCyclePhase) -> tuple[StepShape, ...]:
@@ -519,29 +474,18 @@ class MultigridSchedule(Schedule):
     def total_epochs(self) -> int:
         return self.policy.max_epoch
 
-    @property
-    def total_steps(self) -> int:
-        return self._first_step[-1]
-
-    def global_step(self, epoch: int, step: int) -> int:
-        """Optimizer steps taken before (``epoch``, ``step``)."""
-        if not 0 <= epoch <= self.total_epochs:
-            raise ValueError(f"epoch must be in [0, {self.total_epochs}], got {epoch}")
-        return self._first_step[epoch] + step
-
-    def locate(self, global_step: int) -> tuple[int, int]:
-        """(epoch, step in epoch) of a global optimizer step; ``total_steps`` maps to (total_epochs, 0)."""
-        if not 0 <= global_step <= self.total_steps:
-            raise ValueError(f"global step must be in [0, {self.total_steps}], got {global_step}")
-        epoch = bisect.bisect_right(self._first_step, global_step) - 1
-        return epoch, global_step - self._first_step[epoch]
-
     def learning_rate(self, epoch: int, step: int, base_lr: float, warmup_epochs: float = 0.0,
                       warmup_start_lr: float = 0.0) -> float:
         """PySlowFast's lr at this step: the multigrid policy at epoch + step / steps_in_epoch, after the
         linear warmup."""
         position = epoch + step / self.steps_in_epoch(epoch)
         return lr_at_epoch(position, self.policy, base_lr, warmup_epochs, warmup_start_lr)
+
+    def relative_lr(self, epoch: int, step: int) -> float:
+        """The multigrid policy's lr at this step relative to the base lr, without warm-up: gamma^stage x
+        long-cycle batch factor (what ``benchmarks.schedules.lr_factor`` uses for ``lr_policy="steps"``)."""
+        position = epoch + step / self.steps_in_epoch(epoch)
+        return steps_with_relative_lrs(position, self.policy.steps, self.policy.lrs, 1.0)
 
     def is_eval_epoch(self, epoch: int, eval_period: int = 1) -> bool:
         """PySlowFast's evaluation (and checkpoint) rule. With the long cycle, the model is evaluated
@@ -762,3 +706,28 @@ def set_bn_splits(model: nn.Module, num_splits: int) -> int:
     for m in modules:
         m.set_num_splits(num_splits)
     return len(modules)
+
+
+def sub_batch_bn_state(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """Every sub-batch BN's group count and per-group running statistics, by module name. A state dict
+    holds only the pooled statistics; a checkpoint written in the middle of a phase stores these too, so
+    the resumed run continues with the groups' own statistics, as an uninterrupted one does."""
+    return {name: {"num_splits": m.num_splits,
+                   "mean": None if m.split_running_mean is None else m.split_running_mean.detach().clone(),
+                   "var": None if m.split_running_var is None else m.split_running_var.detach().clone()}
+            for name, m in model.named_modules() if isinstance(m, _SubBatchNorm)}
+
+
+@torch.no_grad()
+def load_sub_batch_bn_state(model: nn.Module, state: dict[str, dict[str, Any]]) -> None:
+    """Restore what ``sub_batch_bn_state`` saved (after ``load_state_dict``, which reseeds the groups)."""
+    modules = {name: m for name, m in model.named_modules() if isinstance(m, _SubBatchNorm)}
+    if set(modules) != set(state):
+        raise ValueError(f"sub-batch BN modules differ: saved {sorted(set(state) - set(modules))[:3]}..., "
+                         f"model {sorted(set(modules) - set(state))[:3]}...")
+    for name, saved in state.items():
+        module = modules[name]
+        module.set_num_splits(saved["num_splits"])
+        if saved["mean"] is not None:
+            module.split_running_mean.copy_(saved["mean"])
+            module.split_running_var.copy_(saved["var"])

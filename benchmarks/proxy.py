@@ -23,11 +23,12 @@ decoded training videos in memory and training in channels-last memory (``benchm
 Why 3,000 videos and not the warm-up's 1,000: MobileNetV3-S + TSM memorises 1,000 training videos
 before it learns the motion (``benchmarks.warmup`` has the ablations).
 
-Measured at the previous defaults (1,000 videos, 6 epochs for all, MobileNetV3 at lr 5e-4, default memory
-layout; 2026-12-03, 2 cores, 34 min; README): MoViNet-A0-S 55.3 +/- 1.5 with GRW
-and 58.0 +/- 7.9 without, X3D-XS 70.0 +/- 3.6, the frame-wise control at chance, MobileNetV3-S + TSM
-39.3 +/- 8.1 (it fits its training clips only without crops and at lr 5e-4; with GRW taps at weight
-0.1 it does not fit them: 31.3 +/- 6.4). The present defaults are not yet run as a whole.
+Measured at these defaults (``python -m benchmarks.run proxy``, commit 76cc3a6, 2 cores, 22.6 min in
+all; ``results/runs/proxy/proxy-20261203T135219881264Z.json``; test top-1, mean +/- std over seeds
+0-2): MoViNet-A0-S 60.0 +/- 1.0 with the GRW head and 61.3 +/- 4.0 without, MobileNetV3-S + TSM
+47.7 +/- 2.1 without GRW and 53.7 +/- 0.6 with GRW taps at weight 0.005, X3D-XS 67.3 +/- 3.1, the
+frame-wise control 36.7 +/- 2.5 (chance 33.3). At the previous defaults (1,000 videos, 6 epochs for all,
+MobileNetV3 at lr 5e-4, 34 min) TSM was at 39.3 +/- 8.1 and 31.3 +/- 6.4 with taps at weight 0.1.
 """
 
 from __future__ import annotations
@@ -130,12 +131,12 @@ class Variant:
 
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("MoViNet-A0-S + GRW head", row=1, grw=True, minutes=2),
-    Variant("MoViNet-A0-S head without GRW", row=1, grw=False, minutes=2),
+    Variant("MoViNet-A0-S + GRW head", row=1, grw=True, minutes=1.9),
+    Variant("MoViNet-A0-S head without GRW", row=1, grw=False, minutes=1.6),
     Variant("MobileNetV3-S, frame-wise (control: sees no motion)", row=3, grw=False, minutes=2.5, epochs=6, lr=1e-3),
-    Variant("MobileNetV3-S + TSM", row=4, grw=False, minutes=2.5, epochs=6, lr=1e-3),
-    Variant("MobileNetV3-S + TSM + GRW taps", row=4, grw=True, minutes=2.5, epochs=6, lr=1e-3, grw_weight=0.005),
-    Variant("X3D-XS", row=5, grw=False, minutes=3),
+    Variant("MobileNetV3-S + TSM", row=4, grw=False, minutes=2.3, epochs=6, lr=1e-3),
+    Variant("MobileNetV3-S + TSM + GRW taps", row=4, grw=True, minutes=2.55, epochs=6, lr=1e-3, grw_weight=0.005),
+    Variant("X3D-XS", row=5, grw=False, minutes=2.65),
 )
 
 CHANCE = 100 / 3
@@ -220,20 +221,26 @@ def recalibrate_batchnorm(checkpoint: str | Path, data: str, num_workers: int = 
     return save_checkpoint(checkpoint.with_name("precise_bn.pt"), state)
 
 
-def train_and_evaluate(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> tuple[dict, dict]:
-    """Train with the suite's pipeline, recompute BatchNorm statistics (``precise_bn``), evaluate on the
-    test split (stored in ``store``); returns (training summary, run record)."""
-    summary = train(train_config(config, variant, seed))
+def train_and_test(run: RunConfig, store: Store, precise_bn_videos: int | None = None) -> tuple[dict, dict]:
+    """Train one run with the suite's pipeline, recompute its BatchNorm statistics on ``precise_bn_videos``
+    training clips (0: keep them as trained; None: all), evaluate the raw weights on the test split on CPU
+    (stored in ``store``); returns (training summary, run record)."""
+    summary = train(run)
     if summary["status"] != "completed":
         raise RuntimeError(f"training stopped early ({summary['status']}, signal {summary['signal']})")
     checkpoint = summary["last_checkpoint"]
-    if config.precise_bn:
-        checkpoint = str(recalibrate_batchnorm(checkpoint, config.data, config.num_workers,
-                                               videos=config.precise_bn_videos))
-    record = evaluate(EvalConfig(checkpoint=checkpoint, data=config.data, split="test", weights_variant="raw",
-                                 num_workers=config.num_workers, device="cpu"), store)
+    if precise_bn_videos != 0:
+        checkpoint = str(recalibrate_batchnorm(checkpoint, run.data, run.num_workers, videos=precise_bn_videos))
+    record = evaluate(EvalConfig(checkpoint=checkpoint, data=run.data, split="test", weights_variant="raw",
+                                 num_workers=run.num_workers, device="cpu"), store)
     summary["evaluated_checkpoint"] = checkpoint
     return summary, record
+
+
+def train_and_evaluate(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> tuple[dict, dict]:
+    """One proxy run: ``train_and_test`` with precise BN on ``config.precise_bn_videos`` clips."""
+    return train_and_test(train_config(config, variant, seed), store,
+                          config.precise_bn_videos if config.precise_bn else 0)
 
 
 def setting(config: ProxyConfig) -> dict:
@@ -353,8 +360,8 @@ def render_markdown(summary: dict, table: pd.DataFrame) -> str:
         "motion, which is all that separates the classes: it is the control.",
         "",
         f"Recipe: batch {config.get('batch_size', '?')}, AdamW at each model's lr (column), "
-        f"{config.get('warmup_epochs', '?')} warm-up epochs then cosine, no EMA, training crops covering "
-        f"{config.get('crop_min_area', 0.25):.0%}-100% of the frame, horizontal flips; "
+        f"{config.get('warmup_epochs', '?')} warm-up epochs then cosine, no EMA, "
+        f"{_crops(config.get('crop_min_area', 0.25))}, horizontal flips; "
         + ("BatchNorm statistics recomputed on the training clips before evaluation (precise BN)."
            if config.get("precise_bn") else "BatchNorm statistics as trained."),
         "",
@@ -366,6 +373,10 @@ def render_markdown(summary: dict, table: pd.DataFrame) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _crops(min_area: float) -> str:
+    return "whole frames" if min_area >= 1 else f"training crops covering {min_area:.0%}-100% of the frame"
 
 
 def _count(n: int, noun: str) -> str:

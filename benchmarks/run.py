@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("benchmarks.commands.train", "train Table 1 rows on Kinetics-format video (resumable, DDP, SLURM)"),
     "eval": ("benchmarks.commands.evaluate", "evaluate a trained checkpoint with the row's protocol; store the run"),
     "weights": ("benchmarks.commands.weights", "public checkpoints: list, download (resumable, sha256), import"),
+    "multigrid": ("benchmarks.multigrid_study",
+                  "standard vs multigrid training on the synthetic airplanes (CPU): wall-clock, GFLOPs, top-1"),
     "warmup": ("benchmarks.warmup", "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }
 

@@ -16,6 +16,7 @@ loss); MobileNetV3/TSM rows get ``grw.IntermediateTaps`` on a few inverted-resid
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from benchmarks.checkpoint import load_checkpoint, model_weights
 from benchmarks.data import Sampling
 from benchmarks.methods import METHODS, get_method
+from benchmarks.multigrid import MultigridConfig, MultigridSchedule
+from benchmarks.schedules import LR_POLICIES, ConstantSchedule, Schedule, StepShape, recipe_policy
 from benchmarks.specs import GrwSettings, RowSpec, build_model, get_spec, parse_rows
 from grw import GrwModel
 
@@ -40,6 +43,9 @@ DEFAULT_TAPS["mobilenet_v3_small_tsm"] = DEFAULT_TAPS["mobilenet_v3_small"]
 DEFAULT_TAPS["mobilenet_v3_large_tsm"] = DEFAULT_TAPS["mobilenet_v3_large"]
 
 AMP_MODES = ("bf16", "fp16", "none")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("standard", "multigrid")
+MULTIGRID_CYCLES = {"long,short": (True, True), "long": (True, False), "short": (False, True)}
 CHANNELS_LAST_MODES = ("auto", "on", "off")
 # RunConfig fields that may change between a run and its resumption (they do not change the result).
 RESUMABLE_CHANGES = {"resume", "num_workers", "device", "log_every", "data", "annotations", "out", "channels_last"}
@@ -47,11 +53,12 @@ RESUMABLE_CHANGES = {"resume", "num_workers", "device", "log_every", "data", "an
 
 @dataclass
 class Recipe:
-    """How to train: AdamW (no weight decay on biases and norms), per-step linear warmup then cosine
-    decay, label smoothing, gradient accumulation, an EMA of the weights, bf16 autocast or fp16 with
-    a GradScaler on CUDA (CPU trains in float32). ``lr`` is for the global batch
-    ``batch_size x accumulate x processes``. ``dropout``/``stochastic_depth`` None keep the model's
-    defaults; ``ema_decay`` 0 turns the EMA off."""
+    """How to train: AdamW or SGD (no weight decay on biases and norms), per-step linear warmup then a
+    cosine decay or step-wise decay (``benchmarks.schedules``), label smoothing, gradient accumulation,
+    an EMA of the weights, bf16 autocast or fp16 with a GradScaler on CUDA (CPU trains in float32).
+    ``lr`` is for the global batch ``batch_size x accumulate x processes``. ``dropout``/``stochastic_depth``
+    None keep the model's defaults; ``ema_decay`` 0 turns the EMA off. SGD is PySlowFast's (momentum 0.9,
+    Nesterov), the optimizer multigrid was defined with."""
 
     epochs: int = 30
     batch_size: int = 8  # per process
@@ -67,8 +74,27 @@ class Recipe:
     amp: str = "bf16"
     seed: int = 0
     crop_min_area: float = 0.25  # training crops: a random area fraction in [crop_min_area, 1]; 1: whole frames
+    optimizer: str = "adamw"  # or "sgd"
+    lr_policy: str = "cosine"  # or "steps": lr x lr_gamma at each of lr_steps
+    lr_steps: tuple[int, ...] = ()  # epochs at which the step policy decays the lr
+    lr_gamma: float = 0.1
 
     def __post_init__(self) -> None:
+        self.lr_steps = tuple(int(epoch) for epoch in self.lr_steps)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.lr_policy not in LR_POLICIES:
+            raise ValueError(f"lr_policy must be one of {LR_POLICIES}, got {self.lr_policy!r}")
+        if self.lr_policy == "steps" and not self.lr_steps:
+            raise ValueError("lr_policy 'steps' needs lr_steps (the epochs at which the lr decays, "
+                             "e.g. --lr-steps 8,12)")
+        if self.lr_policy == "cosine" and self.lr_steps:
+            raise ValueError(f"lr_steps {list(self.lr_steps)} given with the cosine lr policy (add --lr-policy steps)")
+        bounds = (0, *self.lr_steps, self.epochs + 1)
+        if any(b <= a for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"lr_steps must increase within (0, epochs={self.epochs}], got {list(self.lr_steps)}")
+        if not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
         for name in ("epochs", "batch_size", "accumulate"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -113,9 +139,21 @@ class RunConfig:
     log_every: int = 20  # optimizer steps between log lines
     init: str | None = None  # start from these weights: a catalogue name (benchmarks.weights) or a checkpoint file
     init_sha256: str | None = None  # the sha256 of the file ``init`` names, checked when training starts
+    schedule: str = "standard"  # or "multigrid" (seed 003; benchmarks.multigrid)
+    multigrid: str = "long,short"  # multigrid's cycles: "long,short", "long" or "short"
+    multigrid_epoch_factor: float = 1.5  # multigrid trains this many times the recipe's epochs (PySlowFast: 1.5)
 
     def __post_init__(self) -> None:
         self.row = get_spec(self.row).row  # "1", 1 and "MoViNet-A0-S-GRW" are the same run
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.multigrid not in MULTIGRID_CYCLES:
+            raise ValueError(f"multigrid cycles must be one of {tuple(MULTIGRID_CYCLES)}, got {self.multigrid!r}")
+        if not self.multigrid_epoch_factor > 0:
+            raise ValueError(f"multigrid_epoch_factor must be > 0, got {self.multigrid_epoch_factor}")
+        if self.schedule == "multigrid" and self.recipe.accumulate != 1:
+            raise ValueError("multigrid sets the batch of every step itself: accumulate must be 1, got "
+                             f"{self.recipe.accumulate}")
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; implemented: {', '.join(METHODS)}")
         if self.channels_last not in CHANNELS_LAST_MODES:
@@ -166,6 +204,10 @@ def resolve_spec(config: RunConfig) -> tuple[RowSpec, dict[str, dict]]:
             deviations[f"grw_{name}"] = {"spec": published, "used": used}
     if resolved.grw and resolved.grw.window > resolved.frames:
         raise ValueError(f"GRW window {resolved.grw.window} is longer than the clip ({resolved.frames} frames)")
+    shortest = shortest_clip(config, resolved.frames)
+    if resolved.grw and resolved.grw.window > shortest:
+        raise ValueError(f"multigrid's long cycle trains on clips of {shortest} frames, shorter than the GRW window "
+                         f"{resolved.grw.window}: use --multigrid short, more --frames or a shorter --grw-window")
     return resolved, deviations
 
 
@@ -291,6 +333,50 @@ def annotation_file(data: str | Path, annotations: str | Path | None, split: str
         raise ValueError(f"annotations {folder} is neither a CSV file nor a directory of <split>.csv files")
     path = folder / f"{split}.csv"
     return path if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- the schedule
+
+
+def shortest_clip(config: RunConfig, frames: int) -> int:
+    """The fewest frames a training clip of the run has (multigrid's long cycle shortens them)."""
+    if config.schedule != "multigrid" or not MULTIGRID_CYCLES[config.multigrid][0]:
+        return frames
+    return min(int(round(frames * t)) for t, _ in MultigridConfig().long_cycle_factors)
+
+
+def build_schedule(config: RunConfig, spec: RowSpec, videos_per_process: int) -> Schedule:
+    """How the run's steps are laid out (``benchmarks.schedules``) for ``videos_per_process`` training
+    samples per process and epoch: constant, or multigrid over the spec's input as the default shape."""
+    recipe = config.recipe
+    if config.schedule == "standard":
+        micro_batches = math.ceil(videos_per_process / recipe.batch_size)
+        return ConstantSchedule(StepShape(recipe.batch_size, spec.frames, spec.res),
+                                math.ceil(micro_batches / recipe.accumulate), recipe.epochs,
+                                recipe_policy(recipe) if recipe.lr_policy == "steps" else None)
+    long_cycle, short_cycle = MULTIGRID_CYCLES[config.multigrid]
+    multigrid = MultigridConfig(long_cycle=long_cycle, short_cycle=short_cycle,
+                                epoch_factor=config.multigrid_epoch_factor)
+    return MultigridSchedule(multigrid, recipe_policy(recipe), batch_size=recipe.batch_size, frames=spec.frames,
+                             side=spec.res, videos_per_process=videos_per_process)
+
+
+def schedule_record(config: RunConfig, schedule: Schedule) -> dict[str, Any]:
+    """What a run's config.json says about its schedule, with its deviations from PySlowFast's multigrid."""
+    record: dict[str, Any] = {"name": config.schedule, "total_epochs": schedule.total_epochs,
+                              "total_steps": schedule.total_steps}
+    if isinstance(schedule, MultigridSchedule):
+        recipe = config.recipe
+        deviations = []
+        if recipe.optimizer != "sgd":
+            deviations.append(f"optimizer {recipe.optimizer} (PySlowFast: SGD with momentum)")
+        if recipe.lr_policy != "steps":
+            deviations.append(f"lr policy {recipe.lr_policy}: one long cycle over all epochs, no fine-tuning phase, "
+                              "lr times the long-cycle batch factor (PySlowFast: step-wise, a long cycle per stage)")
+        record.update(cycles=config.multigrid, epoch_factor=config.multigrid_epoch_factor,
+                      phases=schedule.describe(), policy=dataclasses.asdict(schedule.policy),
+                      deviations_from_pyslowfast=deviations)
+    return record
 
 
 # --------------------------------------------------------------------------- trained models

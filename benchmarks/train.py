@@ -49,28 +49,39 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from benchmarks import distributed
 from benchmarks.checkpoint import BEST, LAST, file_sha256, latest_checkpoint, load_checkpoint, save_checkpoint
 from benchmarks.data import VideoDataset, VideoIndex, make_loader, save_classes, set_epoch
-from benchmarks.methods import Method, Schedule, get_method
+from benchmarks.methods import Method, get_method
+from benchmarks.multigrid import (
+    MultigridSchedule,
+    ShapeSampling,
+    convert_to_sub_batch_bn,
+    load_sub_batch_bn_state,
+    set_bn_splits,
+    sub_batch_bn_state,
+)
 from benchmarks.runs import (
     RESUMABLE_CHANGES,
     Recipe,
     RunConfig,
     annotation_file,
     build_run_model,
+    build_schedule,
     eval_sampling,
     input_memory_format,
     resolve_spec,
     run_record,
+    schedule_record,
     to_channels_last,
     train_sampling,
     use_channels_last,
 )
+from benchmarks.schedules import Schedule, lr_factor
 from benchmarks.specs import RowSpec
 from benchmarks.store import write_csv, write_json
 from benchmarks.weights import InitReport, initial_state, load_initial
@@ -108,15 +119,35 @@ class ResumeSampler(Sampler[int]):
         return max(0, len(self.sampler) - self.start)
 
 
+class StepBatchSampler(Sampler[list]):
+    """One batch per optimizer step of ``epoch`` from step ``start`` on, each of the size and clip shape
+    the schedule gives that step (multigrid): ``(index, ShapeSampling)`` pairs for ``VideoDataset``.
+
+    The indices are ``sampler``'s order for the epoch, consumed batch after batch, so every process
+    (each with its shard) takes the same steps, and a resumed epoch skips the clips already trained on
+    without decoding them."""
+
+    def __init__(self, sampler: DistributedSampler, schedule: MultigridSchedule, epoch: int, start: int = 0) -> None:
+        self.sampler, self.schedule, self.epoch, self.start = sampler, schedule, epoch, start
+
+    def _shapes(self) -> list[tuple[int, ShapeSampling]]:
+        shapes = [self.schedule.shape(self.epoch, step) for step in range(self.schedule.steps_in_epoch(self.epoch))]
+        return [(shape.batch_size, self.schedule.sampling_for(shape)) for shape in shapes]
+
+    def __iter__(self) -> Iterator[list[tuple[int, ShapeSampling]]]:
+        self.sampler.set_epoch(self.epoch)
+        order = list(self.sampler)
+        shapes = self._shapes()
+        used = sum(size for size, _ in shapes[:self.start])
+        for size, sampling in shapes[self.start:]:
+            yield [(i, sampling) for i in order[used:used + size]]
+            used += size
+
+    def __len__(self) -> int:
+        return max(0, self.schedule.steps_in_epoch(self.epoch) - self.start)
+
+
 # --------------------------------------------------------------------------- schedule, state
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR factor at optimizer step ``step``: linear warmup to 1, then cosine decay to ``min_ratio``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -194,7 +225,6 @@ class _Run:
     criterion: nn.Module
     train_data: VideoDataset
     val_data: VideoDataset | None
-    steps_per_epoch: int
     writer: SummaryWriter | None
     out: Path
     memory_format: torch.memory_format = torch.contiguous_format  # of the input clips (use_channels_last)
@@ -206,6 +236,10 @@ class _Run:
     @property
     def recipe(self) -> Recipe:
         return self.config.recipe
+
+    @property
+    def multigrid(self) -> bool:
+        return self.config.schedule == "multigrid"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.env.device.startswith("cuda") or self.recipe.amp == "none":
@@ -255,16 +289,18 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
     if channels_last:
         to_channels_last(raw_model)
     init = _initialise(raw_model, config) if checkpoint is None and config.init else None
-    per_rank = math.ceil(len(train_index) / env.world_size)
-    steps_per_epoch = math.ceil(math.ceil(per_rank / recipe.batch_size) / recipe.accumulate)
-    schedule = method.schedule(spec, recipe, steps_per_epoch)
-    optimizer, scheduler, scaler, ema = _optimization(raw_model, recipe, steps_per_epoch, env.device, schedule)
+    schedule = build_schedule(config, spec, math.ceil(len(train_index) / env.world_size))
+    if config.schedule == "multigrid":  # BatchNorm statistics over groups of clips, whatever the batch
+        convert_to_sub_batch_bn(raw_model)
+    optimizer, scheduler, scaler, ema = _optimization(raw_model, recipe, env.device, schedule)
     progress = Progress()
     if checkpoint is not None:
         raw_model.load_state_dict(checkpoint["model"])
         for part, state in ((ema, "ema"), (optimizer, "optimizer"), (scheduler, "scheduler"), (scaler, "scaler")):
             if part is not None:
                 part.load_state_dict(checkpoint[state])
+        if checkpoint.get("sub_batch_bn"):
+            load_sub_batch_bn_state(raw_model, checkpoint["sub_batch_bn"])
         progress = Progress(**checkpoint["progress"])
         if not env.is_main:  # the saved partial-epoch sums are over all processes: count them once
             progress.running = dict.fromkeys(progress.running, 0.0)
@@ -284,7 +320,7 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
             **run_record(config, spec, deviations, classes), "name": spec.name, "model": spec.model,
             "input": dataclasses.asdict(train_data.sampling), "classes": len(classes),
             "world_size": env.world_size, "global_batch": recipe.batch_size * recipe.accumulate * env.world_size,
-            "steps_per_epoch": steps_per_epoch,
+            "steps_per_epoch": schedule.steps_in_epoch(0), "schedule": schedule_record(config, schedule),
             "data": {"train": train_index.summary(), "val": val_index.summary() if val_index else None},
             **({"init_report": {"loaded": len(init.loaded), "not_initialised": len(init.not_initialised),
                                 "shape_differs": len(init.shape_differs), "unused": len(init.unused)}} if init else {}),
@@ -295,7 +331,7 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
         writer = SummaryWriter(str(out / "tb"), purge_step=progress.global_step if checkpoint else None)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     run = _Run(config, env, spec, deviations, method, schedule, model, raw_model, ema, optimizer, scheduler, scaler,
-               criterion, train_data, val_data, steps_per_epoch, writer, out,
+               criterion, train_data, val_data, writer, out,
                input_memory_format(raw_model) if channels_last else torch.contiguous_format)
     return run, progress
 
@@ -310,19 +346,15 @@ def _initialise(model: nn.Module, config: RunConfig) -> InitReport:
     return load_initial(model, state, config.init, sha256)
 
 
-def _optimization(model: nn.Module, recipe: Recipe, steps_per_epoch: int, device: str, schedule: Schedule):
-    """AdamW, the per-step warmup + cosine schedule (times the method's factor of each step), the fp16
-    GradScaler (disabled otherwise), the EMA."""
-    optimizer = torch.optim.AdamW(param_groups(model, recipe.weight_decay), lr=recipe.lr)
-    total_steps = steps_per_epoch * recipe.epochs
-    warmup_steps = min(total_steps, round(recipe.warmup_epochs * steps_per_epoch))
-    base = partial(warmup_cosine, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=recipe.min_lr_ratio)
-
-    def factor(step: int) -> float:
-        epoch, in_epoch = divmod(step, steps_per_epoch)
-        return base(step) * schedule.shape(epoch, in_epoch).lr_factor
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def _optimization(model: nn.Module, recipe: Recipe, device: str, schedule: Schedule):
+    """AdamW or SGD, the per-step lr of the recipe's policy over the schedule's steps
+    (``benchmarks.schedules.lr_factor``), the fp16 GradScaler (disabled otherwise), the EMA."""
+    groups = param_groups(model, recipe.weight_decay)
+    if recipe.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=recipe.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, recipe, schedule))
     use_cuda = device.startswith("cuda")
     if use_cuda and recipe.amp == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError("this GPU does not support bf16; use amp='fp16' (with a GradScaler) or 'none'")
@@ -341,7 +373,7 @@ def _check_same_run(saved: dict, config: RunConfig, out: Path) -> None:
 
 
 def _fit(run: _Run, progress: Progress, flag: PreemptionFlag) -> dict:
-    while progress.epoch < run.recipe.epochs:
+    while progress.epoch < run.schedule.total_epochs:
         signum = train_one_epoch(run, progress, flag)
         if signum:
             # Partial-epoch sums over all processes, so the resumed epoch reports the whole epoch.
@@ -360,16 +392,12 @@ def _fit(run: _Run, progress: Progress, flag: PreemptionFlag) -> dict:
 def train_one_epoch(run: _Run, progress: Progress, flag: PreemptionFlag) -> int:
     """Train ``progress.epoch`` from ``progress.step`` on; returns the stop signal (0 if none)."""
     recipe, env, epoch = run.recipe, run.env, progress.epoch
-    sampler = DistributedSampler(run.train_data, num_replicas=env.world_size, rank=env.rank, shuffle=True,
-                                 seed=recipe.seed)
-    micro_batches = math.ceil(len(sampler) / recipe.batch_size)
     first = progress.step * recipe.accumulate
-    loader = make_loader(run.train_data, recipe.batch_size, num_workers=run.config.num_workers,
-                         sampler=ResumeSampler(sampler, first * recipe.batch_size))
+    loader, micro_batches = _epoch_loader(run, epoch, first)
     set_epoch(loader, epoch)
     sums = progress.running or dict.fromkeys((*run.method.terms, "samples", "load_errors", "time_s"), 0.0)
     run.model.train()
-    bar = tqdm(total=run.steps_per_epoch, initial=progress.step, desc=f"epoch {epoch}", unit="step",
+    bar = tqdm(total=run.schedule.steps_in_epoch(epoch), initial=progress.step, desc=f"epoch {epoch}", unit="step",
                disable=not env.is_main, file=sys.stderr)
     started, batches = time.perf_counter(), iter(loader)
     # Micro-batch i belongs to optimizer step i // accumulate, whose micro-batches start at `group`;
@@ -379,6 +407,7 @@ def train_one_epoch(run: _Run, progress: Progress, flag: PreemptionFlag) -> int:
         group_size = min(recipe.accumulate, micro_batches - group)
         if i == group:
             _seed_step(recipe.seed, epoch, progress.step, env.rank)
+            _set_bn_splits(run, epoch, progress.step)
             had_backward = False
         videos, labels, load_errors = next(batches)
         sums["load_errors"] += load_errors
@@ -413,6 +442,32 @@ def train_one_epoch(run: _Run, progress: Progress, flag: PreemptionFlag) -> int:
     return signum
 
 
+def _epoch_loader(run: _Run, epoch: int, first: int) -> tuple[DataLoader, int]:
+    """The epoch's training micro-batches from micro-batch ``first`` on, and how many the epoch has:
+    this process's shard in the (seed, epoch) order, in batches of the recipe's size, or with multigrid
+    one batch per step at the schedule's shape."""
+    sampler = DistributedSampler(run.train_data, num_replicas=run.env.world_size, rank=run.env.rank, shuffle=True,
+                                 seed=run.recipe.seed)
+    if run.multigrid:
+        batches = StepBatchSampler(sampler, run.schedule, epoch, first)
+        loader = make_loader(run.train_data, None, num_workers=run.config.num_workers, batch_sampler=batches)
+        return loader, run.schedule.steps_in_epoch(epoch)
+    batch_size = run.recipe.batch_size
+    loader = make_loader(run.train_data, batch_size, num_workers=run.config.num_workers,
+                         sampler=ResumeSampler(sampler, first * batch_size))
+    return loader, math.ceil(len(sampler) / batch_size)
+
+
+def _set_bn_splits(run: _Run, epoch: int, step: int) -> None:
+    """Sub-batch BatchNorm groups for this step (multigrid), in the model and in its EMA copy, whose
+    buffers mirror the model's."""
+    splits = run.schedule.bn_splits(epoch, step)
+    if splits is not None:
+        set_bn_splits(run.raw_model, splits)
+        if run.ema is not None:
+            set_bn_splits(run.ema.module, splits)
+
+
 def _train_step(run: _Run, videos: torch.Tensor, labels: torch.Tensor, group_size: int) -> dict[str, float]:
     """Forward and backward of one micro-batch (the method's loss); returns its mean loss terms."""
     with run.autocast():
@@ -441,7 +496,8 @@ def _optimizer_step(run: _Run, had_backward: bool) -> None:
 def _log_step(run: _Run, progress: Progress, terms: dict[str, float] | None) -> None:
     lr = run.scheduler.get_last_lr()[0]
     loss = " ".join(f"{name} {value:.4f}" for name, value in terms.items()) if terms else "empty batch"
-    tqdm.write(f"epoch {progress.epoch} step {progress.step}/{run.steps_per_epoch} {loss} lr {lr:.3e}")
+    tqdm.write(f"epoch {progress.epoch} step {progress.step}/{run.schedule.steps_in_epoch(progress.epoch)} {loss} "
+               f"lr {lr:.3e}")
     sys.stdout.flush()
     if run.writer is not None and terms:
         for name, value in terms.items():
@@ -490,7 +546,7 @@ def _end_epoch(run: _Run, progress: Progress) -> None:
     if improved:
         progress.best_top1, progress.best_epoch = score, row["epoch"]
     if run.env.is_main:
-        state = _checkpoint_state(run, progress, complete=progress.epoch == run.recipe.epochs)
+        state = _checkpoint_state(run, progress, complete=progress.epoch == run.schedule.total_epochs)
         save_checkpoint(run.out / LAST, state)
         if improved:
             save_checkpoint(run.out / BEST, state)
@@ -517,6 +573,7 @@ def _checkpoint_state(run: _Run, progress: Progress, complete: bool) -> dict:
         "scheduler": run.scheduler.state_dict(),
         "scaler": run.scaler.state_dict(),
         "progress": dataclasses.asdict(progress),
+        "sub_batch_bn": sub_batch_bn_state(run.raw_model) if run.multigrid else None,
         **run_record(run.config, run.spec, run.deviations, run.train_data.index.classes),
         "complete": complete,
     }

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from benchmarks.data import Sampling
-from benchmarks.methods import StepShape
 from benchmarks.multigrid import (
     LongCyclePhase,
     MultigridConfig,
@@ -37,6 +36,7 @@ from benchmarks.multigrid import (
     set_bn_splits,
     steps_with_relative_lrs,
 )
+from benchmarks.schedules import StepShape
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

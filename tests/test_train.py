@@ -33,9 +33,10 @@ from benchmarks.runs import (
     to_channels_last,
     use_channels_last,
 )
+from benchmarks.schedules import warmup_cosine
 from benchmarks.specs import build_model
 from benchmarks.store import RUN_FIELDS, Store
-from benchmarks.train import ResumeSampler, train, warmup_cosine
+from benchmarks.train import ResumeSampler, train
 
 # Tiny stream MoViNet-A0 with its GRW head (row 1); dropout and stochastic depth on, so resuming
 # must also reproduce the model's randomness.

@@ -17,6 +17,11 @@ Multi-GPU: launch with ``torchrun``. Several rows: ``--row 1,6`` trains each in 
 resumed after the time-limit signal (``benchmarks.slurm_tasks``). A row whose ``OUT`` holds a
 finished run with the same settings is skipped unless ``--refresh``.
 
+``--schedule multigrid`` trains with multigrid (seed 003; ``benchmarks.multigrid``): long and short
+cycles of mini-batch shapes, sub-batch BatchNorm, PySlowFast's lr policy with ``--optimizer sgd
+--lr-policy steps --lr-steps ...``; with AdamW or the cosine it runs and records the deviation in
+``OUT/config.json`` (``schedule``). It resumes mid-cycle exactly, under SLURM as well.
+
 ``--init NAME|FILE`` starts a fresh run from public weights (``benchmarks.weights``; e.g. ImageNet
 MobileNetV3 for rows 3/4/10/11, a Kinetics-600 MoViNet backbone under a GRW head) or from a suite
 checkpoint: every tensor whose name and shape match is loaded, the rest is listed (``OUT/init.json``);
@@ -37,12 +42,16 @@ from benchmarks.methods import METHODS
 from benchmarks.runs import (
     AMP_MODES,
     CHANNELS_LAST_MODES,
+    MULTIGRID_CYCLES,
+    OPTIMIZERS,
     RESUMABLE_CHANGES,
+    SCHEDULES,
     Recipe,
     RunConfig,
     parse_row_list,
     resolve_spec,
 )
+from benchmarks.schedules import LR_POLICIES
 from benchmarks.slurm_tasks import TrainingStopped, TrainTask, preemptible
 from benchmarks.specs import AUTHORS_RECIPE, SUITE_CHOICE, GrwSettings
 from benchmarks.weights import WeightsError, catalogue, resolve_init
@@ -90,6 +99,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="; ".join(part for part in (text, shown) if part) or None)
     group.add_argument("--amp", choices=AMP_MODES, default=default(Recipe, "amp"),
                        help="mixed precision on CUDA (default: %(default)s)")
+    group.add_argument("--optimizer", choices=OPTIMIZERS, default=default(Recipe, "optimizer"),
+                       help="adamw, or sgd (momentum 0.9, Nesterov: PySlowFast's, which multigrid was defined with) "
+                            "(default: %(default)s)")
+    group.add_argument("--lr-policy", choices=LR_POLICIES, default=default(Recipe, "lr_policy"),
+                       help="cosine decay to lr x min-lr-ratio, or steps: lr x lr-gamma at each of --lr-steps "
+                            "(both after the linear warm-up) (default: %(default)s)")
+    group.add_argument("--lr-steps", type=epoch_list, default=default(Recipe, "lr_steps"), metavar="E1,E2,...",
+                       help="epochs at which --lr-policy steps decays the lr")
+    group.add_argument("--lr-gamma", type=float, default=default(Recipe, "lr_gamma"),
+                       help="lr decay per step of --lr-policy steps (default: %(default)s)")
+    group = parser.add_argument_group("schedule (benchmarks.schedules, benchmarks.multigrid)")
+    group.add_argument("--schedule", choices=SCHEDULES, default=default(RunConfig, "schedule"),
+                       help="standard: every step at the row's input and --batch-size; multigrid (seed 003): "
+                            "mini-batch shapes that cycle over fewer frames and smaller sides with larger batches "
+                            "and lr, sub-batch BatchNorm over 8 clips, as PySlowFast (default: %(default)s)")
+    group.add_argument("--multigrid", choices=tuple(MULTIGRID_CYCLES), default=default(RunConfig, "multigrid"),
+                       metavar="long,short|long|short",
+                       help="multigrid's cycles (default: %(default)s)")
+    group.add_argument("--multigrid-epoch-factor", type=float, default=default(RunConfig, "multigrid_epoch_factor"),
+                       help="multigrid trains this many times --epochs, in fewer steps (default: %(default)s, "
+                            "PySlowFast's)")
     group = parser.add_argument_group("execution")
     group.add_argument("--no-val", dest="validate", action="store_false", help="skip per-epoch validation")
     group.add_argument("--num-workers", type=int, default=default(RunConfig, "num_workers"),
@@ -112,6 +142,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # plus the EMA decay, which their code leaves open inside its "ema" entry.
 SUITE_CHOSEN_OPTIONS = {"lr": "--lr", "weight_decay": "--weight-decay", "epochs": "--epochs",
                         "batch_size": "--batch-size", "ema_decay": "--ema-decay", "grw_weight": "--grw-weight"}
+
+
+def epoch_list(text: str) -> tuple[int, ...]:
+    """``"8,12"`` -> (8, 12)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated epochs such as 8,12, got {text!r}") from None
 
 
 def authors_recipe_epilog(parser: argparse.ArgumentParser) -> str:
