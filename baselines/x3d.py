@@ -28,11 +28,14 @@ checkpoints :func:`baselines.from_pytorchvideo` converts.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import Conv3dNormActivation, StochasticDepth
+
+from baselines.slimmable import conv_channels, make_slimmable
 
 
 @dataclass(frozen=True)
@@ -230,8 +233,29 @@ class X3D(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def x3d(variant: str, num_classes: int = 600, dropout: float = 0.5, stochastic_depth: float = 0.0) -> X3D:
-    """X3D-XS, -S, -M or -L (``variant`` "xs", "s", "m", "l"), randomly initialised."""
+def x3d(variant: str, num_classes: int = 600, dropout: float = 0.5, stochastic_depth: float = 0.0,
+        adaptive: bool = False) -> X3D:
+    """X3D-XS, -S, -M or -L (``variant`` "xs", "s", "m", "l"), randomly initialised. ``adaptive``: with
+    slimmable layers (A3D, ``baselines.slimmable``): the same weights and, at full width, the same
+    outputs; :func:`width_channels` gives the layers' active channels at a narrower width."""
     if variant not in X3D_CONFIGS:
         raise ValueError(f"unknown X3D variant {variant!r}; expected one of {list(X3D_CONFIGS)}")
-    return X3D(X3D_CONFIGS[variant], num_classes, dropout, stochastic_depth)
+    model = X3D(X3D_CONFIGS[variant], num_classes, dropout, stochastic_depth)
+    return make_slimmable(model) if adaptive else model
+
+
+def scaled_config(config: X3DConfig, width: float) -> X3DConfig:
+    """``config`` with the stem and stage widths times ``width`` (rounded; the bottleneck, SE and
+    ``conv5`` widths follow from them as in any X3D; the classifier's 2048 stays)."""
+    if not 0 < width <= 1:
+        raise ValueError(f"width must be in (0, 1], got {width}")
+    return replace(config, stem_width=max(1, round(config.stem_width * width)),
+                   stage_widths=tuple(max(1, round(w * width)) for w in config.stage_widths))
+
+
+@cache
+def width_channels(config: X3DConfig, width: float) -> dict[str, int]:
+    """Output channels of every convolution of an X3D of ``config`` built at ``width``, by module name:
+    what each slimmable layer of the full network keeps in that configuration."""
+    with torch.device("meta"):
+        return conv_channels(X3D(scaled_config(config, width), num_classes=1))

@@ -15,10 +15,10 @@ evaluation call only this interface, so a method is added by writing a class, no
   puts the model in one; ``predict`` returns the logits and, per video, any measured extras (VA-RED2:
   the GFLOPs its gates chose).
 
-Only ``standard`` is implemented here; A3D (seed 002) and VA-RED2 (seed 004) plug in through the same
-methods. How the steps are laid out (plain or multigrid, seed 003: shapes, batch sizes, steps per epoch,
-lr) is not a method but the run's schedule (``RunConfig.schedule``, ``benchmarks.schedules``), so it
-combines with any method.
+``standard`` and ``a3d`` (seed 002, ``benchmarks.a3d``) are implemented; VA-RED2 (seed 004) plugs in
+through the same interface. How the steps are laid out (plain or multigrid, seed 003: shapes, batch
+sizes, steps per epoch, lr) is not a method but the run's schedule (``RunConfig.schedule``,
+``benchmarks.schedules``), so it combines with any method.
 """
 
 from __future__ import annotations
@@ -31,8 +31,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from baselines.slimmable import make_slimmable
+from benchmarks.a3d import A3D_RANGES, a3d_loss, x3d_of
+
 if TYPE_CHECKING:
+    from benchmarks.runs import RunConfig
     from benchmarks.specs import RowSpec
+
+DEFAULT_A3D_RANGE = "[0.016,1]"
 
 
 def logits_of(output: Tensor | tuple[Tensor, dict]) -> Tensor:
@@ -45,6 +51,9 @@ class Method:
 
     name = "standard"
     terms: tuple[str, ...] = ("loss", "ce", "grw")  # what ``loss`` reports, logged per step and epoch
+
+    def __init__(self, run: RunConfig | None = None) -> None:
+        """``run``: the run's configuration, for methods with options of their own."""
 
     def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
         return model
@@ -75,10 +84,36 @@ class Method:
         return logits_of(model(videos)), {}
 
 
-METHODS: dict[str, type[Method]] = {"standard": Method}
+class A3DMethod(Method):
+    """A3D (seed 002, ``benchmarks.a3d``): the X3D made slimmable, trained with the full network and two
+    sampled sub-networks per step (CE + the distillation of Eq. 3). Evaluated as trained at the full
+    configuration; every other configuration is evaluated by the sweep (``benchmarks.a3d_sweep``),
+    which recomputes BatchNorm statistics per configuration."""
+
+    name = "a3d"
+    terms = ("loss", "ce", "distill")
+
+    def __init__(self, run: RunConfig | None = None) -> None:
+        self.range = A3D_RANGES[run.a3d_range if run is not None else DEFAULT_A3D_RANGE]
+
+    def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
+        try:
+            make_slimmable(x3d_of(model))
+        except ValueError as error:
+            raise ValueError(f"--method a3d needs an X3D row; row {spec.row} ({spec.name}) is {spec.model}") from error
+        return model
+
+    def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
+             criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
+        loss, terms, _ = a3d_loss(model, videos, labels, criterion, self.range, logits_of)
+        return loss, terms
 
 
-def get_method(name: str) -> Method:
+METHODS: dict[str, type[Method]] = {"standard": Method, "a3d": A3DMethod}
+
+
+def get_method(name: str, run: RunConfig | None = None) -> Method:
+    """The method ``name``; ``run`` gives it the run's options (A3D's range)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; implemented: {', '.join(METHODS)}")
-    return METHODS[name]()
+    return METHODS[name](run)

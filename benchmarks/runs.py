@@ -25,9 +25,10 @@ import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
+from benchmarks.a3d import A3D_RANGES
 from benchmarks.checkpoint import load_checkpoint, model_weights
 from benchmarks.data import Sampling
-from benchmarks.methods import METHODS, get_method
+from benchmarks.methods import DEFAULT_A3D_RANGE, METHODS, get_method
 from benchmarks.multigrid import MultigridConfig, MultigridSchedule
 from benchmarks.schedules import LR_POLICIES, ConstantSchedule, Schedule, StepShape, recipe_policy
 from benchmarks.specs import GrwSettings, RowSpec, build_model, get_spec, parse_rows
@@ -142,6 +143,7 @@ class RunConfig:
     schedule: str = "standard"  # or "multigrid" (seed 003; benchmarks.multigrid)
     multigrid: str = "long,short"  # multigrid's cycles: "long,short", "long" or "short"
     multigrid_epoch_factor: float = 1.5  # multigrid trains this many times the recipe's epochs (PySlowFast: 1.5)
+    a3d_range: str = DEFAULT_A3D_RANGE  # --method a3d: the computation range (benchmarks.a3d.A3D_RANGES)
 
     def __post_init__(self) -> None:
         self.row = get_spec(self.row).row  # "1", 1 and "MoViNet-A0-S-GRW" are the same run
@@ -149,6 +151,8 @@ class RunConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.multigrid not in MULTIGRID_CYCLES:
             raise ValueError(f"multigrid cycles must be one of {tuple(MULTIGRID_CYCLES)}, got {self.multigrid!r}")
+        if self.a3d_range not in A3D_RANGES:
+            raise ValueError(f"a3d_range must be one of {tuple(A3D_RANGES)}, got {self.a3d_range!r}")
         if not self.multigrid_epoch_factor > 0:
             raise ValueError(f"multigrid_epoch_factor must be > 0, got {self.multigrid_epoch_factor}")
         if self.schedule == "multigrid" and self.recipe.accumulate != 1:

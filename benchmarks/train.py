@@ -283,7 +283,7 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
         val_index = build_index(config, "val", env, classes=classes)
 
     torch.manual_seed(recipe.seed)
-    method = get_method(config.method)
+    method = get_method(config.method, config)
     raw_model = build_run_model(spec, len(classes), recipe, config.method).to(env.device)
     channels_last = use_channels_last(raw_model, env.device, config.channels_last)
     if channels_last:

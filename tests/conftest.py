@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import airplanes
 from benchmarks.paths import REPO_ROOT
 from benchmarks.toydata import ToyDataset, write_motion_dataset
 
@@ -39,6 +40,12 @@ def tiny_kinetics(tmp_path_factory: pytest.TempPathFactory) -> ToyDataset:
     (``shutil.copytree``) before changing any file in it.
     """
     return write_motion_dataset(tmp_path_factory.mktemp("tiny_kinetics"))
+
+
+@pytest.fixture(scope="session")
+def planes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 training, 6 val and 6 test airplanes of 8 frames at 32 px (a few seconds to render), once per session."""
+    return airplanes.generate(tmp_path_factory.mktemp("planes"), 64, 6, 6, frames=8, size=32, fps=8)
 
 
 # ---------------------------------------------------------------------------- the SLURM cluster

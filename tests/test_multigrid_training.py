@@ -20,7 +20,6 @@ import torch
 from torch.utils.data import DistributedSampler
 
 import benchmarks.train as training
-from benchmarks import airplanes
 from benchmarks.checkpoint import LAST, load_checkpoint
 from benchmarks.data import Sampling, VideoDataset, VideoIndex
 from benchmarks.methods import logits_of
@@ -32,13 +31,7 @@ from benchmarks.train import StepBatchSampler, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-VIDEOS = 64  # training videos; default shape 8 frames x 32 px, 2 clips per step
-
-
-@pytest.fixture(scope="module")
-def planes(tmp_path_factory) -> Path:
-    """64 training airplanes of 8 frames at 32 px (a few seconds to render)."""
-    return airplanes.generate(tmp_path_factory.mktemp("planes"), VIDEOS, 6, 6, frames=8, size=32, fps=8)
+VIDEOS = 64  # training videos of the `planes` fixture (conftest); default shape 8 x 32 px, 2 clips per step
 
 
 def config(data: Path, out: Path, row: int = 5, **changes) -> RunConfig:

@@ -15,6 +15,11 @@ as ``weights_source`` (name, URL, source sha256, converter), labelled "public we
 ``--protocol authors`` (GRW rows 1, 6, 12, 15 only) evaluates as the GRW authors' scripts do
 (``benchmarks.protocols``): every N-frame clip of every video is one sample, square resize, top-1
 over clips; the run records ``protocol``.
+
+A3D checkpoints (``train --method a3d``): ``--sweep`` evaluates every configuration of the run's range
+with BatchNorm recalibrated per configuration and stores the configuration-budget table
+(``benchmarks.a3d_sweep``); ``--config WxSxT`` evaluates one configuration, ``--budget GFLOPS`` the one
+the stored sweep chose for that budget.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tabulate import tabulate
+
+from benchmarks.a3d import Configuration
+from benchmarks.a3d_sweep import select, sweep
 from benchmarks.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from benchmarks.cli import UsageError, default, from_args
 from benchmarks.commands.train import check_data
@@ -31,7 +40,7 @@ from benchmarks.protocols import OVERRIDABLE, PROTOCOLS, authors_protocol
 from benchmarks.runs import parse_row_list
 from benchmarks.slurm_tasks import EvalTask
 from benchmarks.specs import AUTHORS_EVALUATION
-from benchmarks.store import Store
+from benchmarks.store import Store, read_json
 from benchmarks.weights import WeightsError, cache_dir, cached_file, check_classes, download, import_checkpoint
 
 AUTHORS_ROWS = ", ".join(map(str, sorted(AUTHORS_EVALUATION)))
@@ -80,6 +89,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
     parser.add_argument("--refresh", action="store_true",
                         help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
+    group = parser.add_argument_group("A3D checkpoints (train --method a3d; benchmarks.a3d_sweep; run here)")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--sweep", action="store_true",
+                        help="every width x side x frames configuration of the run's range, BatchNorm recalibrated "
+                             "per configuration, on the val and test splits; stores the configuration-budget table "
+                             "(chosen on val) in runs/a3d/")
+    choice.add_argument("--config", dest="a3d_config", metavar="WxSxT",
+                        help="one configuration, e.g. 0.5x0.71x0.25 (gamma_w x gamma_s x gamma_t), on --split")
+    choice.add_argument("--budget", type=float, metavar="GFLOPS",
+                        help="the configuration the latest stored sweep of this checkpoint chose for this many "
+                             "GFLOPs per clip, evaluated on --split")
+    group.add_argument("--calibration-videos", type=int, default=200,
+                       help="training videos the BatchNorm statistics of a configuration are recomputed on "
+                            "(default: %(default)s)")
     add_launch_arguments(parser)
 
 
@@ -170,9 +193,50 @@ def print_run(name: str, record: dict) -> None:
           f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({counts})  wrote {record['path']}")
 
 
+def a3d_main(args: argparse.Namespace, config: EvalConfig) -> int:
+    """``--sweep``, ``--config`` or ``--budget`` for one A3D checkpoint."""
+    if args.launch != "none":
+        raise UsageError("--sweep/--config/--budget run here; drop --launch")
+    try:
+        if args.sweep:
+            record = sweep(config.checkpoint, config.data, args.store, calibration_videos=args.calibration_videos,
+                           batch_size=config.batch_size)
+        else:
+            configuration = (Configuration.parse(args.a3d_config) if args.a3d_config
+                             else stored_choice(config.checkpoint, args.budget, args.store))
+            record = sweep(config.checkpoint, config.data, args.store, configurations=[configuration],
+                           splits=(config.split,), calibration_videos=args.calibration_videos,
+                           batch_size=config.batch_size)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    print(tabulate([{key: row[key] for key in ("configuration", "frames", "side", "gflops", "params",
+                                                *(k for k in row if k.endswith("_top1")))}
+                    for row in (record["budget_table"] if args.sweep else record["configurations"])],
+                   headers="keys", tablefmt="github", floatfmt=".4g"))
+    print(f"wrote {record['path']}")
+    return 0
+
+
+def stored_choice(checkpoint: str, budget: float, store: Store) -> Configuration:
+    """The configuration the latest stored sweep of ``checkpoint`` (same sha256) chose for ``budget``."""
+    sha256 = file_sha256(checkpoint)
+    sweeps = sorted((read_json(path) for path in (store.runs / "a3d").glob("a3d-sweep-*.json")),
+                    key=lambda record: record["date"])
+    mine = [record for record in sweeps if record["checkpoint_sha256"] == sha256 and record.get("budget_table")
+            and len(record["configurations"]) > 1]
+    if not mine:
+        raise ValueError(f"no stored sweep of {checkpoint}: run eval --sweep first")
+    row = select(mine[-1]["budget_table"], budget)
+    return Configuration(row["width"], row["spatial"], row["temporal"])
+
+
 def main(args: argparse.Namespace) -> int:
     check_launch_arguments(args)
     configs = configs_from_args(args)
+    if args.sweep or args.a3d_config or args.budget is not None:
+        if len(configs) != 1:
+            raise UsageError("--sweep/--config/--budget take one row and checkpoint")
+        return a3d_main(args, configs[0])
     options = options_from_args(args)
     stored = {config.row: None if args.refresh else stored_run(config, args.store) for config in configs}
     todo = [config for config in configs if stored[config.row] is None]

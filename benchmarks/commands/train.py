@@ -4,7 +4,8 @@ The row's spec gives the model, its GRW settings and its input (frames, fps, res
 normalisation); ``--frames/--res/--fps`` override the input for small experiments and are recorded
 as deviations. GRW: MoViNet GRW rows train their head with the GRW loss (``--no-grw`` keeps the head
 and drops the loss); MobileNetV3/TSM rows get intermediate GRW taps with ``--grw``. ``--method``
-chooses the training method (``benchmarks.methods``; ``standard`` only, for now).
+chooses the training method (``benchmarks.methods``: ``standard``, or ``a3d`` for an X3D row: A3D,
+seed 002, one adaptive network over width x side x frames, ``--a3d-range``).
 
 Outputs in ``OUT/``: ``config.json``, ``classes.json``, ``metrics.csv`` (one row per epoch: train
 loss terms, val top-1 of the raw and the EMA weights, lr, time, skipped videos), ``tb/``
@@ -35,6 +36,7 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks.a3d import A3D_RANGES
 from benchmarks.checkpoint import LAST, CheckpointError, load_checkpoint
 from benchmarks.cli import UsageError, default, from_args
 from benchmarks.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
@@ -76,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from public weights (a `weights list` name, from the weights cache) or a suite "
                         "checkpoint; tensors whose shape differs (another class count) and modules the weights lack "
                         "(a GRW head) stay random and are listed in OUT/init.json")
+    parser.add_argument("--a3d-range", choices=tuple(A3D_RANGES), default=default(RunConfig, "a3d_range"),
+                        help="--method a3d: the paper's computation range; [0.016,1]: width ~ U[0.5, 1], side x "
+                             "{0.57, 0.71, 0.86, 1}, frames x {0.25, 0.5, 0.75, 1}; [0.06,1]: U[0.63, 1], "
+                             "{0.63, 0.8, 1}, {0.4, 0.63, 1} (default: %(default)s)")
     group = parser.add_argument_group("input and GRW (default: the row's spec; recorded as deviations)")
     group.add_argument("--frames", type=int)
     group.add_argument("--res", type=int)

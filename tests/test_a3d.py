@@ -1,0 +1,223 @@
+"""A3D (seed 002): slimmable X3D layers that compute on weight slices, the training step of Eq. 3, BN
+recalibration, the configuration-budget table, and the train/eval commands end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import baselines
+from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recalibrate_batchnorm
+from baselines.x3d import X3D, scaled_config, width_channels
+from benchmarks.a3d import (
+    A3D_RANGES,
+    FULL,
+    Configuration,
+    a3d_loss,
+    configured,
+    grid,
+    sample_subnetworks,
+    scale_clip,
+)
+from benchmarks.a3d_sweep import budget_table, select, sweep
+from benchmarks.checkpoint import LAST
+from benchmarks.measure import count_gflops
+from benchmarks.methods import logits_of
+from benchmarks.run import main as run_main
+from benchmarks.runs import Recipe, RunConfig
+from benchmarks.store import Store
+from benchmarks.train import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def adaptive_and_plain(seed: int = 0) -> tuple[X3D, X3D]:
+    torch.manual_seed(seed)
+    adaptive = baselines.build("x3d_xs", num_classes=3, adaptive=True)
+    plain = baselines.build("x3d_xs", num_classes=3)
+    plain.load_state_dict(adaptive.state_dict())
+    return adaptive, plain
+
+
+def with_live_residuals(model: nn.Module) -> nn.Module:
+    """X3D starts every block as its shortcut (last BN weight 0); give every BN a non-zero weight so
+    that gradients reach every layer."""
+    torch.manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm3d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+    return model
+
+
+# --------------------------------------------------------------------------- slimmable X3D
+
+
+def test_full_configuration_is_plain_x3d():
+    adaptive, plain = adaptive_and_plain()
+    assert adaptive.state_dict().keys() == plain.state_dict().keys()
+    assert any(isinstance(m, SlimmableConv3d) for m in adaptive.modules())
+    clip = torch.randn(2, 3, 4, 32, 32)
+    adaptive.eval(), plain.eval()
+    assert torch.equal(adaptive(clip), plain(clip))
+    adaptive.train(), plain.train()
+    torch.manual_seed(3)
+    out = adaptive(clip)
+    torch.manual_seed(3)
+    assert torch.equal(out, plain(clip))  # training mode too: batch statistics, dropout
+
+
+@pytest.mark.parametrize("width", [0.5, 0.7])
+def test_a_sliced_configuration_counts_the_flops_of_a_narrow_x3d(width):
+    adaptive, _ = adaptive_and_plain()
+    narrow = X3D(scaled_config(adaptive.config, width), num_classes=3)
+    shape = (1, 3, 4, 32, 32)
+    with configured(adaptive, Configuration(width)):
+        sliced = count_gflops(adaptive, shape)
+    assert sliced == pytest.approx(count_gflops(narrow, shape), rel=1e-9)
+    assert sliced < 0.6 * count_gflops(adaptive, shape)  # fewer multiply-adds, not masked ones
+
+
+def test_half_width_leaves_the_unused_channels_without_gradient():
+    adaptive = with_live_residuals(adaptive_and_plain()[0])
+    channels = width_channels(adaptive.config, 0.5)
+    inputs = {}  # input channels each convolution really received
+    for name, module in adaptive.named_modules():
+        if isinstance(module, SlimmableConv3d):
+            module.register_forward_pre_hook(lambda m, args, name=name: inputs.__setitem__(name, args[0].shape[1]))
+    with configured(adaptive, Configuration(0.5)):
+        logits = adaptive(torch.randn(2, 3, 4, 32, 32))
+    nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    narrower = 0
+    for name, module in adaptive.named_modules():
+        if isinstance(module, SlimmableConv3d):
+            used, grad = channels[name], module.weight.grad
+            assert grad[:used].abs().max() > 0, name
+            if used < module.out_channels:  # (an SE squeeze rounds up to 8 and may keep all its channels)
+                assert grad[used:].abs().max() == 0, name
+                narrower += 1
+            if module.groups == 1 and inputs[name] < module.in_channels:
+                assert grad[:, inputs[name]:].abs().max() == 0, name
+    assert narrower > 50
+    lin5 = adaptive.classifier.lin5.weight.grad
+    assert lin5[:, channels["conv5.0"]:].abs().max() == 0 and lin5[:, :channels["conv5.0"]].abs().max() > 0
+
+
+def test_recalibration_gives_the_calibration_batch_statistics():
+    bn = SlimmableBatchNorm3d(8).eval()
+    batch = torch.randn(6, 5, 2, 3, 3) * 2 + 1  # 5 of the 8 channels: a narrower configuration
+    used = recalibrate_batchnorm(bn, [batch], bn)
+    assert used == 1 and not bn.training and bn.momentum == 0.1
+    flat = batch.transpose(0, 1).reshape(5, -1)
+    assert torch.allclose(bn.running_mean[:5], flat.mean(1), atol=1e-6)
+    assert torch.allclose(bn.running_var[:5], flat.var(1, unbiased=True), atol=1e-5)
+    assert torch.equal(bn.running_mean[5:], torch.zeros(3))  # the unused channels: reset, untouched
+
+
+# --------------------------------------------------------------------------- training step
+
+
+def test_every_step_trains_the_full_and_the_smallest_network():
+    a3d_range = A3D_RANGES["[0.016,1]"]
+    model = with_live_residuals(baselines.build("x3d_xs", num_classes=3, adaptive=True))
+    widths_seen = []
+    conv5 = model.conv5[0]
+    conv5.register_forward_hook(lambda module, args, out: widths_seen.append(out.shape[1]))
+    videos, labels = torch.randn(2, 3, 8, 32, 32), torch.tensor([0, 2])
+    for step in range(3):
+        torch.manual_seed(step)
+        widths_seen.clear()
+        loss, terms, trained = a3d_loss(model, videos, labels, nn.CrossEntropyLoss(), a3d_range, logits_of)
+        assert trained[0] == FULL and trained[2].width == a3d_range.width_min
+        assert a3d_range.width_min <= trained[1].width <= 1
+        assert {c.spatial for c in trained[1:]} <= set(a3d_range.spatial)
+        assert {c.temporal for c in trained[1:]} <= set(a3d_range.temporal)
+        assert widths_seen[0] == conv5.out_channels and widths_seen[2] == width_channels(model.config, 0.5)["conv5.0"]
+        assert terms["loss"] == pytest.approx(terms["ce"] + terms["distill"]) and terms["distill"] >= 0
+        assert loss.requires_grad
+    torch.manual_seed(0)
+    again = sample_subnetworks(a3d_range)
+    torch.manual_seed(0)
+    assert sample_subnetworks(a3d_range) == again  # the loop's per-step seed makes resuming exact
+
+
+def test_scaled_clips_and_configuration_names():
+    clip = torch.arange(8.0).view(1, 1, 8, 1, 1).expand(1, 3, 8, 32, 32)
+    small = scale_clip(clip, Configuration(1.0, 0.57, 0.25))
+    assert small.shape == (1, 3, 2, 18, 18)
+    assert small[0, 0, :, 0, 0].tolist() == [0.0, 7.0]  # evenly spaced over the clip: first and last
+    assert Configuration.parse("0.5x0.71x0.25") == Configuration(0.5, 0.71, 0.25)
+    assert Configuration(0.5, 0.71, 0.25).name == "0.5x0.71x0.25"
+    assert len(grid(A3D_RANGES["[0.016,1]"])) == 96  # the paper's 6 x 4 x 4
+    with pytest.raises(ValueError, match="WIDTHxSPATIALxTEMPORAL"):
+        Configuration.parse("half")
+    with pytest.raises(ValueError, match="gamma_w"):
+        Configuration(1.5)
+
+
+def test_budget_table_keeps_the_best_configuration_within_each_budget():
+    rows = [{"gflops": g, "val_top1": v, "configuration": str(i)}
+            for i, (g, v) in enumerate([(1.0, 40), (0.5, 45), (2.0, 44), (3.0, 60), (0.2, 30), (0.5, 35), (4, 59)])]
+    table = budget_table(rows)
+    assert [(row["gflops"], row["val_top1"]) for row in table] == [(0.2, 30), (0.5, 45), (3.0, 60)]
+    assert all(a["gflops"] < b["gflops"] and a["val_top1"] < b["val_top1"] for a, b in zip(table, table[1:]))
+    assert select(table, 2.5)["val_top1"] == 45 and select(table, 10)["gflops"] == 3.0
+    with pytest.raises(ValueError, match="cheapest"):
+        select(table, 0.1)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def a3d_config(data: Path, out: Path, **changes) -> RunConfig:
+    return RunConfig(**{**dict(row=5, data=str(data), out=str(out), method="a3d", frames=8, res=32, fps=8,
+                               recipe=Recipe(epochs=1, batch_size=4, lr=1e-3, ema_decay=0.0), validate=False,
+                               num_workers=0, log_every=1000), **changes})
+
+
+@pytest.fixture(scope="module")
+def a3d_run(planes, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("a3d_run")
+    torch.set_num_threads(1)
+    return out, train(a3d_config(planes, out))
+
+
+def test_train_a3d_logs_its_terms_and_refuses_other_families(a3d_run, planes, tmp_path):
+    _, summary = a3d_run
+    assert summary["status"] == "completed"
+    assert summary["history"][0]["train_distill"] > 0
+    assert summary["history"][0]["train_loss"] == pytest.approx(
+        summary["history"][0]["train_ce"] + summary["history"][0]["train_distill"])
+    with pytest.raises(ValueError, match="X3D row"):
+        train(a3d_config(planes, tmp_path / "mobilenet", row=3))
+
+
+def test_eval_one_configuration_and_a_budget_needs_a_sweep(a3d_run, planes, tmp_path):
+    out, _ = a3d_run
+    results = tmp_path / "results"
+    args = ["eval", "--row", "5", "--checkpoint", str(out / LAST), "--data", str(planes), "--results", str(results),
+            "--num-workers", "0", "--calibration-videos", "16"]
+    assert run_main([*args, "--config", "0.5x0.71x0.5", "--split", "test"]) == 0
+    (single,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
+    (row,) = json.loads(single.read_text())["configurations"]
+    assert (row["width"], row["frames"], row["side"]) == (0.5, 4, 23) and 0 <= row["test_top1"] <= 100
+    assert row["params"] < 0.4 * sum(p.numel() for p in baselines.build("x3d_xs", num_classes=3).parameters())
+    assert run_main([*args, "--budget", "0.01"]) == 2  # no sweep of this checkpoint is stored yet
+
+
+def test_sweep_stores_a_monotone_budget_table(a3d_run, planes, tmp_path):
+    out, _ = a3d_run
+    configurations = [Configuration.parse(text) for text in ("0.5x0.57x0.5", "1x0.57x0.5", "0.5x1x1", "1x1x1")]
+    record = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                   calibration_videos=16)
+    assert len(record["configurations"]) == 4 and record["videos"] == {"val": 6, "test": 6}
+    gflops = {row["configuration"]: row["gflops"] for row in record["configurations"]}
+    assert gflops["0.5x0.57x0.5"] < gflops["1x0.57x0.5"] < gflops["1x1x1"]
+    assert gflops["0.5x1x1"] < gflops["1x1x1"]
+    table = record["budget_table"]
+    assert table[0]["configuration"] == "0.5x0.57x0.5"  # the cheapest is always the best within its budget
+    assert all(a["gflops"] < b["gflops"] and a["val_top1"] < b["val_top1"] for a, b in zip(table, table[1:]))
+    assert Path(record["path"]).is_file()
