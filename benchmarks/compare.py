@@ -5,7 +5,8 @@ fails unless its spec documents a known deviation, which is printed with its rea
 a reproduced Kinetics-600 run against the published top-1 (runs on other datasets are not compared),
 with the weights the run evaluated (a public checkpoint's catalogue name, ``eval --weights NAME``, or
 "trained here"), labelled with the run's protocol: per video (the suite's) or per clip (the GRW
-authors', whose evaluation the published GRW numbers come from).
+authors', whose evaluation the published GRW numbers come from). Then, for reference only, the
+published Kinetics-400 points of A3D and VA-RED2 (``benchmarks.kinetics400``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import pandas as pd
 from tabulate import tabulate
 
-from benchmarks import report
+from benchmarks import kinetics400, report
 from benchmarks.cli import UsageError
 from benchmarks.specs import get_spec, parse_rows
 
@@ -80,4 +81,8 @@ def main(args: argparse.Namespace) -> int:
     if notes:
         print("\nKnown deviations (measured, reported as they are):\n" + "\n".join(f"- {note}" for note in notes))
     print(f"{failures} row(s) out of tolerance" if failures else "all compared rows within tolerance or documented")
+    print("\nOther efficiency methods, published on Kinetics-400 (not Kinetics-600; never in Table 1; "
+          f"figure: {kinetics400.FIGURE}):")
+    print(tabulate(kinetics400.table(kinetics400.published_points()), headers="keys", tablefmt="github",
+                   showindex=False, disable_numparse=True))
     return 1 if failures else 0
