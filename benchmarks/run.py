@@ -29,6 +29,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("benchmarks.commands.weights", "public checkpoints: list, download (resumable, sha256), import"),
     "multigrid": ("benchmarks.multigrid_study",
                   "standard vs multigrid training on the synthetic airplanes (CPU): wall-clock, GFLOPs, top-1"),
+    "a3d-cost": ("benchmarks.a3d_cost", "A3D on an X3D row: GFLOPs and params of every configuration, memory, "
+                 "training step vs plain X3D"),
     "warmup": ("benchmarks.warmup", "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }
 

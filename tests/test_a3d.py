@@ -221,3 +221,18 @@ def test_sweep_stores_a_monotone_budget_table(a3d_run, planes, tmp_path):
     assert table[0]["configuration"] == "0.5x0.57x0.5"  # the cheapest is always the best within its budget
     assert all(a["gflops"] < b["gflops"] and a["val_top1"] < b["val_top1"] for a, b in zip(table, table[1:]))
     assert Path(record["path"]).is_file()
+
+
+def test_costs_follow_the_configurations_and_a3d_steps_cost_more(tmp_path):
+    from benchmarks.a3d_cost import configuration_costs, training_costs
+
+    model = baselines.build("x3d_xs", num_classes=3, adaptive=True).eval()
+    configurations = [Configuration(), Configuration(0.5, 0.57, 0.25), Configuration(0.5, 1.0, 1.0)]
+    table = configuration_costs(model, configurations, frames=8, side=32, num_classes=3).set_index("configuration")
+    assert table.loc["1x1x1", "ratio"] == 1.0
+    assert table.loc["0.5x0.57x0.25", "gflops"] < table.loc["0.5x1x1", "gflops"] < table.loc["1x1x1", "gflops"]
+    assert table.loc["0.5x0.57x0.25", "eq2"] == pytest.approx(0.25 * 0.57**2 * 0.25)
+    assert table.loc["0.5x1x1", "params_m"] < table.loc["1x1x1", "params_m"]
+    costs = training_costs("x3d_xs", frames=4, side=32, batch=2, steps=1, a3d_range=A3D_RANGES["[0.016,1]"])
+    assert costs["a3d_step_s"] > 0 and costs["plain_step_s"] > 0
+    assert costs["a3d_over_plain"] == pytest.approx(costs["a3d_step_s"] / costs["plain_step_s"])
