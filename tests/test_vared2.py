@@ -1,0 +1,115 @@
+"""VA-RED2 (seed 004) dynamic convolutions: the full option is the original layer, the temporal option
+is a strided convolution, training sums the options as the gates weigh them, inference really runs the
+reduced convolution (fvcore agrees with the analytic count), and the efficiency loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import baselines
+from baselines.vared2 import DynamicConv3d, conv_macs, convert, efficiency_loss, spent_gflops
+from benchmarks.measure import count_gflops
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def layer(stride: int = 1, kernel: tuple[int, int, int] = (3, 3, 3)) -> tuple[nn.Conv3d, DynamicConv3d]:
+    torch.manual_seed(0)
+    conv = nn.Conv3d(6, 8, kernel, stride=(stride, 1, 1), padding=tuple(k // 2 for k in kernel))
+    dynamic = DynamicConv3d(conv, frames=8, temporal=(1, 2), channel=(1.0, 0.5))
+    with torch.no_grad():  # cheap operations away from identity, so that options differ
+        for p in (dynamic.temporal_scale, dynamic.temporal_bias, dynamic.channel_scale, dynamic.channel_bias):
+            p.add_(torch.randn_like(p) * 0.3)
+    return conv, dynamic
+
+
+def force(dynamic: DynamicConv3d, temporal: list[float], channel: list[float]) -> None:
+    dynamic.forced = (torch.tensor([temporal]), torch.tensor([channel]))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_full_option_is_the_original_layer(training):
+    conv, dynamic = layer()
+    force(dynamic, [1.0, 0.0], [1.0, 0.0])
+    x = torch.randn(2, 6, 8, 10, 10)
+    dynamic.train(training)
+    assert torch.equal(dynamic(x), conv(x))
+    if not training:
+        assert dynamic.spent.tolist() == [1.0, 1.0]
+
+
+def test_temporal_option_computes_the_frames_of_a_strided_convolution():
+    conv, dynamic = layer()
+    x = torch.randn(2, 6, 8, 10, 10)
+    strided = nn.functional.conv3d(x, conv.weight, conv.bias, stride=(2, 1, 1), padding=conv.padding)
+    option = dynamic.option(x, t=1, c=0)
+    assert option.shape == conv(x).shape
+    assert torch.allclose(option[:, :, ::2], strided, atol=1e-6)
+    assert torch.allclose(option[:, :, ::2], conv(x)[:, :, ::2], atol=1e-6)
+    # the skipped frames are the cheap map of the frame before them, not the convolution's
+    rebuilt = strided * dynamic.temporal_scale[0].view(1, -1, 1, 1, 1) + dynamic.temporal_bias[0].view(1, -1, 1, 1, 1)
+    assert torch.allclose(option[:, :, 1::2], rebuilt, atol=1e-6)
+
+
+def test_training_output_is_the_gate_weighted_sum_of_the_options():
+    _, dynamic = layer()
+    x = torch.randn(3, 6, 8, 10, 10)
+    dynamic.train()
+    out = dynamic(x)
+    vt, vc = dynamic.last_weights
+    assert vt.shape == (3, 2) and vc.shape == (3, 2) and (vt >= 0).all() and (vt < 1).all()
+    expected = sum((vt[:, t] * vc[:, c]).view(-1, 1, 1, 1, 1) * dynamic.option(x, t, c)
+                   for t in range(2) for c in range(2))
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_inference_at_half_channels_runs_half_the_filters():
+    conv, dynamic = layer()
+    dynamic.eval()
+    x = torch.zeros(1, 6, 8, 10, 10)
+    full = count_gflops(conv, x.shape)
+    force(dynamic, [1.0, 0.0], [0.0, 1.0])  # only r = 1/2
+    half = count_gflops(dynamic, x.shape)
+    assert half == pytest.approx(0.5 * full, rel=0.01)
+    assert half * 1e9 == pytest.approx(0.5 * conv_macs(conv, conv(x).shape), rel=0.01)
+    force(dynamic, [0.0, 1.0], [0.0, 1.0])  # R = 2 and r = 1/2
+    assert count_gflops(dynamic, x.shape) == pytest.approx(0.25 * full, rel=0.01)
+    force(dynamic, [0.0, 0.0], [0.0, 1.0])  # no temporal option on: nothing computed
+    assert count_gflops(dynamic, x.shape) == 0 and dynamic.spent.tolist() == [0.0]
+
+
+def test_each_video_spends_what_its_gates_choose_in_a_converted_x3d():
+    model = baselines.build("x3d_xs", num_classes=3).eval()
+    plain_gflops = count_gflops(model, (1, 3, 8, 32, 32))
+    layers = ["res4.0.conv_a.0", "res4.0.conv_c.0", "res5.0.conv_a.0"]
+    macs = convert(model, layers, (1, 3, 8, 32, 32))
+    dynamic = [dict(model.named_modules())[name] for name in layers]
+    for module in dynamic:  # video 0: everything; video 1: half the channels at half the frames
+        module.forced = (torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    model(torch.randn(2, 3, 8, 32, 32))
+    static = plain_gflops - sum(macs.values()) / 1e9
+    spent = spent_gflops(model, macs, static)
+    assert spent[0] == pytest.approx(plain_gflops, rel=1e-6)
+    assert spent[1] == pytest.approx(static + 0.25 * sum(macs.values()) / 1e9, rel=1e-6)
+    for module in dynamic:  # fvcore on the executed graph of video 1 alone
+        module.forced = (torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 1.0]]))
+    assert count_gflops(model, (1, 3, 8, 32, 32)) == pytest.approx(float(spent[1]), rel=0.01)
+
+
+def test_efficiency_loss_counts_only_correct_videos_and_reaches_the_gates():
+    model = baselines.build("x3d_xs", num_classes=3)
+    layers = ["res4.0.conv_a.0", "res5.0.conv_a.0"]
+    macs = convert(model, layers, (1, 3, 8, 32, 32))
+    model.train()
+    model(torch.randn(4, 3, 8, 32, 32))
+    wrong = efficiency_loss(model, macs, torch.zeros(4, dtype=torch.bool))
+    assert wrong.item() == 0
+    loss = efficiency_loss(model, macs, torch.tensor([True, False, True, False]))
+    assert 0 < loss.item() <= 1
+    loss.backward()
+    gates = [dict(model.named_modules())[name].gate for name in layers]
+    assert all(gate.fc2.weight.grad.abs().sum() > 0 for gate in gates)
+    with pytest.raises(ValueError, match="not 3D convolutions"):
+        convert(model, ["res4.0.conv_a"], (1, 3, 8, 32, 32))
