@@ -34,7 +34,8 @@ total loss is the accuracy loss + lambda_e x this (:func:`efficiency_loss`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -246,3 +247,18 @@ def spent_gflops(model: nn.Module, macs: dict[str, float], static_gflops: float)
     layers = dynamic_layers(model)
     dynamic = sum(macs[name] * layer.spent for name, layer in layers.items()) / 1e9
     return static_gflops + dynamic
+
+
+@contextmanager
+def full_option(model: nn.Module) -> Iterator[nn.Module]:
+    """Every dynamic layer at its full option (R = 1, r = 1, weight 1: the original layer), gates not run."""
+    layers = list(dynamic_layers(model).values())
+    saved = [layer.forced for layer in layers]
+    for layer in layers:
+        layer.forced = (torch.tensor([[1.0] + [0.0] * (len(layer.temporal) - 1)]),
+                        torch.tensor([[1.0] + [0.0] * (len(layer.channel) - 1)]))
+    try:
+        yield model
+    finally:
+        for layer, forced in zip(layers, saved):
+            layer.forced = forced

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -48,6 +49,7 @@ from benchmarks.data import Sampling, VideoDataset, VideoIndex, make_loader, rea
 from benchmarks.measure import LogitsOnly, count_gflops, count_params, peak_memory_mb
 from benchmarks.methods import Method, get_method
 from benchmarks.protocols import ClipDataset, ClipProtocol, authors_protocol, collate_clips
+from benchmarks.report import save_figure
 from benchmarks.runs import Trained, annotation_file, eval_sampling, load_trained
 from benchmarks.specs import AUTHORS_EVALUATION, RowSpec, get_spec
 from benchmarks.store import Store, provenance, write_csv, write_json
@@ -134,13 +136,23 @@ def stream_logits(model: nn.Module, video: Tensor, chunk: int) -> Tensor:
 def predict(model: nn.Module, videos: Tensor, mode: str, chunk: int, method: Method | None = None) -> Tensor:
     """Logits ``[B, classes]`` for a batch as the row evaluates it; multi-view videos are
     ``[B, V, 3, T, H, W]`` and their views' logits are averaged."""
+    return predict_with_extras(model, videos, mode, chunk, method)[0]
+
+
+@torch.inference_mode()
+def predict_with_extras(model: nn.Module, videos: Tensor, mode: str, chunk: int,
+                        method: Method | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """``predict``, and the method's per-video extras (VA-RED2: the GFLOPs its gates chose), summed over
+    the views of a multi-view video."""
     forward = (method or get_method("standard")).predict
     if mode == "streaming":
-        return stream_logits(model, videos, chunk)
+        return stream_logits(model, videos, chunk), {}
     if mode == "multi-view" and videos.dim() == 6:
         batch, views = videos.shape[:2]
-        return forward(model, videos.flatten(0, 1))[0].unflatten(0, (batch, views)).mean(dim=1)
-    return forward(model, videos)[0]
+        logits, extras = forward(model, videos.flatten(0, 1))
+        return (logits.unflatten(0, (batch, views)).mean(dim=1),
+                {name: value.unflatten(0, (batch, views)).sum(dim=1) for name, value in extras.items()})
+    return forward(model, videos)
 
 
 def _one_input(model: nn.Module, shape: tuple[int, ...], mode: str, chunk: int, device: str) -> Callable[[], None]:
@@ -210,13 +222,19 @@ def _suite_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, samplin
     """The suite's per-video protocol over ``index``; what the record adds to the tally."""
     loader = make_loader(VideoDataset(index, sampling, train=False), config.batch_size, num_workers=config.num_workers)
     load_errors, max_diff, agreeing = 0, 0.0, 0
+    per_video: dict[str, list[Tensor]] = {"label": [], "predicted": []}
     for videos, labels, dropped in tqdm(loader, desc=f"eval {index.split}", unit="batch", file=sys.stderr):
         load_errors += dropped
         if not len(labels):
             continue
         videos = videos.to(next(model.parameters()).device)
-        logits = predict(model, videos, mode, config.chunk, method).float().cpu()
+        logits, extras = predict_with_extras(model, videos, mode, config.chunk, method)
+        logits = logits.float().cpu()
         tally.add(logits, labels)
+        per_video["label"].append(labels)
+        per_video["predicted"].append(logits.argmax(1))
+        for name, value in extras.items():
+            per_video.setdefault(name, []).append(value.detach().float().cpu())
         if config.compare_whole_clip:
             whole = predict(model, videos, "single-clip", config.chunk, method).float().cpu()
             max_diff = max(max_diff, (whole - logits).abs().max().item())
@@ -232,6 +250,8 @@ def _suite_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, samplin
     if config.compare_whole_clip:
         extra["stream_vs_whole_clip"] = {"max_abs_logit_diff": max_diff,
                                          "prediction_agreement": agreeing / tally.samples}
+    if len(per_video) > 2:  # the method reported something per video
+        extra["per_video"] = pd.DataFrame({name: torch.cat(values).numpy() for name, values in per_video.items()})
     return extra
 
 
@@ -299,6 +319,9 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
         model, _one_input(model, memory_shape, "single-clip" if protocol else mode, config.chunk, device), device)
 
     path = store.new_run_path(str(spec.row))
+    per_video = extra.pop("per_video", None)
+    if per_video is not None:
+        extra.update(per_video_outputs(per_video, path))
     per_class_csv = path.with_suffix(".per_class.csv")
     _write_per_class(per_class_csv, classes, tally.per_class, unit="clips" if protocol else "videos")
     deviations = {**trained.deviations, **{f"authors_{name}": value for name, value in protocol_deviations.items()}}
@@ -345,6 +368,26 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
     write_json(path, record)
     record["path"] = str(path)
     return record
+
+
+def per_video_outputs(per_video: pd.DataFrame, path: Path) -> dict:
+    """The method's per-video numbers next to the run (``<run>.per_video.csv``), their summary and, for
+    GFLOPs, a histogram (``<run>.gflops.png``)."""
+    csv = write_csv(path.with_suffix(".per_video.csv"), per_video)
+    outputs: dict = {"per_video_csv": str(csv)}
+    if "gflops" in per_video:
+        gflops = per_video["gflops"]
+        outputs["gflops_per_video"] = {"mean": float(gflops.mean()), "min": float(gflops.min()),
+                                       "max": float(gflops.max())}
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.hist(gflops, bins=20, color="tab:purple")
+        ax.set_xlabel("GFLOPs spent per video")
+        ax.set_ylabel("videos")
+        ax.set_title(f"GFLOPs per video: mean {gflops.mean():.4g}, min {gflops.min():.4g}, max {gflops.max():.4g}",
+                     fontsize=9)
+        fig.tight_layout()
+        outputs["gflops_histogram"] = str(save_figure(fig, [path.with_suffix(".gflops.png")])[0])
+    return outputs
 
 
 def _write_per_class(path: Path, classes: tuple[str, ...], per_class: Tensor, unit: str = "videos") -> None:

@@ -15,8 +15,8 @@ evaluation call only this interface, so a method is added by writing a class, no
   puts the model in one; ``predict`` returns the logits and, per video, any measured extras (VA-RED2:
   the GFLOPs its gates chose).
 
-``standard`` and ``a3d`` (seed 002, ``benchmarks.a3d``) are implemented; VA-RED2 (seed 004) plugs in
-through the same interface. How the steps are laid out (plain or multigrid, seed 003: shapes, batch
+``standard``, ``a3d`` (seed 002, ``benchmarks.a3d``) and ``vared2`` (seed 004, ``baselines.vared2``)
+are implemented. How the steps are laid out (plain or multigrid, seed 003: shapes, batch
 sizes, steps per epoch, lr) is not a method but the run's schedule (``RunConfig.schedule``,
 ``benchmarks.schedules``), so it combines with any method.
 """
@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from baselines import vared2
 from baselines.slimmable import make_slimmable
 from benchmarks.a3d import A3D_RANGES, a3d_loss, x3d_of
+from benchmarks.measure import count_gflops
 
 if TYPE_CHECKING:
     from benchmarks.runs import RunConfig
@@ -109,7 +111,52 @@ class A3DMethod(Method):
         return loss, terms
 
 
-METHODS: dict[str, type[Method]] = {"standard": Method, "a3d": A3DMethod}
+class VARED2Method(Method):
+    """VA-RED2 (seed 004, ``baselines.vared2``): the X3D's pointwise convolutions (``conv_a`` and ``conv_c``
+    of every block) become dynamic convolutions with a gate. Stage ``joint`` trains with the accuracy loss
+    alone; stage ``finetune`` (from the joint run's weights, ``--init``) adds the efficiency loss with
+    weight ``vared2_weight`` (the paper's lambda_e 0.8). ``predict`` reports each video's GFLOPs: the
+    static layers plus what its gates chose (gates and cheap operations excluded)."""
+
+    name = "vared2"
+    terms = ("loss", "ce", "efficiency")
+
+    def __init__(self, run: RunConfig | None = None) -> None:
+        finetune = run is not None and run.vared2_stage == "finetune"
+        self.efficiency_weight = run.vared2_weight if finetune else 0.0
+
+    def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
+        try:
+            net = x3d_of(model)
+        except ValueError as error:
+            raise ValueError(f"--method vared2 needs an X3D row; row {spec.row} ({spec.name}) "
+                             f"is {spec.model}") from error
+        layers = [name for name, m in net.named_modules() if name.endswith(("conv_a.0", "conv_c.0"))
+                  and isinstance(m, nn.Conv3d)]
+        net.vared2_macs = vared2.convert(net, layers, (1, 3, spec.frames, spec.res, spec.res))
+        return model
+
+    def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
+             criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
+        logits = logits_of(model(videos))
+        ce = criterion(logits.float(), labels)
+        net = x3d_of(model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model)
+        efficiency = vared2.efficiency_loss(net, net.vared2_macs, logits.argmax(1) == labels)
+        loss = ce + self.efficiency_weight * efficiency
+        return loss, {"loss": loss.item(), "ce": ce.item(), "efficiency": efficiency.item()}
+
+    def predict(self, model: nn.Module, videos: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        net = x3d_of(model)
+        if not hasattr(net, "vared2_static_gflops"):  # fvcore of the layers that are not dynamic, at this input
+            with vared2.full_option(net):
+                total = count_gflops(net, (1, *videos.shape[1:]))
+            net.vared2_static_gflops = total - sum(net.vared2_macs.values()) / 1e9
+        logits = logits_of(model(videos))  # after the count: its forward pass sets what each layer spent
+        gflops = vared2.spent_gflops(net, net.vared2_macs, net.vared2_static_gflops)
+        return logits, {"gflops": gflops}
+
+
+METHODS: dict[str, type[Method]] = {"standard": Method, "a3d": A3DMethod, "vared2": VARED2Method}
 
 
 def get_method(name: str, run: RunConfig | None = None) -> Method:

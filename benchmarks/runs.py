@@ -46,6 +46,7 @@ DEFAULT_TAPS["mobilenet_v3_large_tsm"] = DEFAULT_TAPS["mobilenet_v3_large"]
 AMP_MODES = ("bf16", "fp16", "none")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("standard", "multigrid")
+VARED2_STAGES = ("joint", "finetune")
 MULTIGRID_CYCLES = {"long,short": (True, True), "long": (True, False), "short": (False, True)}
 CHANNELS_LAST_MODES = ("auto", "on", "off")
 # RunConfig fields that may change between a run and its resumption (they do not change the result).
@@ -144,6 +145,8 @@ class RunConfig:
     multigrid: str = "long,short"  # multigrid's cycles: "long,short", "long" or "short"
     multigrid_epoch_factor: float = 1.5  # multigrid trains this many times the recipe's epochs (PySlowFast: 1.5)
     a3d_range: str = DEFAULT_A3D_RANGE  # --method a3d: the computation range (benchmarks.a3d.A3D_RANGES)
+    vared2_stage: str = "joint"  # --method vared2: "joint" (accuracy loss) or "finetune" (+ efficiency loss)
+    vared2_weight: float = 0.8  # --method vared2, finetune stage: lambda_e of the efficiency loss (the paper's 0.8)
 
     def __post_init__(self) -> None:
         self.row = get_spec(self.row).row  # "1", 1 and "MoViNet-A0-S-GRW" are the same run
@@ -151,6 +154,10 @@ class RunConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.multigrid not in MULTIGRID_CYCLES:
             raise ValueError(f"multigrid cycles must be one of {tuple(MULTIGRID_CYCLES)}, got {self.multigrid!r}")
+        if self.vared2_stage not in VARED2_STAGES:
+            raise ValueError(f"vared2_stage must be one of {VARED2_STAGES}, got {self.vared2_stage!r}")
+        if self.vared2_weight < 0:
+            raise ValueError(f"vared2_weight must be >= 0, got {self.vared2_weight}")
         if self.a3d_range not in A3D_RANGES:
             raise ValueError(f"a3d_range must be one of {tuple(A3D_RANGES)}, got {self.a3d_range!r}")
         if not self.multigrid_epoch_factor > 0:

@@ -4,6 +4,9 @@ reduced convolution (fvcore agrees with the analytic count), and the efficiency 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -113,3 +116,33 @@ def test_efficiency_loss_counts_only_correct_videos_and_reaches_the_gates():
     assert all(gate.fc2.weight.grad.abs().sum() > 0 for gate in gates)
     with pytest.raises(ValueError, match="not 3D convolutions"):
         convert(model, ["res4.0.conv_a"], (1, 3, 8, 32, 32))
+
+
+def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_path):
+    from benchmarks.checkpoint import LAST
+    from benchmarks.evaluate import EvalConfig, evaluate
+    from benchmarks.runs import Recipe, RunConfig
+    from benchmarks.store import Store
+    from benchmarks.train import train
+
+    def config(out, **changes) -> RunConfig:
+        return RunConfig(**{**dict(row=5, data=str(planes), out=str(tmp_path / out), method="vared2", frames=8,
+                                    res=32, fps=8, recipe=Recipe(epochs=1, batch_size=4, lr=1e-3, ema_decay=0.0),
+                                    validate=False, num_workers=0, log_every=1000), **changes})
+
+    joint = train(config("joint"))
+    assert joint["status"] == "completed" and "train_efficiency" in joint["history"][0]
+    tuned = train(config("finetune", vared2_stage="finetune", init=str(tmp_path / "joint" / LAST)))
+    assert tuned["history"][0]["train_loss"] > tuned["history"][0]["train_ce"]  # the efficiency term is on
+    with pytest.raises(ValueError, match="X3D row"):
+        train(config("mobilenet", row=3))
+
+    record = evaluate(EvalConfig(checkpoint=str(tmp_path / "finetune" / LAST), data=str(planes), split="test",
+                                 weights_variant="raw", num_workers=0, device="cpu"), Store(tmp_path / "results"))
+    per_video = pd.read_csv(record["per_video_csv"])
+    assert len(per_video) == record["videos_evaluated"] == 6
+    summary = record["gflops_per_video"]
+    assert summary["min"] <= summary["mean"] <= summary["max"] <= record["gflops"] * 1.001
+    assert summary["mean"] == pytest.approx(per_video["gflops"].mean())
+    assert Path(record["gflops_histogram"]).stat().st_size > 5_000
+    assert (per_video["predicted"] == per_video["label"]).mean() * 100 == pytest.approx(record["top1"])

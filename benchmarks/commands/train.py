@@ -5,7 +5,8 @@ normalisation); ``--frames/--res/--fps`` override the input for small experiment
 as deviations. GRW: MoViNet GRW rows train their head with the GRW loss (``--no-grw`` keeps the head
 and drops the loss); MobileNetV3/TSM rows get intermediate GRW taps with ``--grw``. ``--method``
 chooses the training method (``benchmarks.methods``: ``standard``, or ``a3d`` for an X3D row: A3D,
-seed 002, one adaptive network over width x side x frames, ``--a3d-range``).
+seed 002, one adaptive network over width x side x frames, ``--a3d-range``; ``vared2`` for an X3D
+row: VA-RED2, seed 004, dynamic convolutions with gates, ``--stage joint|finetune``).
 
 Outputs in ``OUT/``: ``config.json``, ``classes.json``, ``metrics.csv`` (one row per epoch: train
 loss terms, val top-1 of the raw and the EMA weights, lr, time, skipped videos), ``tb/``
@@ -48,6 +49,7 @@ from benchmarks.runs import (
     OPTIMIZERS,
     RESUMABLE_CHANGES,
     SCHEDULES,
+    VARED2_STAGES,
     Recipe,
     RunConfig,
     parse_row_list,
@@ -82,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--method a3d: the paper's computation range; [0.016,1]: width ~ U[0.5, 1], side x "
                              "{0.57, 0.71, 0.86, 1}, frames x {0.25, 0.5, 0.75, 1}; [0.06,1]: U[0.63, 1], "
                              "{0.63, 0.8, 1}, {0.4, 0.63, 1} (default: %(default)s)")
+    parser.add_argument("--stage", dest="vared2_stage", choices=VARED2_STAGES,
+                        default=default(RunConfig, "vared2_stage"),
+                        help="--method vared2: joint (accuracy loss only) or finetune (start from the joint run with "
+                             "--init OUT/last.pt; adds the efficiency loss) (default: %(default)s)")
+    parser.add_argument("--efficiency-weight", dest="vared2_weight", type=float,
+                        default=default(RunConfig, "vared2_weight"),
+                        help="--method vared2 --stage finetune: lambda_e of the efficiency loss (default: %(default)s)")
     group = parser.add_argument_group("input and GRW (default: the row's spec; recorded as deviations)")
     group.add_argument("--frames", type=int)
     group.add_argument("--res", type=int)
