@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,35 @@ def tiny_kinetics(tmp_path_factory: pytest.TempPathFactory) -> ToyDataset:
     (``shutil.copytree``) before changing any file in it.
     """
     return write_motion_dataset(tmp_path_factory.mktemp("tiny_kinetics"))
+
+
+@pytest.fixture
+def torchrun(tmp_path: Path) -> Callable[..., tuple[dict, dict]]:
+    """Run a training script in two CPU processes (``torch.distributed.run``, gloo): the script gets
+    ``DATA OUT REPORTS`` and writes what ``train`` returned to ``REPORTS/rank<r>.json``; returns both."""
+    def run(script_text: str, data: str | Path, out: Path) -> tuple[dict, dict]:
+        script, reports = tmp_path / "ddp_script.py", tmp_path / "reports"
+        script.write_text(script_text)
+        reports.mkdir()
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                 "2", str(script), str(data), str(out), str(reports)],
+                                capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return tuple(json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1))
+
+    return run
+
+
+@pytest.fixture
+def same_weights() -> Callable[[dict, dict], None]:
+    """Assert that two checkpoints hold the same model and EMA tensors, exactly."""
+    def check(expected: dict, final: dict) -> None:
+        for part in ("model", "ema"):
+            assert expected[part].keys() == final[part].keys(), part
+            assert all(torch.equal(expected[part][k], final[part][k]) for k in expected[part]), part
+
+    return check
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,6 @@
 """DistributedDataParallel: two processes on gloo (torchrun) train an epoch and agree on the metrics."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-
-from benchmarks.paths import REPO_ROOT
 
 # Each rank trains and writes what train() returned to REPORTS/rank<r>.json.
 SCRIPT = textwrap.dedent("""
@@ -25,17 +19,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_processes_train_an_epoch_and_report_the_same_metrics(tiny_kinetics, tmp_path):
-    script, out, reports = tmp_path / "ddp_train.py", tmp_path / "run", tmp_path / "reports"
-    script.write_text(SCRIPT)
-    reports.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(script), str(tiny_kinetics.root), str(out), str(reports)],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    rank0, rank1 = (json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1))
+def test_two_processes_train_an_epoch_and_report_the_same_metrics(tiny_kinetics, tmp_path, torchrun):
+    out = tmp_path / "run"
+    rank0, rank1 = torchrun(SCRIPT, tiny_kinetics.root, out)
     assert rank0["world_size"] == rank1["world_size"] == 2
     assert rank0["history"] == rank1["history"] and len(rank0["history"]) == 1
     epoch = rank0["history"][0]

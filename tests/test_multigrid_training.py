@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,7 +21,6 @@ from benchmarks.checkpoint import LAST, load_checkpoint
 from benchmarks.data import Sampling, VideoDataset, VideoIndex
 from benchmarks.methods import logits_of
 from benchmarks.multigrid import MultigridConfig, MultigridSchedule, sub_batch_bn_state
-from benchmarks.paths import REPO_ROOT
 from benchmarks.runs import Recipe, RunConfig, build_schedule, load_trained, resolve_spec
 from benchmarks.schedules import StepPolicy, lr_factor
 from benchmarks.train import StepBatchSampler, train
@@ -143,7 +139,7 @@ def test_every_family_trains_with_multigrid_and_evaluates_as_a_plain_model(plane
     assert torch.isfinite(logits_of(trained.model(clip))).all()
 
 
-def test_a_run_stopped_mid_cycle_resumes_to_the_uninterrupted_weights(planes, tmp_path, monkeypatch):
+def test_a_run_stopped_mid_cycle_resumes_to_the_uninterrupted_weights(planes, tmp_path, monkeypatch, same_weights):
     whole = config(planes, tmp_path / "whole")
     train(whole)
 
@@ -167,9 +163,7 @@ def test_a_run_stopped_mid_cycle_resumes_to_the_uninterrupted_weights(planes, tm
     resumed = train(dataclasses.replace(interrupted, resume=True))
     assert resumed["status"] == "completed"
     expected, final = load_checkpoint(Path(whole.out) / LAST), load_checkpoint(Path(interrupted.out) / LAST)
-    for part in ("model", "ema"):
-        assert expected[part].keys() == final[part].keys()
-        assert all(torch.equal(expected[part][k], final[part][k]) for k in expected[part]), part
+    same_weights(expected, final)
     for name, state in expected["sub_batch_bn"].items():
         assert torch.equal(state["mean"], final["sub_batch_bn"][name]["mean"]), name
     assert expected["progress"]["global_step"] == final["progress"]["global_step"] == schedule().total_steps
@@ -212,16 +206,8 @@ DDP_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_processes_take_the_same_multigrid_steps(planes, tmp_path):
-    script, out, reports = tmp_path / "ddp_multigrid.py", tmp_path / "run", tmp_path / "reports"
-    script.write_text(DDP_SCRIPT)
-    reports.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(script), str(planes), str(out), str(reports)],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1))
+def test_two_processes_take_the_same_multigrid_steps(planes, tmp_path, torchrun):
+    rank0, rank1 = torchrun(DDP_SCRIPT, planes, tmp_path / "run")
     assert rank0["world_size"] == 2 and rank0["history"] == rank1["history"]
     plan = MultigridSchedule(MultigridConfig(), StepPolicy.decaying((1,), 1), batch_size=1, frames=8, side=32,
                              videos_per_process=VIDEOS // 2)
