@@ -8,8 +8,8 @@ trained model from the file alone: training (``benchmarks.train``) and evaluatio
 (``benchmarks.evaluate``) share this module and never import each other.
 
 GRW: MoViNet GRW rows train their head with the GRW loss (``grw=False`` keeps the head and drops the
-loss); MobileNetV3/TSM rows get ``grw.IntermediateTaps`` on a few inverted-residual blocks with
-``grw=True`` (:data:`DEFAULT_TAPS`). The training method (``method``) is looked up in
+loss); MobileNetV3/TSM rows get ``grw.IntermediateTaps`` on a few inverted-residual blocks, X3D rows
+on three stage outputs, with ``grw=True`` (:data:`DEFAULT_TAPS`). The training method (``method``) is looked up in
 ``benchmarks.methods``.
 """
 
@@ -42,6 +42,9 @@ DEFAULT_TAPS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_TAPS["mobilenet_v3_small_tsm"] = DEFAULT_TAPS["mobilenet_v3_small"]
 DEFAULT_TAPS["mobilenet_v3_large_tsm"] = DEFAULT_TAPS["mobilenet_v3_large"]
+# X3D: the outputs of its 1/8, 1/16 and 1/32 stages (see baselines/x3d.py, ``X3D.tap_points``).
+for _x3d in ("x3d_xs", "x3d_s", "x3d_m", "x3d_l"):
+    DEFAULT_TAPS[_x3d] = ("res3", "res4", "res5")
 
 AMP_MODES = ("bf16", "fp16", "none")
 OPTIMIZERS = ("adamw", "sgd")

@@ -75,7 +75,7 @@ def test_points_close_together_share_one_label():
 
 
 def test_rows_select_variants():
-    assert [v.name for v in proxy.select_variants("5")] == ["X3D-XS"]
+    assert [v.name for v in proxy.select_variants("5")] == ["X3D-XS", "X3D-XS + GRW taps"]
     assert {v.row for v in proxy.select_variants("1,4")} == {1, 4}
     assert proxy.select_variants(None) == proxy.VARIANTS
     with pytest.raises(ValueError, match="no proxy model for row"):
@@ -132,7 +132,7 @@ def test_longest_runs_start_first_and_the_summary_keeps_the_variants_order(resul
     monkeypatch.setattr(proxy, "map_in_processes", fake_map)
     monkeypatch.setattr(proxy, "prepare_data", lambda config: None)
     summary = proxy.run_proxy(store.Store(results), proxy.ProxyConfig(seeds=2), proxy.VARIANTS)
-    assert started[:2] == [("X3D-XS", 0), ("X3D-XS", 1)]
+    assert started[:2] == [("X3D-XS + GRW taps", 0), ("X3D-XS + GRW taps", 1)]
     assert [(run["variant"], run["seed"]) for run in summary["runs"]] == [
         (variant.name, seed) for variant in proxy.VARIANTS for seed in range(2)]
     assert (results / "proxy_table1.md").is_file() and (results / "proxy_flops.png").is_file()

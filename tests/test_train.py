@@ -75,6 +75,11 @@ def test_grw_switch_per_family():
     taps, _ = resolve_spec(RunConfig(row=3, data="d", out="o", grw=True, grw_window=4))
     assert taps.grw.attach == "taps" and taps.grw.taps == DEFAULT_TAPS["mobilenet_v3_small"] and taps.grw.window == 4
     assert resolve_spec(RunConfig(row=3, data="d", out="o"))[0].grw is None
+    x3d_taps, _ = resolve_spec(RunConfig(row=5, data="d", out="o", grw=True, frames=6, res=32))
+    assert x3d_taps.grw.attach == "taps" and x3d_taps.grw.taps == ("res3", "res4", "res5")
+    model = build_model(x3d_taps, num_classes=3).train()
+    _, aux = model(torch.randn(2, 3, 6, 32, 32))
+    assert aux["grw_taps"] > 0  # the stage outputs of X3D are tapped
 
 
 @pytest.mark.parametrize("changes, message", [

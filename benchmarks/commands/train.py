@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--res", type=int)
     group.add_argument("--fps", type=float)
     group.add_argument("--grw", action=argparse.BooleanOptionalAction, default=None,
-                       help="GRW-smoothing on/off (default: on for GRW rows; --grw adds taps to MobileNetV3/TSM)")
+                       help="GRW-smoothing on/off (default: on for GRW rows; --grw adds taps to MobileNetV3/TSM, X3D)")
     group.add_argument("--grw-weight", type=float)
     group.add_argument("--grw-window", type=int)
     group = parser.add_argument_group("recipe (defaults: benchmarks.runs.Recipe)")
