@@ -107,8 +107,9 @@ class Variant:
     ``epochs``, ``lr``, ``grw_weight``: the family's where they are not the proxy's (``benchmarks.warmup``
     has the measurements behind them): MobileNetV3 needs 3x the steps and a lower learning rate, and its
     GRW taps a lower weight. X3D's taps (three stage outputs) start with a GRW term about 2,000 times
-    the weight, so their weight 0.0005 starts the term near the cross-entropy; it is not tuned. ``minutes``: its training time per run at the defaults, so that the longest
-    runs start first and two processes finish together."""
+    the weight, so their weight 0.0005 starts the term near the cross-entropy; it is not tuned.
+    ``minutes``: its training time per run at the defaults, so that the longest runs start first and two
+    processes finish together."""
 
     name: str
     row: int

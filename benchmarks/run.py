@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                   "standard vs multigrid training on the synthetic airplanes (CPU): wall-clock, GFLOPs, top-1"),
     "a3d-cost": ("benchmarks.a3d_cost", "A3D on an X3D row: GFLOPs and params of every configuration, memory, "
                  "training step vs plain X3D"),
+    "a3d-study": ("benchmarks.a3d_study", "one A3D X3D-XS vs X3D-XS trained at matching inputs on the synthetic "
+                  "airplanes (CPU)"),
     "warmup": ("benchmarks.warmup", "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }
 

@@ -236,3 +236,26 @@ def test_costs_follow_the_configurations_and_a3d_steps_cost_more(tmp_path):
     costs = training_costs("x3d_xs", frames=4, side=32, batch=2, steps=1, a3d_range=A3D_RANGES["[0.016,1]"])
     assert costs["a3d_step_s"] > 0 and costs["plain_step_s"] > 0
     assert costs["a3d_over_plain"] == pytest.approx(costs["a3d_step_s"] / costs["plain_step_s"])
+
+
+def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
+    from benchmarks import a3d_study
+
+    def baseline(name, seed, top1, gflops):
+        return {"kind": "x3d", "seed": seed, "configuration": name, "top1": top1, "gflops": gflops,
+                "train_time_s": 1.0, "run": "x.json"}
+
+    table = [{"gflops": 0.01, "test_top1": 40.0, "val_top1": 41.0}, {"gflops": 0.03, "test_top1": 60.0,
+                                                                        "val_top1": 62.0}]
+    summary = {"runs": [{"kind": "a3d", "seed": seed, "budget_table": table} for seed in (0, 1)]
+               + [baseline("1x1x1", 0, 60.0, 0.037), baseline("1x1x1", 1, 70.0, 0.037),
+                  baseline("1x0.57x0.25", 0, 35.0, 0.005), baseline("1x0.57x0.25", 1, 37.0, 0.005)]}
+    baselines = a3d_study.baseline_table(summary).set_index("configuration")
+    assert baselines.loc["1x1x1", "top1"] == 65.0 and baselines.loc["1x1x1", "seeds"] == 2
+    assert baselines.loc["1x0.57x0.25", "top1_std"] == pytest.approx(1.414, abs=1e-3)
+    (figure,) = a3d_study.plot(summary, tmp_path / a3d_study.FIGURE)
+    assert figure.stat().st_size > 10_000
+    proxy = a3d_study.ProxyConfig()
+    small = a3d_study.run_config(proxy, 0, "o", configuration=Configuration.parse("1x0.57x0.25"))
+    assert (small.frames, small.res, small.method) == (2, 18, "standard")  # a baseline trains at its own input
+    assert a3d_study.run_config(proxy, 0, "o", "a3d").method == "a3d"
