@@ -1,8 +1,10 @@
 """The training loop: ``train(config)`` trains one run (``benchmarks.runs.RunConfig``).
 
 What the run trains (model, input, GRW, deviations from the row) is resolved by ``benchmarks.runs``;
-how (the loss of a micro-batch, the shape and learning-rate factor of each step) by the run's method
-(``benchmarks.methods``). The command line is ``benchmarks.commands.train``.
+the loss of a micro-batch by the run's method (``benchmarks.methods``: standard, A3D, VA-RED2); the
+shape, batch and learning rate of every step, and the steps of every epoch, by the run's schedule
+(``benchmarks.schedules``: constant, or multigrid with its batch sampler ``StepBatchSampler`` and
+sub-batch BatchNorm). The command line is ``benchmarks.commands.train``.
 
 Outputs in ``out/``: ``config.json``, ``classes.json``, ``init.json`` (with ``config.init``: what the
 initial weights filled and what stays random), ``metrics.csv`` (one row per epoch: train
