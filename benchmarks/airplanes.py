@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import decord
@@ -273,6 +273,28 @@ def write_video(root: Path, split: str, index: int, seed: int, frames: int, size
     return write_mp4(video_path(root, split, index), video, fps)
 
 
+# Test splits of one speed each, for methods whose cost depends on the video (VA-RED2): the airplane
+# standing still, turning at the slow end of the training range, and at its fast end (degrees per frame).
+SPEED_SPLITS: dict[str, tuple[float, float]] = {"test_static": (0.0, 0.0), "test_slow": (8.0, 10.0),
+                                                "test_fast": (18.0, 20.0)}
+
+
+def generate_speed_splits(root: str | Path, n: int = 60, frames: int = 16, size: int = 112, fps: int = 8,
+                          seed: int = 0) -> dict[str, Path]:
+    """Write ``ROOT/<split>/<class>/<id>.mp4`` for every split of :data:`SPEED_SPLITS`: ``n`` videos each,
+    drawn as the test split's (same poses and jitter; only the speed range differs), evaluable with
+    ``eval --split test_slow`` and so on. Rendered again each call."""
+    root = Path(root)
+    written = {}
+    for split, speed in SPEED_SPLITS.items():
+        params = replace(RENDER, speed_deg=speed)
+        for index in tqdm(range(n), f"airplanes {split}", unit="video"):
+            video = render_video(video_class(index), video_rng(seed, "test", index), frames, size, params)
+            write_mp4(root / split / video_class(index) / f"{split}_{index:05d}.mp4", video, fps)
+        written[split] = root / split
+    return written
+
+
 def check_decodes(path: Path, frames: int, size: int) -> None:
     """Raise RuntimeError unless decord, the reader of the training pipeline, reads the video back whole."""
     try:
@@ -358,10 +380,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fps", type=int, default=8, metavar="F", help="frame rate of the mp4 files (default: 8)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="dataset seed (default: 0)")
+    parser.add_argument("--speed-splits", type=int, default=0, metavar="N",
+                        help="also write N videos each of test_static, test_slow and test_fast: the test split's "
+                             "videos at one speed range each (for VA-RED2's per-video cost; default: none)")
 
 
 def main(args: argparse.Namespace) -> int:
     root = generate(args.out, args.train, args.val, args.test, args.frames, args.size, args.fps, args.seed)
     counts = json.loads((root / "dataset.json").read_text())["videos"]
+    if args.speed_splits:
+        generate_speed_splits(root, args.speed_splits, args.frames, args.size, args.fps, args.seed)
+        counts.update(dict.fromkeys(SPEED_SPLITS, args.speed_splits))
     print(f"warm-up airplanes dataset at {root}: " + ", ".join(f"{n} {split}" for split, n in counts.items()))
     return 0

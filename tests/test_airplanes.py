@@ -242,3 +242,20 @@ def test_cli_writes_the_dataset(tmp_path, capsys):
     manifest = json.loads((tmp_path / "dataset.json").read_text())
     assert (manifest["seed"], manifest["frames"], manifest["size"]) == (7, 2, 20)
     assert decode(tmp_path / "test" / "roll" / "test_00002.mp4").shape == (2, 20, 20, 3)
+
+
+def test_speed_splits_differ_only_in_how_fast_the_airplane_turns(tmp_path):
+    import decord
+    import numpy as np
+
+    from benchmarks.airplanes import SPEED_SPLITS, generate_speed_splits
+
+    written = generate_speed_splits(tmp_path, n=3, frames=6, size=32)
+    assert set(written) == set(SPEED_SPLITS)
+    motion = {}
+    for split, folder in written.items():
+        videos = sorted(folder.glob("*/*.mp4"))
+        assert len(videos) == 3 and {v.parent.name for v in videos} == {"yaw", "pitch", "roll"}
+        frames = np.stack([decord.VideoReader(str(v)).get_batch(list(range(6))).asnumpy() for v in videos])
+        motion[split] = np.abs(np.diff(frames.astype(float), axis=1)).mean()
+    assert motion["test_static"] < motion["test_slow"] < motion["test_fast"]
