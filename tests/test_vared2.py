@@ -146,3 +146,23 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
     assert summary["mean"] == pytest.approx(per_video["gflops"].mean())
     assert Path(record["gflops_histogram"]).stat().st_size > 5_000
     assert (per_video["predicted"] == per_video["label"]).mean() * 100 == pytest.approx(record["top1"])
+
+
+def test_study_table_summarises_each_model_and_split():
+    from benchmarks import vared2_study
+
+    def row(model, seed, split, top1, mean):
+        return {"model": model, "seed": seed, "split": split, "top1": top1, "gflops_mean": mean,
+                "gflops_min": mean * 0.8, "gflops_max": mean * 1.1, "train_time_s": 1.0, "run": "x.json"}
+
+    summary = {"runs": [row("vared2", 0, "test_static", 60, 0.02), row("vared2", 1, "test_static", 70, 0.03),
+                        row("vared2", 0, "test_fast", 50, 0.04), row("x3d", 0, "test_fast", 55, 0.05)],
+               "command": "python -m benchmarks.run vared2-study", "git_commit": "abc", "hardware": "cpu",
+               "date": "2026-01-01", "wall_time_s": 60.0}
+    table = vared2_study.study_table(summary).set_index(["model", "split"])
+    static = table.loc[("vared2", "test_static")]
+    assert (static["top1"], static["seeds"]) == (65.0, 2)
+    assert static["gflops_mean"] == pytest.approx(0.025) and static["gflops_min"] == pytest.approx(0.016)
+    markdown = vared2_study.render_markdown(summary)
+    assert "NOT Kinetics" in markdown and "65.0 ± 7.1" in markdown
+    assert vared2_study.SPLITS == ("test", "test_static", "test_slow", "test_fast")

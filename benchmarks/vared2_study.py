@@ -1,0 +1,146 @@
+"""X3D-XS with and without VA-RED2 on the CPU proxy's data, with per-video GFLOPs (``run vared2-study``).
+
+Not Kinetics. On the warm-up airplanes at the proxy's input and recipe (``benchmarks.proxy.ProxyConfig``),
+per seed: plain X3D-XS (trained and tested as in the proxy), and X3D-XS with VA-RED2 (``--method vared2``:
+the joint stage for the proxy's epochs, then the fine-tuning stage with the efficiency loss from its
+weights for ``finetune_epochs``). X3D-M is the same network as X3D-XS at another input, so at the proxy's
+input the two are one model. Every model is evaluated on the test split and on the designed splits of one
+speed each (``benchmarks.airplanes.SPEED_SPLITS``: the airplane standing still, turning slowly, turning
+fast): the question is whether the gates spend less on the easy (static, slow) videos than on the fast
+ones. The answer is whatever the numbers say.
+
+Outputs: ``vared2_airplanes.md`` (per model and split: top-1, mean/min/max GFLOPs per video, over seeds)
+and ``runs/vared2/vared2-study-<time>.json``; each evaluation is a stored run with its per-video CSV and
+GFLOPs histogram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+from tabulate import tabulate
+
+from benchmarks.airplanes import SPEED_SPLITS, generate_speed_splits
+from benchmarks.cli import from_args
+from benchmarks.evaluate import EvalConfig, evaluate
+from benchmarks.paths import REPO_ROOT
+from benchmarks.processes import map_in_processes
+from benchmarks.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm
+from benchmarks.runs import RunConfig
+from benchmarks.store import Store, provenance, write_json, write_text
+from benchmarks.train import train
+
+ROW = 5  # X3D-XS
+SPLITS = ("test", *SPEED_SPLITS)
+
+
+@dataclass(frozen=True)
+class VARED2StudyConfig:
+    seeds: int = 3
+    finetune_epochs: int = 1
+    efficiency_weight: float = 0.8  # the paper's lambda_e
+    speed_videos: int = 60  # per designed split
+    processes: int = 2
+    work: str = str(REPO_ROOT / "runs_local" / "vared2")
+
+    def __post_init__(self) -> None:
+        if min(self.seeds, self.processes, self.speed_videos, self.finetune_epochs) < 1:
+            raise ValueError("expected at least 1 seed, process, designed video and fine-tuning epoch")
+
+
+def run_config(proxy: ProxyConfig, seed: int, out: str, **changes) -> RunConfig:
+    return RunConfig(**{**dict(row=ROW, data=proxy.data, out=out, recipe=proxy.recipe(seed), frames=proxy.frames,
+                               res=proxy.size, fps=proxy.fps, validate=False, num_workers=0, cache_videos=True,
+                               device="cpu", log_every=10_000), **changes})
+
+
+def trained_checkpoint(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int) -> tuple[str, float]:
+    """Train one model; its last checkpoint and training seconds."""
+    if model == "x3d":
+        summary = train(run_config(proxy, seed, f"{config.work}/x3d-seed{seed}"))
+        return summary["last_checkpoint"], sum(epoch["time_s"] for epoch in summary["history"])
+    joint = train(run_config(proxy, seed, f"{config.work}/vared2-joint-seed{seed}", method="vared2"))
+    recipe = dataclasses.replace(proxy.recipe(seed), epochs=config.finetune_epochs)
+    tuned = train(run_config(proxy, seed, f"{config.work}/vared2-finetune-seed{seed}", method="vared2",
+                             recipe=recipe, vared2_stage="finetune", vared2_weight=config.efficiency_weight,
+                             init=joint["last_checkpoint"]))
+    seconds = sum(epoch["time_s"] for summary in (joint, tuned) for epoch in summary["history"])
+    return tuned["last_checkpoint"], seconds
+
+
+def run_model(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int, store: Store) -> list[dict]:
+    """Train one model (precise BN as in the proxy) and evaluate it on every split."""
+    checkpoint, seconds = trained_checkpoint(proxy, config, model, seed)
+    checkpoint = str(recalibrate_batchnorm(checkpoint, proxy.data, videos=proxy.precise_bn_videos))
+    rows = []
+    for split in SPLITS:
+        record = evaluate(EvalConfig(checkpoint=checkpoint, data=proxy.data, split=split, weights_variant="raw",
+                                     num_workers=0, device="cpu"), store)
+        spent = record.get("gflops_per_video", {"mean": record["gflops"], "min": record["gflops"],
+                                                "max": record["gflops"]})
+        rows.append({"model": model, "seed": seed, "split": split, "top1": record["top1"],
+                     **{f"gflops_{k}": v for k, v in spent.items()}, "train_time_s": seconds,
+                     "run": record["path"]})
+    return rows
+
+
+def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None = None) -> dict:
+    proxy = proxy or ProxyConfig()
+    started = time.perf_counter()
+    prepare_data(proxy)
+    generate_speed_splits(proxy.data, config.speed_videos, proxy.video_frames, proxy.size, proxy.fps)
+    jobs = [(proxy, config, model, seed, store) for model in ("vared2", "x3d") for seed in range(config.seeds)]
+    runs = [row for rows in map_in_processes(run_model, jobs, config.processes, "VA-RED2 study") for row in rows]
+    summary = {"experiment": "vared2-vs-x3d", "dataset": "warmup-airplanes (synthetic)",
+               "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
+               "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
+    summary["path"] = str(write_json(store.new_run_path("vared2-study", "vared2"), summary))
+    summary["outputs"] = [str(write_text(store.root / "vared2_airplanes.md", render_markdown(summary)))]
+    return summary
+
+
+def study_table(summary: dict) -> pd.DataFrame:
+    """Per model and split, means over seeds of top-1 and of the per-video GFLOPs mean, min and max."""
+    runs = pd.DataFrame(summary["runs"])
+    table = runs.groupby(["model", "split"], sort=False).agg(
+        top1=("top1", "mean"), top1_std=("top1", "std"), gflops_mean=("gflops_mean", "mean"),
+        gflops_min=("gflops_min", "min"), gflops_max=("gflops_max", "max"), seeds=("seed", "nunique"))
+    return table.reset_index()
+
+
+def render_markdown(summary: dict) -> str:
+    table = study_table(summary)
+    shown = table.assign(**{"top-1 (%)": [f"{m:.1f} ± {s:.1f}" if s == s else f"{m:.1f}"
+                                          for m, s in zip(table["top1"], table["top1_std"])]})
+    shown = shown[["model", "split", "top-1 (%)", "gflops_mean", "gflops_min", "gflops_max", "seeds"]]
+    return "\n".join([
+        "# X3D-XS with and without VA-RED2 on the warm-up airplanes (synthetic, NOT Kinetics)",
+        "",
+        "GFLOPs: per video, what each video's gates chose (static layers by fvcore, dynamic layers by their "
+        "multiply-adds; gates and cheap operations excluded); plain X3D-XS spends the same on every video. "
+        "test_static / test_slow / test_fast: the test videos with the airplane still, turning slowly, turning fast.",
+        "",
+        tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"),
+        "",
+        f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; {summary['date']}; "
+        f"{summary['wall_time_s'] / 60:.0f} min in all.",
+        "",
+    ])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = VARED2StudyConfig()
+    parser.add_argument("--seeds", type=int, default=defaults.seeds, help="(default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=defaults.processes,
+                        help="runs in parallel, one torch thread each (default: %(default)s)")
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = run_study(args.store, from_args(VARED2StudyConfig, args))
+    print(render_markdown(summary))
+    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
+    return 0
