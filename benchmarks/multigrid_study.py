@@ -208,7 +208,7 @@ def render_markdown(summary: dict) -> str:
         "",
     ]
     if difference is not None:
-        lines += [f"Multigrid minus standard, paired by seed: {format_ci(difference, '+.1f')} points of top-1.", ""]
+        lines += [f"Multigrid minus standard, paired by seed: {format_ci(difference, '.1f')} points of top-1.", ""]
     lines += [f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; "
               f"{summary['date']}; {summary['wall_time_s'] / 60:.0f} min in all.", ""]
     return "\n".join(lines)
