@@ -367,6 +367,8 @@ def _optimization(model: nn.Module, recipe: Recipe, device: str, schedule: Sched
 
 
 def _check_same_run(saved: dict, config: RunConfig, out: Path) -> None:
+    """Refuse to resume with other settings; a checkpoint from before a setting existed has its default."""
+    saved = RunConfig.from_dict(saved).to_dict()
     current = dataclasses.asdict(config)
     changed = sorted(name for name in current if name not in RESUMABLE_CHANGES and saved.get(name) != current[name])
     if changed:

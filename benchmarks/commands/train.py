@@ -230,8 +230,8 @@ def finished(config: RunConfig) -> bool:
         saved = load_checkpoint(path)
     except CheckpointError as error:
         raise UsageError(f"{error} (--refresh starts the run again)") from error
-    current = config.to_dict()
-    return saved["complete"] and all(saved["config"].get(name) == value for name, value in current.items()
+    current, before = config.to_dict(), RunConfig.from_dict(saved["config"]).to_dict()  # defaults for newer fields
+    return saved["complete"] and all(before.get(name) == value for name, value in current.items()
                                      if name not in RESUMABLE_CHANGES)
 
 
