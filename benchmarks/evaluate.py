@@ -362,6 +362,10 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
         **provenance(device),
     }
     record["videos_skipped_total"] = sum(record["videos_skipped"].values())
+    if "gflops_per_video" in record:  # input-dependent cost (VA-RED2): what the videos really spent, on average
+        record["gflops_of_a_zero_clip"] = gflops
+        record["gflops"] = record["gflops_per_video"]["mean"]
+        record["gflops_per_view"] = record["gflops"] / (spec.views if protocol is None else 1)
     if protocol:
         record["authors_protocol"] = {**dataclasses.asdict(protocol), "source": AUTHORS_EVALUATION[spec.row].source,
                                       "deviations": protocol_deviations}

@@ -142,8 +142,9 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
     per_video = pd.read_csv(record["per_video_csv"])
     assert len(per_video) == record["videos_evaluated"] == 6
     summary = record["gflops_per_video"]
-    assert summary["min"] <= summary["mean"] <= summary["max"] <= record["gflops"] * 1.001
-    assert summary["mean"] == pytest.approx(per_video["gflops"].mean())
+    full = count_gflops(baselines.build("x3d_xs", num_classes=3), (1, 3, 8, 32, 32))  # every option computed
+    assert summary["min"] <= summary["mean"] <= summary["max"] <= full * 1.0001
+    assert summary["mean"] == pytest.approx(per_video["gflops"].mean()) == record["gflops"]
     assert Path(record["gflops_histogram"]).stat().st_size > 5_000
     assert (per_video["predicted"] == per_video["label"]).mean() * 100 == pytest.approx(record["top1"])
 
