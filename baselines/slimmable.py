@@ -13,7 +13,7 @@ convolution keeps the output channels of the same layer in a freshly built netwo
 (``narrow_model(width)``), so a sliced configuration has exactly the layer shapes, and the fvcore
 count, of the narrow network. BatchNorm running statistics are shared between configurations (the
 leading slice for narrower ones); A3D recomputes them per configuration before evaluating one
-(:func:`recalibrate_batchnorm`).
+(:func:`recompute_batchnorm`).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def active_channels(model: nn.Module, channels: dict[str, int]) -> Iterator[nn.M
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Tensor], forward: Callable[[Tensor], object]) -> int:
+def recompute_batchnorm(model: nn.Module, batches: Iterable[Tensor], forward: Callable[[Tensor], object]) -> int:
     """BatchNorm statistics for the configuration ``forward`` runs: every BatchNorm's running mean and
     variance reset and recomputed as the plain average over ``batches`` (momentum None), the weights
     and every other layer's mode unchanged; returns the number of batches used. Slimmable BatchNorms

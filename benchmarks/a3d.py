@@ -25,7 +25,7 @@ loop seeds per step, so a resumed run draws the same configurations.
 
 Deployment (section 3.3): every configuration of the range's grid (gamma_w in 6 steps of 0.1 from
 0.5, for ``[0.016,1]``) is evaluated on validation data with its BatchNorm statistics recomputed
-(``baselines.slimmable.recalibrate_batchnorm``), and the best one under each budget forms the
+(``baselines.slimmable.recompute_batchnorm``), and the best one under each budget forms the
 configuration-budget table (``benchmarks.a3d_sweep``).
 """
 
@@ -129,7 +129,8 @@ def x3d_of(model: nn.Module) -> X3D:
 def configured(model: nn.Module, configuration: Configuration):
     """A context in which ``model``'s X3D runs at the configuration's width (input scaling is the
     caller's: ``scale_clip``)."""
-    return active_channels(x3d_of(model), width_channels(x3d_of(model).config, configuration.width))
+    net = x3d_of(model)
+    return active_channels(net, width_channels(net.config, configuration.width))
 
 
 def sample_subnetworks(a3d_range: A3DRange, generator: torch.Generator | None = None) -> list[Configuration]:

@@ -19,16 +19,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from baselines.slimmable import recalibrate_batchnorm
+from baselines.slimmable import recompute_batchnorm
 from baselines.x3d import X3D, scaled_config
 from benchmarks.a3d import A3D_RANGES, Configuration, configured, grid, scale_clip, x3d_of
 from benchmarks.checkpoint import file_sha256
-from benchmarks.data import VideoDataset, VideoIndex, make_loader
+from benchmarks.data import VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.measure import LogitsOnly, count_gflops
 from benchmarks.methods import logits_of
 from benchmarks.runs import eval_sampling, load_trained
@@ -39,10 +38,9 @@ def decoded_clips(data: str, split: str, classes: tuple[str, ...], sampling, vid
                   batch_size: int = 32) -> tuple[Tensor, Tensor]:
     """The centre clip of (at most ``videos``, evenly spread) videos of a split, ``[N, 3, T, S, S]``, and labels."""
     index = VideoIndex.build(data, split, classes=classes)
-    used = np.unique(np.linspace(0, len(index) - 1, min(videos or len(index), len(index))).round().astype(int))
     clips, labels = [], []
     for batch, batch_labels, _ in make_loader(VideoDataset(index, sampling, train=False), batch_size,
-                                              sampler=used.tolist()):
+                                              sampler=evenly_spread(len(index), videos)):
         if len(batch_labels):
             clips.append(batch)
             labels.append(batch_labels)
@@ -72,7 +70,7 @@ def evaluate_configuration(model: nn.Module, configuration: Configuration, calib
     with configured(model, configuration):
         batches = (scale_clip(calibration[i:i + batch_size], configuration)
                    for i in range(0, len(calibration), batch_size))
-        recalibrate_batchnorm(model, batches, model)
+        recompute_batchnorm(model, batches, model)
         frames, side = configuration.input_shape(calibration.shape[2], calibration.shape[-1])
         row = {"configuration": configuration.name, "width": configuration.width, "spatial": configuration.spatial,
                "temporal": configuration.temporal, "frames": frames, "side": side,

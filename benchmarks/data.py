@@ -523,6 +523,12 @@ def collate_videos(batch: Sequence[tuple[torch.Tensor, int] | None]) -> VideoBat
     return VideoBatch(videos, labels, len(batch) - len(kept))
 
 
+def evenly_spread(count: int, wanted: int | None = None) -> list[int]:
+    """Indices of at most ``wanted`` (None: all) of ``count`` items, evenly spread: a subset of a split
+    whose classes are stored one after the other still holds every class."""
+    return np.unique(np.linspace(0, count - 1, min(wanted or count, count)).round().astype(int)).tolist()
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int | None,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import baselines
-from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recalibrate_batchnorm
+from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recompute_batchnorm
 from baselines.x3d import X3D, scaled_config, width_channels
 from benchmarks.a3d import (
     A3D_RANGES,
@@ -109,7 +109,7 @@ def test_half_width_leaves_the_unused_channels_without_gradient():
 def test_recalibration_gives_the_calibration_batch_statistics():
     bn = SlimmableBatchNorm3d(8).eval()
     batch = torch.randn(6, 5, 2, 3, 3) * 2 + 1  # 5 of the 8 channels: a narrower configuration
-    used = recalibrate_batchnorm(bn, [batch], bn)
+    used = recompute_batchnorm(bn, [batch], bn)
     assert used == 1 and not bn.training and bn.momentum == 0.1
     flat = batch.transpose(0, 1).reshape(5, -1)
     assert torch.allclose(bn.running_mean[:5], flat.mean(1), atol=1e-6)
