@@ -58,6 +58,18 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> float:
     switched off here. The model is counted in eval mode; every submodule's own mode is restored afterwards.
     Multi-view rows are counted per clip by the caller and multiplied by the number of views.
     """
+    with _flop_analysis(model, input_shape) as analysis:
+        return analysis.total() / 1e9
+
+
+def count_gflops_by_module(model: nn.Module, input_shape: Sequence[int]) -> dict[str, float]:
+    """:func:`count_gflops` per submodule (dotted names, ``""`` the whole model; a module includes its children)."""
+    with _flop_analysis(model, input_shape) as analysis:
+        return {name: flops / 1e9 for name, flops in analysis.by_module().items()}
+
+
+@contextlib.contextmanager
+def _flop_analysis(model: nn.Module, input_shape: Sequence[int]) -> Iterator[FlopCountAnalysis]:
     modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
@@ -68,7 +80,7 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> float:
                 analysis.set_op_handle(op, _zero_flops)
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
-            return analysis.total() / 1e9
+            yield analysis
     finally:
         for module, training in modes.items():
             module.train(training)

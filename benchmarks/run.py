@@ -33,6 +33,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  "training step vs plain X3D"),
     "a3d-study": ("benchmarks.a3d_study", "one A3D X3D-XS vs X3D-XS trained at matching inputs on the synthetic "
                   "airplanes (CPU)"),
+    "vared2-cost": ("benchmarks.vared2_cost", "VA-RED2 on X3D rows: GFLOPs per option per dynamic layer, fvcore vs "
+                    "analytic"),
     "vared2-study": ("benchmarks.vared2_study", "X3D-XS with and without VA-RED2 on the synthetic airplanes (CPU): "
                      "top-1 and per-video GFLOPs on static, slow and fast videos"),
     "warmup": ("benchmarks.warmup", "warm-up airplanes: the same model with and without GRW, embeddings figure"),

@@ -167,3 +167,24 @@ def test_study_table_summarises_each_model_and_split():
     markdown = vared2_study.render_markdown(summary)
     assert "NOT Kinetics" in markdown and "65.0 ± 7.1" in markdown
     assert vared2_study.SPLITS == ("test", "test_static", "test_slow", "test_fast")
+
+
+def test_option_costs_count_each_layers_reduced_convolution(tmp_path):
+    import dataclasses
+
+    from benchmarks.run import main as run_main
+    from benchmarks.specs import get_spec
+    from benchmarks.vared2_cost import largest_deviation, option_costs
+
+    spec = dataclasses.replace(get_spec(5), frames=4, res=32)
+    layers, totals = option_costs(spec)
+    assert len(layers) == 2 * (3 + 5 + 11 + 7)  # conv_a and conv_c of every X3D block
+    assert largest_deviation(layers) < 0.01
+    assert (layers["R2 r0.5"] / layers["full_gflops"]).sub(0.25).abs().max() < 0.01
+    assert (layers["gate_mflops"] > 0).all()
+    network = totals.set_index("option")["network_gflops"]
+    gates = layers["gate_mflops"].sum() / 1e3
+    assert network["R1 r1"] == pytest.approx(network["plain X3D"] + gates, rel=1e-6)
+    saved = (layers["full_gflops"] - layers["R2 r0.5"]).sum()
+    assert network["R2 r0.5"] == pytest.approx(network["R1 r1"] - saved, rel=1e-3)
+    assert run_main(["vared2-cost", "--rows", "1", "--results", str(tmp_path)]) == 2  # a MoViNet row
