@@ -21,8 +21,8 @@ by V^t[j] V^c[i] (the paper gives the two sums of Eq. 5 separately; combining th
 the two gates is this suite's reading). Inference: per video, only the options with a non-zero
 weight count; the largest of them (smallest R and largest r with a weight, Eq. 7-8) is computed with
 a really reduced convolution (stride R, r C_out filters), and the smaller ones are sliced from it, so
-the layer costs r/R of its full multiply-adds (Eq. 3) plus the gate. ``spent`` records, per video of
-the last inference call, that fraction.
+the layer costs r/R of its full multiply-adds (Eq. 3) plus the gate. ``spent`` and ``chosen`` record,
+per video of the last inference call, that fraction and the option (R, r) computed.
 
 Efficiency loss (Eq. 6; the seed's text of it is garbled and is reconstructed here from its
 definitions): for each correctly classified video, the sum over dynamic layers of the layer's share of
@@ -84,6 +84,7 @@ class DynamicConv3d(nn.Module):
         self.forced: tuple[Tensor, Tensor] | None = None  # gate weights to use instead of the gate's (tests)
         self.last_weights: tuple[Tensor, Tensor] | None = None
         self.spent: Tensor | None = None  # per video of the last inference call: fraction of the full conv's cost
+        self.chosen: Tensor | None = None  # ... and the option it computed, (R, r); (0, 0) when nothing
 
     # -- the options
     def strided(self, x: Tensor, stride_factor: int, channels: int) -> Tensor:
@@ -149,7 +150,7 @@ class DynamicConv3d(nn.Module):
         sliced from it; options without weight cost nothing. Videos with the same options on run together."""
         frames = self.conv_output_frames(x)
         out = None
-        spent = torch.zeros(len(x))
+        spent, chosen = torch.zeros(len(x)), torch.zeros(len(x), 2)
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
         for b in range(len(x)):
             active_t = tuple(t for t in range(len(self.temporal)) if vt[b, t] > 0)
@@ -175,7 +176,8 @@ class DynamicConv3d(nn.Module):
                     out = x.new_zeros(len(x), *y.shape[1:])
                 out = out.index_copy(0, index, y)
             spent[index.cpu()] = self.computed[c0] / self.conv.out_channels / self.temporal[t0]
-        self.spent = spent
+            chosen[index.cpu()] = torch.tensor([float(self.temporal[t0]), self.channel[c0]])
+        self.spent, self.chosen = spent, chosen
         if out is None:  # no video computed anything
             out = x.new_zeros(len(x), self.conv.out_channels, frames, *self._output_side(x))
         return out
@@ -247,6 +249,15 @@ def spent_gflops(model: nn.Module, macs: dict[str, float], static_gflops: float)
     layers = dynamic_layers(model)
     dynamic = sum(macs[name] * layer.spent for name, layer in layers.items()) / 1e9
     return static_gflops + dynamic
+
+
+def chosen_options(model: nn.Module) -> dict[str, Tensor]:
+    """Per video of the last inference call, each dynamic layer's computed option: ``"<layer> R"`` and
+    ``"<layer> r"`` (0 where the layer computed nothing)."""
+    options = {}
+    for name, layer in dynamic_layers(model).items():
+        options[f"{name} R"], options[f"{name} r"] = layer.chosen[:, 0], layer.chosen[:, 1]
+    return options
 
 
 @contextmanager

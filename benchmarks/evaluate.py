@@ -142,8 +142,8 @@ def predict(model: nn.Module, videos: Tensor, mode: str, chunk: int, method: Met
 @torch.inference_mode()
 def predict_with_extras(model: nn.Module, videos: Tensor, mode: str, chunk: int,
                         method: Method | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """``predict``, and the method's per-video extras (VA-RED2: the GFLOPs its gates chose), summed over
-    the views of a multi-view video."""
+    """``predict``, and the method's per-video extras (VA-RED2: the GFLOPs its gates chose, summed over the
+    views of a multi-view video; any other extra, such as the options chosen, averaged over them)."""
     forward = (method or get_method("standard")).predict
     if mode == "streaming":
         return stream_logits(model, videos, chunk), {}
@@ -151,7 +151,8 @@ def predict_with_extras(model: nn.Module, videos: Tensor, mode: str, chunk: int,
         batch, views = videos.shape[:2]
         logits, extras = forward(model, videos.flatten(0, 1))
         return (logits.unflatten(0, (batch, views)).mean(dim=1),
-                {name: value.unflatten(0, (batch, views)).sum(dim=1) for name, value in extras.items()})
+                {name: value.unflatten(0, (batch, views)).sum(dim=1) if name == "gflops"
+                 else value.unflatten(0, (batch, views)).mean(dim=1) for name, value in extras.items()})
     return forward(model, videos)
 
 

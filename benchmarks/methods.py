@@ -115,8 +115,9 @@ class VARED2Method(Method):
     """VA-RED2 (seed 004, ``baselines.vared2``): the X3D's pointwise convolutions (``conv_a`` and ``conv_c``
     of every block) become dynamic convolutions with a gate. Stage ``joint`` trains with the accuracy loss
     alone; stage ``finetune`` (from the joint run's weights, ``--init``) adds the efficiency loss with
-    weight ``vared2_weight`` (the paper's lambda_e 0.8). ``predict`` reports each video's GFLOPs: the
-    static layers plus what its gates chose (gates and cheap operations excluded)."""
+    weight ``vared2_weight`` (the paper's lambda_e 0.8). ``predict`` reports each video's GFLOPs (the
+    static layers plus what its gates chose; gates and cheap operations excluded) and each dynamic layer's
+    option (R, r)."""
 
     name = "vared2"
     terms = ("loss", "ce", "efficiency")
@@ -153,7 +154,7 @@ class VARED2Method(Method):
             net.vared2_static_gflops = total - sum(net.vared2_macs.values()) / 1e9
         logits = logits_of(model(videos))  # after the count: its forward pass sets what each layer spent
         gflops = vared2.spent_gflops(net, net.vared2_macs, net.vared2_static_gflops)
-        return logits, {"gflops": gflops}
+        return logits, {"gflops": gflops, **vared2.chosen_options(net)}
 
 
 METHODS: dict[str, type[Method]] = {"standard": Method, "a3d": A3DMethod, "vared2": VARED2Method}

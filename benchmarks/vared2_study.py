@@ -36,6 +36,7 @@ from benchmarks.train import train
 
 ROW = 5  # X3D-XS
 SPLITS = ("test", *SPEED_SPLITS)
+SHARES = ("share_R2", "share_r_half", "share_skipped")
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,19 @@ def run_model(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: i
         spent = record.get("gflops_per_video", {"mean": record["gflops"], "min": record["gflops"],
                                                 "max": record["gflops"]})
         rows.append({"model": model, "seed": seed, "split": split, "top1": record["top1"],
-                     **{f"gflops_{k}": v for k, v in spent.items()}, "train_time_s": seconds,
-                     "run": record["path"]})
+                     **{f"gflops_{k}": v for k, v in spent.items()},
+                     **(option_shares(pd.read_csv(record["per_video_csv"])) if model == "vared2" else {}),
+                     "train_time_s": seconds, "run": record["path"]})
     return rows
+
+
+def option_shares(per_video: pd.DataFrame) -> dict[str, float]:
+    """Over every (video, dynamic layer): the share that computed every 2nd frame (R = 2), half the
+    channels (r = 0.5), and nothing (no option with a weight)."""
+    factors = per_video[[c for c in per_video.columns if c.endswith(" R")]].to_numpy()
+    fractions = per_video[[c for c in per_video.columns if c.endswith(" r")]].to_numpy()
+    return {"share_R2": float((factors == 2).mean()), "share_r_half": float((fractions == 0.5).mean()),
+            "share_skipped": float((factors == 0).mean())}
 
 
 def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None = None) -> dict:
@@ -108,7 +119,8 @@ def study_table(summary: dict) -> pd.DataFrame:
     runs = pd.DataFrame(summary["runs"])
     table = runs.groupby(["model", "split"], sort=False).agg(
         top1=("top1", "mean"), top1_std=("top1", "std"), gflops_mean=("gflops_mean", "mean"),
-        gflops_min=("gflops_min", "min"), gflops_max=("gflops_max", "max"), seeds=("seed", "nunique"))
+        gflops_min=("gflops_min", "min"), gflops_max=("gflops_max", "max"), seeds=("seed", "nunique"),
+        **{share: (share, "mean") for share in SHARES if share in runs})
     return table.reset_index()
 
 
@@ -116,13 +128,17 @@ def render_markdown(summary: dict) -> str:
     table = study_table(summary)
     shown = table.assign(**{"top-1 (%)": [f"{m:.1f} ± {s:.1f}" if s == s else f"{m:.1f}"
                                           for m, s in zip(table["top1"], table["top1_std"])]})
-    shown = shown[["model", "split", "top-1 (%)", "gflops_mean", "gflops_min", "gflops_max", "seeds"]]
+    shares = [share for share in SHARES if share in shown]
+    shown = shown.assign(**{share: shown[share].map(lambda v: "-" if v != v else f"{v:.3f}") for share in shares})
+    shown = shown[["model", "split", "top-1 (%)", "gflops_mean", "gflops_min", "gflops_max", *shares, "seeds"]]
     return "\n".join([
         "# X3D-XS with and without VA-RED2 on the warm-up airplanes (synthetic, NOT Kinetics)",
         "",
         "GFLOPs: per video, what each video's gates chose (static layers by fvcore, dynamic layers by their "
         "multiply-adds; gates and cheap operations excluded); plain X3D-XS spends the same on every video. "
-        "test_static / test_slow / test_fast: the test videos with the airplane still, turning slowly, turning fast.",
+        "test_static / test_slow / test_fast: the test videos with the airplane still, turning slowly, turning fast. "
+        "share_R2 / share_r_half / share_skipped: over every video and dynamic layer, the share that computed "
+        "every 2nd frame, half the channels, nothing (means over seeds).",
         "",
         tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"),
         "",

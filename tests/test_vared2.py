@@ -147,6 +147,14 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
     assert summary["mean"] == pytest.approx(per_video["gflops"].mean()) == record["gflops"]
     assert Path(record["gflops_histogram"]).stat().st_size > 5_000
     assert (per_video["predicted"] == per_video["label"]).mean() * 100 == pytest.approx(record["top1"])
+    # each video's options, per dynamic layer, account for its GFLOPs
+    plain = baselines.build("x3d_xs", num_classes=3)
+    layers = [name for name, m in plain.named_modules() if name.endswith(("conv_a.0", "conv_c.0"))]
+    macs = convert(plain, layers, (1, 3, 8, 32, 32))
+    assert set(per_video.columns) == {"label", "predicted", "gflops", *(f"{n} {o}" for n in layers for o in "Rr")}
+    fraction = sum(macs[n] * (per_video[f"{n} r"] / per_video[f"{n} R"]).fillna(0) for n in layers) / 1e9
+    assert set(per_video[[f"{n} R" for n in layers]].stack()) <= {0.0, 1.0, 2.0}
+    assert per_video["gflops"].to_numpy() == pytest.approx((full - sum(macs.values()) / 1e9 + fraction).to_numpy())
 
 
 def test_study_table_summarises_each_model_and_split():
@@ -156,7 +164,9 @@ def test_study_table_summarises_each_model_and_split():
         return {"model": model, "seed": seed, "split": split, "top1": top1, "gflops_mean": mean,
                 "gflops_min": mean * 0.8, "gflops_max": mean * 1.1, "train_time_s": 1.0, "run": "x.json"}
 
-    summary = {"runs": [row("vared2", 0, "test_static", 60, 0.02), row("vared2", 1, "test_static", 70, 0.03),
+    shares = {"share_R2": 0.5, "share_r_half": 0.25, "share_skipped": 0.0}
+    summary = {"runs": [row("vared2", 0, "test_static", 60, 0.02) | shares,
+                        row("vared2", 1, "test_static", 70, 0.03) | shares | {"share_R2": 0.7},
                         row("vared2", 0, "test_fast", 50, 0.04), row("x3d", 0, "test_fast", 55, 0.05)],
                "command": "python -m benchmarks.run vared2-study", "git_commit": "abc", "hardware": "cpu",
                "date": "2026-01-01", "wall_time_s": 60.0}
@@ -166,6 +176,11 @@ def test_study_table_summarises_each_model_and_split():
     assert static["gflops_mean"] == pytest.approx(0.025) and static["gflops_min"] == pytest.approx(0.016)
     markdown = vared2_study.render_markdown(summary)
     assert "NOT Kinetics" in markdown and "65.0 ± 7.1" in markdown
+    assert static["share_R2"] == pytest.approx(0.6) and "| 0.600 " in markdown
+    assert pd.isna(table.loc[("x3d", "test_fast"), "share_R2"])  # a plain model has no options
+    per_video = pd.DataFrame({"label": [0, 1], "gflops": [1.0, 2.0], "a R": [2.0, 1.0], "a r": [1.0, 0.5],
+                              "b R": [0.0, 2.0], "b r": [0.0, 0.5]})
+    assert vared2_study.option_shares(per_video) == {"share_R2": 0.5, "share_r_half": 0.5, "share_skipped": 0.25}
     assert vared2_study.SPLITS == ("test", "test_static", "test_slow", "test_fast")
 
 
