@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -31,6 +32,7 @@ from benchmarks.geometry import mean_ci
 from benchmarks.paths import REPO_ROOT
 from benchmarks.processes import map_in_processes
 from benchmarks.proxy import ProxyConfig, prepare_data, train_and_test
+from benchmarks.proxy import write_outputs as write_proxy_outputs
 from benchmarks.report import save_figure
 from benchmarks.runs import RunConfig
 from benchmarks.store import Store, provenance, write_json
@@ -100,8 +102,14 @@ def run_study(store: Store, config: A3DStudyConfig, proxy: ProxyConfig | None = 
                "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
                "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
     summary["path"] = str(write_json(store.new_run_path("a3d-study", "a3d"), summary))
-    summary["outputs"] = [str(path) for path in plot(summary, store.root / FIGURE)]
+    proxy_summary = store.latest("proxy", "proxy")  # its figure shows the newest A3D study: redrawn
+    proxy_outputs = write_proxy_outputs(proxy_summary, store.root) if proxy_summary else []
+    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *proxy_outputs]]
     return summary
+
+
+def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
+    return plot(summary, out_dir / FIGURE)
 
 
 def baseline_table(summary: dict) -> pd.DataFrame:
@@ -115,18 +123,23 @@ def baseline_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(summary: dict, path) -> list:
-    fig, ax = plt.subplots(figsize=(8, 5))
+def draw_study(ax, summary: dict) -> None:
+    """Each seed's A3D budget table as a line, the separately trained X3D-XS models as points."""
     for run in (r for r in summary["runs"] if r["kind"] == "a3d"):
         table = pd.DataFrame(run["budget_table"])
-        ax.plot(table["gflops"], table["test_top1"], marker=".", color="tab:red", alpha=0.7,
-                label="A3D X3D-XS, one model (budget table, chosen on val)" if run["seed"] == 0 else None)
+        ax.plot(table["gflops"], table["test_top1"], marker=".", color="tab:orange", alpha=0.8,
+                label="A3D X3D-XS, one model per seed (budget table, chosen on val)" if run["seed"] == 0 else None)
     baselines = baseline_table(summary)
-    ax.errorbar(baselines["gflops"], baselines["top1"], yerr=baselines["top1_std"], fmt="o", color="tab:blue",
-                capsize=3, label="X3D-XS trained at that input (mean, std over seeds)")
+    ax.errorbar(baselines["gflops"], baselines["top1"], yerr=baselines["top1_std"], fmt="s", color="tab:purple",
+                capsize=3, label="X3D-XS trained at a configuration's input (A3D study; mean, std over seeds)")
     for _, row in baselines.iterrows():
         ax.annotate(row["configuration"], (row["gflops"], row["top1"]), textcoords="offset points", xytext=(4, 4),
                     fontsize=8)
+
+
+def plot(summary: dict, path) -> list:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    draw_study(ax, summary)
     ax.axhline(100 / 3, color="gray", ls="--", lw=1)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("GFLOPs per clip (fvcore, log2)")

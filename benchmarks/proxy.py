@@ -401,8 +401,9 @@ def point_labels(table: pd.DataFrame, tolerance: float = 2.0) -> pd.Series:
     return labels
 
 
-def plot_proxy(table: pd.DataFrame, path: Path) -> list[Path]:
-    """Test top-1 vs GFLOPs per clip at the proxy input; points numbered, the key beside the axes."""
+def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None) -> list[Path]:
+    """Test top-1 vs GFLOPs per clip at the proxy input; points numbered, the key beside the axes; with
+    an A3D study (``benchmarks.a3d_study``, same data and input), its curves and X3D-XS models too."""
     points = pd.DataFrame({
         "row": table["row"],
         "label": point_labels(table),
@@ -418,6 +419,10 @@ def plot_proxy(table: pd.DataFrame, path: Path) -> list[Path]:
     fig.subplots_adjust(right=0.6)
     ax = fig.axes[0]
     ax.margins(x=0.15, y=0.1)
+    if a3d_study is not None:
+        from benchmarks.a3d_study import draw_study  # the A3D study builds on this module
+
+        draw_study(ax, a3d_study)
     ax.legend(loc="best", fontsize=8)
     ax.axhline(CHANCE, color="gray", ls="--", lw=1)
     ax.text(1.0, CHANCE, "chance ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8,
@@ -429,10 +434,11 @@ def plot_proxy(table: pd.DataFrame, path: Path) -> list[Path]:
 
 
 def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
-    """``proxy_table1.md`` and ``proxy_flops.png`` from a proxy summary."""
+    """``proxy_table1.md`` and ``proxy_flops.png`` from a proxy summary (the figure with the newest A3D
+    study of the same results store, if there is one)."""
     table = proxy_table(summary)
     markdown = write_text(out_dir / "proxy_table1.md", render_markdown(summary, table))
-    return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png")]
+    return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png", Store(out_dir).latest("a3d-study", "a3d"))]
 
 
 # --------------------------------------------------------------------------- command line

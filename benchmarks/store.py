@@ -145,6 +145,11 @@ class Store:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         return self.runs / subfolder / f"{name}-{stamp}.json"
 
+    def latest(self, name: str, subfolder: str = "") -> dict | None:
+        """The newest summary ``runs/[subfolder/]<name>-<time>.json`` (by its timestamp), or None."""
+        paths = sorted((self.runs / subfolder).glob(f"{name}-*.json"))
+        return {**read_json(paths[-1]), "path": str(paths[-1])} if paths else None
+
     def load_measurements(self) -> list[dict]:
         """Every stored harness measurement (any device)."""
         return [read_json(p, MEASUREMENT_FIELDS) for p in sorted(self.measured.glob("row*.json"))]

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
@@ -110,8 +111,12 @@ def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None
                "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
                "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
     summary["path"] = str(write_json(store.new_run_path("vared2-study", "vared2"), summary))
-    summary["outputs"] = [str(write_text(store.root / "vared2_airplanes.md", render_markdown(summary)))]
+    summary["outputs"] = [str(path) for path in write_outputs(summary, store.root)]
     return summary
+
+
+def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
+    return [write_text(out_dir / "vared2_airplanes.md", render_markdown(summary))]
 
 
 def study_table(summary: dict) -> pd.DataFrame:

@@ -238,8 +238,8 @@ def test_costs_follow_the_configurations_and_a3d_steps_cost_more(tmp_path):
     assert costs["a3d_over_plain"] == pytest.approx(costs["a3d_step_s"] / costs["plain_step_s"])
 
 
-def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
-    from benchmarks import a3d_study
+def study_summary() -> dict:
+    """An A3D study summary: two seeds of A3D budget tables and two baselines (no training)."""
 
     def baseline(name, seed, top1, gflops):
         return {"kind": "x3d", "seed": seed, "configuration": name, "top1": top1, "gflops": gflops,
@@ -247,9 +247,16 @@ def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
 
     table = [{"gflops": 0.01, "test_top1": 40.0, "val_top1": 41.0}, {"gflops": 0.03, "test_top1": 60.0,
                                                                         "val_top1": 62.0}]
-    summary = {"runs": [{"kind": "a3d", "seed": seed, "budget_table": table} for seed in (0, 1)]
-               + [baseline("1x1x1", 0, 60.0, 0.037), baseline("1x1x1", 1, 70.0, 0.037),
-                  baseline("1x0.57x0.25", 0, 35.0, 0.005), baseline("1x0.57x0.25", 1, 37.0, 0.005)]}
+    return {"experiment": "a3d-vs-x3d", "date": "2026-01-01T00:00:00+00:00",
+            "runs": [{"kind": "a3d", "seed": seed, "budget_table": table} for seed in (0, 1)]
+            + [baseline("1x1x1", 0, 60.0, 0.037), baseline("1x1x1", 1, 70.0, 0.037),
+               baseline("1x0.57x0.25", 0, 35.0, 0.005), baseline("1x0.57x0.25", 1, 37.0, 0.005)]}
+
+
+def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
+    from benchmarks import a3d_study
+
+    summary = study_summary()
     baselines = a3d_study.baseline_table(summary).set_index("configuration")
     assert baselines.loc["1x1x1", "top1"] == 65.0 and baselines.loc["1x1x1", "seeds"] == 2
     assert baselines.loc["1x0.57x0.25", "top1_std"] == pytest.approx(1.414, abs=1e-3)
@@ -259,3 +266,23 @@ def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
     small = a3d_study.run_config(proxy, 0, "o", configuration=Configuration.parse("1x0.57x0.25"))
     assert (small.frames, small.res, small.method) == (2, 18, "standard")  # a baseline trains at its own input
     assert a3d_study.run_config(proxy, 0, "o", "a3d").method == "a3d"
+
+
+def test_figures_redraw_the_newest_studies_and_the_proxy_figure_shows_a3d(tmp_path):
+    from benchmarks.store import Store, write_json
+    from tests.test_proxy import FIXTURE
+
+    store = Store(tmp_path)
+    write_json(store.runs / "proxy" / "proxy-20260101T000000000000Z.json", FIXTURE)
+    assert run_main(["figures", "--results", str(tmp_path)]) == 0
+    without_a3d = (tmp_path / "proxy_flops.png").read_bytes()
+    assert not (tmp_path / "a3d_airplanes.png").exists()
+    older = {**study_summary(), "runs": study_summary()["runs"][2:]}  # baselines only
+    write_json(store.runs / "a3d" / "a3d-study-20260101T000000000000Z.json", older)
+    write_json(store.runs / "a3d" / "a3d-study-20260102T000000000000Z.json", study_summary())
+    assert store.latest("a3d-study", "a3d")["runs"][0]["kind"] == "a3d"  # the newest by its time stamp
+    assert store.latest("vared2-study", "vared2") is None
+    assert run_main(["figures", "--results", str(tmp_path)]) == 0
+    assert (tmp_path / "a3d_airplanes.png").stat().st_size > 10_000
+    assert (tmp_path / "proxy_flops.png").read_bytes() != without_a3d
+    assert not (tmp_path / "vared2_airplanes.md").exists()
