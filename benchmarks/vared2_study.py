@@ -9,9 +9,10 @@ speed each (``benchmarks.airplanes.SPEED_SPLITS``: the airplane standing still, 
 fast): the question is whether the gates spend less on the easy (static, slow) videos than on the fast
 ones. The answer is whatever the numbers say.
 
-Outputs: ``vared2_airplanes.md`` (per model and split: top-1, mean/min/max GFLOPs per video, over seeds)
-and ``runs/vared2/vared2-study-<time>.json``; each evaluation is a stored run with its per-video CSV and
-GFLOPs histogram.
+Outputs: ``vared2_airplanes.md`` (per model and split: top-1, mean/min/max GFLOPs per video, the share of
+layers at each reduced option, over seeds), ``vared2_airplanes.png`` (per designed split, the histogram of
+the GFLOPs its videos spent) and ``runs/vared2/vared2-study-<time>.json``; each evaluation is a stored run
+with its per-video CSV (GFLOPs and each layer's option) and GFLOPs histogram.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -31,6 +34,7 @@ from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.paths import REPO_ROOT
 from benchmarks.processes import map_in_processes
 from benchmarks.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm
+from benchmarks.report import save_figure
 from benchmarks.runs import RunConfig
 from benchmarks.store import Store, provenance, write_json, write_text
 from benchmarks.train import train
@@ -38,6 +42,7 @@ from benchmarks.train import train
 ROW = 5  # X3D-XS
 SPLITS = ("test", *SPEED_SPLITS)
 SHARES = ("share_R2", "share_r_half", "share_skipped")
+FIGURE = "vared2_airplanes.png"
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def run_model(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: i
         rows.append({"model": model, "seed": seed, "split": split, "top1": record["top1"],
                      **{f"gflops_{k}": v for k, v in spent.items()},
                      **(option_shares(pd.read_csv(record["per_video_csv"])) if model == "vared2" else {}),
-                     "train_time_s": seconds, "run": record["path"]})
+                     "train_time_s": seconds, "run": Path(record["path"]).name})
     return rows
 
 
@@ -116,7 +121,36 @@ def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None
 
 
 def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
-    return [write_text(out_dir / "vared2_airplanes.md", render_markdown(summary))]
+    """``vared2_airplanes.md`` and ``vared2_airplanes.png`` (from the evaluations' per-video CSVs in ``runs/``)."""
+    return [write_text(out_dir / "vared2_airplanes.md", render_markdown(summary)),
+            *plot_spending(summary, out_dir / "runs", out_dir / FIGURE)]
+
+
+def per_video_spending(summary: dict, runs_dir: Path) -> pd.DataFrame:
+    """Every VA-RED2 evaluation's per-video GFLOPs, with its seed and split."""
+    tables = [pd.read_csv(runs_dir / Path(run["run"]).with_suffix(".per_video.csv").name)[["gflops"]].assign(
+        seed=run["seed"], split=run["split"]) for run in summary["runs"] if run["model"] == "vared2"]
+    return pd.concat(tables, ignore_index=True)
+
+
+def plot_spending(summary: dict, runs_dir: Path, path: Path) -> list[Path]:
+    """Histograms of the GFLOPs each designed split's videos spent (all seeds), plain X3D-XS as a line."""
+    spending = per_video_spending(summary, runs_dir)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bins = np.linspace(spending["gflops"].min(), spending["gflops"].max(), 30)
+    for split, color in zip(SPEED_SPLITS, ("tab:green", "tab:blue", "tab:red")):
+        values = spending.loc[spending["split"] == split, "gflops"]
+        ax.hist(values, bins=bins, histtype="step", lw=1.5, color=color,
+                label=f"{split}: mean {values.mean():.4g} ({len(values)} videos)")
+    plain = [run["gflops_mean"] for run in summary["runs"] if run["model"] == "x3d"]
+    if plain:
+        ax.axvline(plain[0], color="black", ls="--", lw=1, label=f"plain X3D-XS: {plain[0]:.4g}")
+    ax.set_xlabel("GFLOPs spent per video (one clip)")
+    ax.set_ylabel("videos (all seeds)")
+    ax.set_title("X3D-XS + VA-RED2 on the synthetic airplanes (NOT Kinetics): what each video spent", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, [path])
 
 
 def study_table(summary: dict) -> pd.DataFrame:

@@ -157,12 +157,13 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
     assert per_video["gflops"].to_numpy() == pytest.approx((full - sum(macs.values()) / 1e9 + fraction).to_numpy())
 
 
-def test_study_table_summarises_each_model_and_split():
+def test_study_table_summarises_each_model_and_split(tmp_path):
     from benchmarks import vared2_study
 
     def row(model, seed, split, top1, mean):
         return {"model": model, "seed": seed, "split": split, "top1": top1, "gflops_mean": mean,
-                "gflops_min": mean * 0.8, "gflops_max": mean * 1.1, "train_time_s": 1.0, "run": "x.json"}
+                "gflops_min": mean * 0.8, "gflops_max": mean * 1.1, "train_time_s": 1.0,
+                "run": f"5-{model}-{seed}-{split}.json"}
 
     shares = {"share_R2": 0.5, "share_r_half": 0.25, "share_skipped": 0.0}
     summary = {"runs": [row("vared2", 0, "test_static", 60, 0.02) | shares,
@@ -181,6 +182,18 @@ def test_study_table_summarises_each_model_and_split():
     per_video = pd.DataFrame({"label": [0, 1], "gflops": [1.0, 2.0], "a R": [2.0, 1.0], "a r": [1.0, 0.5],
                               "b R": [0.0, 2.0], "b r": [0.0, 0.5]})
     assert vared2_study.option_shares(per_video) == {"share_R2": 0.5, "share_r_half": 0.5, "share_skipped": 0.25}
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for run in summary["runs"]:
+        if run["model"] == "vared2":
+            low = run["gflops_mean"] * (0.5 if run["split"] == "test_static" else 0.9)
+            pd.DataFrame({"gflops": [low, run["gflops_mean"]]}).to_csv(
+                runs / run["run"].replace(".json", ".per_video.csv"), index=False)
+    spending = vared2_study.per_video_spending(summary, runs)
+    assert len(spending) == 6 and spending.groupby("split")["gflops"].min()["test_static"] == pytest.approx(0.01)
+    written = vared2_study.write_outputs(summary, tmp_path)
+    assert [p.name for p in written] == ["vared2_airplanes.md", "vared2_airplanes.png"]
+    assert written[1].stat().st_size > 10_000
     assert vared2_study.SPLITS == ("test", "test_static", "test_slow", "test_fast")
 
 
