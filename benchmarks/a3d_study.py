@@ -24,6 +24,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from tabulate import tabulate
 
 from benchmarks.a3d import A3D_RANGES, Configuration
 from benchmarks.a3d_sweep import sweep
@@ -35,12 +36,13 @@ from benchmarks.proxy import ProxyConfig, prepare_data, train_and_test
 from benchmarks.proxy import write_outputs as write_proxy_outputs
 from benchmarks.report import save_figure
 from benchmarks.runs import RunConfig
-from benchmarks.store import Store, provenance, write_json
+from benchmarks.store import Store, provenance, read_json, write_json, write_text
 from benchmarks.train import train
 
 ROW = 5  # X3D-XS
 BASELINES = ("1x1x1", "1x0.71x0.5", "1x0.57x0.25")  # inputs of separately trained X3D-XS models (width 1)
 FIGURE = "a3d_airplanes.png"
+TABLE = "a3d_airplanes.md"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,46 @@ def run_study(store: Store, config: A3DStudyConfig, proxy: ProxyConfig | None = 
 
 
 def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
-    return plot(summary, out_dir / FIGURE)
+    """``a3d_airplanes.png`` and ``a3d_airplanes.md`` (the latter from the sweeps stored in ``runs/a3d/``)."""
+    table = matching_inputs(summary, out_dir / "runs" / "a3d")
+    return [*plot(summary, out_dir / FIGURE), write_text(out_dir / TABLE, render_markdown(summary, table))]
+
+
+def matching_inputs(summary: dict, sweeps_dir: Path) -> pd.DataFrame:
+    """At each baseline's configuration: the separately trained X3D-XS and the A3D model evaluated at that
+    configuration (its sweep), test top-1 mean and std over seeds each."""
+    a3d = pd.concat([pd.DataFrame(read_json(sweeps_dir / Path(run["sweep"]).name)["configurations"]).assign(
+        seed=run["seed"]) for run in summary["runs"] if run["kind"] == "a3d"], ignore_index=True)
+    rows = []
+    for baseline in baseline_table(summary).to_dict("records"):
+        scores = a3d.loc[a3d["configuration"] == baseline["configuration"], "test_top1"].tolist()
+        ci = mean_ci(scores) if scores else {"mean": float("nan"), "std": None}
+        rows.append({**baseline, "a3d_top1": ci["mean"], "a3d_top1_std": ci["std"] or 0.0, "a3d_seeds": len(scores)})
+    return pd.DataFrame(rows)
+
+
+def render_markdown(summary: dict, table: pd.DataFrame) -> str:
+    def text(mean: float, std: float, seeds: int) -> str:
+        return f"{mean:.1f} ± {std:.1f} ({seeds})" if seeds else "not in the sweeps"
+
+    shown = pd.DataFrame({
+        "configuration (w x s x t)": table["configuration"], "GFLOPs per clip": table["gflops"].map("{:.4f}".format),
+        "X3D-XS trained at it": [text(*v) for v in zip(table["top1"], table["top1_std"], table["seeds"])],
+        "A3D X3D-XS at it": [text(*v) for v in zip(table["a3d_top1"], table["a3d_top1_std"], table["a3d_seeds"])],
+    })
+    return "\n".join([
+        "# One A3D X3D-XS vs X3D-XS trained at each input, on the warm-up airplanes (synthetic, NOT Kinetics)",
+        "",
+        "Test top-1 (%), mean ± std over seeds (seeds in brackets), 100 test videos, chance 33.3 %. A3D: one "
+        "model per seed evaluated at the configuration with BatchNorm recalibrated (its sweep); the figure "
+        f"`{FIGURE}` has its whole budget table.",
+        "",
+        tabulate(shown, headers="keys", tablefmt="github", showindex=False, disable_numparse=True),
+        "",
+        f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; {summary['date']}; "
+        f"{summary['wall_time_s'] / 60:.0f} min in all.",
+        "",
+    ])
 
 
 def baseline_table(summary: dict) -> pd.DataFrame:

@@ -247,8 +247,10 @@ def study_summary() -> dict:
 
     table = [{"gflops": 0.01, "test_top1": 40.0, "val_top1": 41.0}, {"gflops": 0.03, "test_top1": 60.0,
                                                                         "val_top1": 62.0}]
-    return {"experiment": "a3d-vs-x3d", "date": "2026-01-01T00:00:00+00:00",
-            "runs": [{"kind": "a3d", "seed": seed, "budget_table": table} for seed in (0, 1)]
+    return {"experiment": "a3d-vs-x3d", "date": "2026-01-01T00:00:00+00:00", "command": "python -m benchmarks.run "
+            "a3d-study", "git_commit": "abc", "hardware": "test CPU", "wall_time_s": 600.0,
+            "runs": [{"kind": "a3d", "seed": seed, "budget_table": table, "sweep": f"/elsewhere/a3d-sweep-{seed}.json"}
+                     for seed in (0, 1)]
             + [baseline("1x1x1", 0, 60.0, 0.037), baseline("1x1x1", 1, 70.0, 0.037),
                baseline("1x0.57x0.25", 0, 35.0, 0.005), baseline("1x0.57x0.25", 1, 37.0, 0.005)]}
 
@@ -273,6 +275,7 @@ def test_figures_redraw_the_newest_studies_and_the_proxy_figure_shows_a3d(tmp_pa
     from tests.test_proxy import FIXTURE
 
     store = Store(tmp_path)
+    write_sweeps(store.runs / "a3d")
     write_json(store.runs / "proxy" / "proxy-20260101T000000000000Z.json", FIXTURE)
     assert run_main(["figures", "--results", str(tmp_path)]) == 0
     without_a3d = (tmp_path / "proxy_flops.png").read_bytes()
@@ -286,3 +289,15 @@ def test_figures_redraw_the_newest_studies_and_the_proxy_figure_shows_a3d(tmp_pa
     assert (tmp_path / "a3d_airplanes.png").stat().st_size > 10_000
     assert (tmp_path / "proxy_flops.png").read_bytes() != without_a3d
     assert not (tmp_path / "vared2_airplanes.md").exists()
+    table = (tmp_path / "a3d_airplanes.md").read_text()
+    assert "| 1x1x1 " in table and "65.0 ± 7.1 (2)" in table and "55.0 ± 7.1 (2)" in table
+    assert "| 1x0.57x0.25 " in table and "not in the sweeps" in table
+
+
+def write_sweeps(sweeps_dir) -> None:
+    """Sweeps of the two A3D seeds of ``study_summary``: only 1x1x1 evaluated (50 and 60 % test top-1)."""
+    from benchmarks.store import write_json
+
+    for seed in (0, 1):
+        write_json(sweeps_dir / f"a3d-sweep-{seed}.json",
+                   {"configurations": [{"configuration": "1x1x1", "gflops": 0.037, "test_top1": 50.0 + 10 * seed}]})
