@@ -7,7 +7,7 @@ of an A3D range (``benchmarks.a3d.grid``) is counted with fvcore on the sliced n
 (gamma_w^2 gamma_s^2 gamma_t), and the parameters its layers use. Peak memory of one clip's inference
 (``benchmarks.measure.peak_memory_mb``) for the full and the cheapest configuration. Training: the
 mean wall-clock of an A3D step (the full network and two sampled sub-networks, Eq. 3) and of a plain
-X3D step on the same batch, on this machine, after a warm-up step. Writes ``a3d_configurations.md``
+X3D step on the same batch, on this machine, after a warm-up step. Writes ``a3d_configurations_<model>.md``
 and ``runs/a3d/a3d-cost-<time>.json`` with provenance.
 """
 
@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
         f"Command: `{record['command']}`; commit {record['git_commit']}; {record['hardware']}; {record['date']}.",
         "",
     ]
-    outputs = write_text(store.root / "a3d_configurations.md", "\n".join(lines))
+    outputs = write_text(store.root / f"a3d_configurations_{spec.model}.md", "\n".join(lines))
     print("\n".join(lines[:9]))
     print(f"wrote {outputs} and {path}")
     return 0
