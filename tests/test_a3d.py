@@ -200,7 +200,8 @@ def test_eval_one_configuration_and_a_budget_needs_a_sweep(a3d_run, planes, tmp_
     results = tmp_path / "results"
     args = ["eval", "--row", "5", "--checkpoint", str(out / LAST), "--data", str(planes), "--results", str(results),
             "--num-workers", "0", "--calibration-videos", "16"]
-    assert run_main([*args, "--config", "0.5x0.71x0.5", "--split", "test"]) == 0
+    assert run_main([*args, "--method", "vared2", "--config", "1x1x1"]) == 2  # trained with a3d: refused
+    assert run_main([*args, "--method", "a3d", "--config", "0.5x0.71x0.5", "--split", "test"]) == 0
     (single,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
     (row,) = json.loads(single.read_text())["configurations"]
     assert (row["width"], row["frames"], row["side"]) == (0.5, 4, 23) and 0 <= row["test_top1"] <= 100

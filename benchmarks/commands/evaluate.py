@@ -36,6 +36,7 @@ from benchmarks.cli import UsageError, default, from_args
 from benchmarks.commands.train import check_data
 from benchmarks.evaluate import EvalConfig
 from benchmarks.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
+from benchmarks.methods import METHODS
 from benchmarks.protocols import OVERRIDABLE, PROTOCOLS, authors_protocol
 from benchmarks.runs import parse_row_list
 from benchmarks.slurm_tasks import EvalTask
@@ -75,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "of DATA, sorted, which must be all of NAME's classes)")
     group.add_argument("--cache-dir",
                        help="weights cache (default: $GRW_BENCH_WEIGHTS, else ~/.cache/grw-bench/weights)")
+    parser.add_argument("--method", choices=tuple(METHODS),
+                        help="the method the checkpoint was trained with, checked (default: read from the checkpoint; "
+                             "vared2 stores each video's GFLOPs and options, a3d takes --sweep/--config/--budget)")
     parser.add_argument("--setting", help="the training method's evaluation setting (default: its first)")
     parser.add_argument("--chunk", type=int, default=default(EvalConfig, "chunk"),
                         help="frames per call in streaming evaluation (default: %(default)s)")
@@ -140,7 +144,7 @@ def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
     configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=checkpoints[spec.row], protocol_overrides=overrides)
                for spec in specs]
     for config in configs:
-        check_checkpoint(config)
+        check_checkpoint(config, args.method)
     check_data(args.data, args.split)
     return configs
 
@@ -160,9 +164,9 @@ def public_checkpoint(args: argparse.Namespace, row: int) -> str:
     return str(out)
 
 
-def check_checkpoint(config: EvalConfig) -> None:
-    """Fail before launching on a checkpoint that is missing, unreadable, for another row, or imported
-    without class names."""
+def check_checkpoint(config: EvalConfig, method: str | None = None) -> None:
+    """Fail before launching on a checkpoint that is missing, unreadable, for another row or another
+    ``method`` (when given), or imported without class names."""
     try:
         checkpoint = load_checkpoint(config.checkpoint)
         check_classes(checkpoint, config.checkpoint)
@@ -170,6 +174,9 @@ def check_checkpoint(config: EvalConfig) -> None:
         raise UsageError(str(error)) from error
     if checkpoint["row"] != config.row:
         raise UsageError(f"{config.checkpoint} was trained for row {checkpoint['row']}, not row {config.row}")
+    trained_with = checkpoint.get("config", {}).get("method", "standard")
+    if method is not None and trained_with != method:
+        raise UsageError(f"{config.checkpoint} was trained with --method {trained_with}, not {method}")
 
 
 def stored_run(config: EvalConfig, store: Store) -> dict | None:
