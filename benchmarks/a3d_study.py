@@ -10,8 +10,10 @@ Not Kinetics. On the warm-up airplanes at the proxy's input and recipe (``benchm
   (``BASELINES``: the full clip, fewer frames at a smaller side, ...), each with precise BN as in the proxy.
 
 The figure ``a3d_airplanes.png`` draws test top-1 against fvcore GFLOPs per clip: each seed's A3D budget
-table as a line, the separately trained models as points (mean and std over seeds). The summary with every
-run goes to ``runs/a3d/a3d-study-<time>.json``.
+table as a line, the separately trained models as points (mean and std over seeds); the proxy's figure
+draws them too. ``a3d_airplanes.md`` sets, at each baseline's input, the separately trained models against
+the A3D models evaluated at that configuration (their sweeps). The summary with every run goes to
+``runs/a3d/a3d-study-<time>.json``.
 """
 
 from __future__ import annotations
