@@ -1,13 +1,13 @@
 """What VA-RED2's options cost, measured (``python -m benchmarks.run vared2-cost``): GFLOPs per option
 per dynamic layer of an X3D row, by fvcore on the executed graph, next to the analytic count.
 
-For each X3D row (default: X3D-XS and X3D-M at their own inputs), the model is converted as
+For each X3D row (default: X3D-XS and X3D-M, each at its Table 1 row's input), the model is converted as
 ``--method vared2`` converts it (every ``conv_a`` and ``conv_c``: ``benchmarks.methods.VARED2Method``).
 Then, for every option (temporal factor R, channel fraction r), every dynamic layer is forced to that
 option alone and fvcore counts the network once: each layer's GFLOPs is read from that count per module
-and set against the analytic r/R x its full multiply-adds (Eq. 3). The gates' own GFLOPs (fvcore, at the
-inference: a gate runs whatever it chooses) and the whole network at each uniform option, gates included,
-close the table. Cheap operations (per-channel scale and bias) are elementwise and count zero under the suite's
+and set against the analytic r/R x its full multiply-adds (Eq. 3). The gates' own GFLOPs (fvcore, as they run at
+inference, whatever they choose) and the whole network at each uniform option, gates included, close the
+table. Cheap operations (per-channel scale and bias) are elementwise and count zero under the suite's
 convention (``benchmarks.measure.count_gflops``). Writes ``vared2_options.md`` and
 ``runs/vared2/vared2-cost-<time>.json`` with provenance.
 """
