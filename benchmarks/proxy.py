@@ -47,6 +47,7 @@ from torch import nn
 
 from baselines.slimmable import recompute_batchnorm
 from benchmarks import airplanes, report
+from benchmarks.a3d_report import draw_study
 from benchmarks.checkpoint import save_checkpoint
 from benchmarks.cli import UsageError, from_args
 from benchmarks.data import VideoDataset, VideoIndex, evenly_spread, make_loader
@@ -420,8 +421,6 @@ def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None) -
     ax = fig.axes[0]
     ax.margins(x=0.15, y=0.1)
     if a3d_study is not None:
-        from benchmarks.a3d_study import draw_study  # the A3D study builds on this module
-
         draw_study(ax, a3d_study)
     ax.legend(loc="best", fontsize=8)
     ax.axhline(CHANCE, color="gray", ls="--", lw=1)

@@ -257,13 +257,13 @@ def study_summary() -> dict:
 
 
 def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
-    from benchmarks import a3d_study
+    from benchmarks import a3d_report, a3d_study
 
     summary = study_summary()
-    baselines = a3d_study.baseline_table(summary).set_index("configuration")
+    baselines = a3d_report.baseline_table(summary).set_index("configuration")
     assert baselines.loc["1x1x1", "top1"] == 65.0 and baselines.loc["1x1x1", "seeds"] == 2
     assert baselines.loc["1x0.57x0.25", "top1_std"] == pytest.approx(1.414, abs=1e-3)
-    (figure,) = a3d_study.plot(summary, tmp_path / a3d_study.FIGURE)
+    (figure,) = a3d_report.plot(summary, tmp_path / a3d_report.FIGURE)
     assert figure.stat().st_size > 10_000
     proxy = a3d_study.ProxyConfig()
     small = a3d_study.run_config(proxy, 0, "o", configuration=Configuration.parse("1x0.57x0.25"))
