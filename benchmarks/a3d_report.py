@@ -80,7 +80,7 @@ def draw_study(ax, summary: dict) -> None:
                 label="A3D X3D-XS, one model per seed (budget table, chosen on val)" if run["seed"] == 0 else None)
     baselines = baseline_table(summary)
     ax.errorbar(baselines["gflops"], baselines["top1"], yerr=baselines["top1_std"], fmt="s", color="tab:purple",
-                capsize=3, label="X3D-XS trained at a configuration's input (A3D study; mean, std over seeds)")
+                capsize=3, label="X3D-XS trained at an A3D configuration's input (mean, std)")
     for _, row in baselines.iterrows():
         ax.annotate(row["configuration"], (row["gflops"], row["top1"]), textcoords="offset points", xytext=(4, 4),
                     fontsize=8)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import a3d_report, kinetics400, memory, proxy, report, vared2_study
+from benchmarks import a3d_report, kinetics400, memory, proxy, report, vared2_report
 
 STUDIES = (("proxy", "proxy", proxy.write_outputs), ("a3d-study", "a3d", a3d_report.write_outputs),
-           ("vared2-study", "vared2", vared2_study.write_outputs))  # name, runs/ subfolder, renderer
+           ("vared2-study", "vared2", vared2_report.write_outputs))  # name, runs/ subfolder, renderer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

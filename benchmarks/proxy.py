@@ -46,8 +46,7 @@ from tabulate import tabulate
 from torch import nn
 
 from baselines.slimmable import recompute_batchnorm
-from benchmarks import airplanes, report
-from benchmarks.a3d_report import draw_study
+from benchmarks import a3d_report, airplanes, report, vared2_report
 from benchmarks.checkpoint import save_checkpoint
 from benchmarks.cli import UsageError, from_args
 from benchmarks.data import VideoDataset, VideoIndex, evenly_spread, make_loader
@@ -402,9 +401,11 @@ def point_labels(table: pd.DataFrame, tolerance: float = 2.0) -> pd.Series:
     return labels
 
 
-def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None) -> list[Path]:
+def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None,
+               vared2_study: dict | None = None) -> list[Path]:
     """Test top-1 vs GFLOPs per clip at the proxy input; points numbered, the key beside the axes; with
-    an A3D study (``benchmarks.a3d_study``, same data and input), its curves and X3D-XS models too."""
+    an A3D or a VA-RED2 study (``benchmarks.a3d_study``, ``benchmarks.vared2_study``: same data and
+    input), their models too."""
     points = pd.DataFrame({
         "row": table["row"],
         "label": point_labels(table),
@@ -421,8 +422,10 @@ def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None) -
     ax = fig.axes[0]
     ax.margins(x=0.15, y=0.1)
     if a3d_study is not None:
-        draw_study(ax, a3d_study)
-    ax.legend(loc="best", fontsize=8)
+        a3d_report.draw_study(ax, a3d_study)
+    if vared2_study is not None:
+        vared2_report.draw_study(ax, vared2_study)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.03, 0.62), fontsize=8)
     ax.axhline(CHANCE, color="gray", ls="--", lw=1)
     ax.text(1.0, CHANCE, "chance ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8,
             color="gray")
@@ -434,10 +437,12 @@ def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None) -
 
 def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
     """``proxy_table1.md`` and ``proxy_flops.png`` from a proxy summary (the figure with the newest A3D
-    study of the same results store, if there is one)."""
+    and VA-RED2 studies of the same results store, where there are some)."""
     table = proxy_table(summary)
     markdown = write_text(out_dir / "proxy_table1.md", render_markdown(summary, table))
-    return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png", Store(out_dir).latest("a3d-study", "a3d"))]
+    store = Store(out_dir)
+    return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png", store.latest("a3d-study", "a3d"),
+                                  store.latest("vared2-study", "vared2"))]
 
 
 # --------------------------------------------------------------------------- command line

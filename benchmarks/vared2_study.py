@@ -23,10 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from benchmarks.airplanes import SPEED_SPLITS, generate_speed_splits
 from benchmarks.cli import from_args
@@ -34,15 +31,14 @@ from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.paths import REPO_ROOT
 from benchmarks.processes import map_in_processes
 from benchmarks.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm
-from benchmarks.report import save_figure
+from benchmarks.proxy import write_outputs as write_proxy_outputs
 from benchmarks.runs import RunConfig
-from benchmarks.store import Store, provenance, write_json, write_text
+from benchmarks.store import Store, provenance, write_json
 from benchmarks.train import train
+from benchmarks.vared2_report import render_markdown, write_outputs
 
 ROW = 5  # X3D-XS
 SPLITS = ("test", *SPEED_SPLITS)
-SHARES = ("share_R2", "share_r_half", "share_skipped")
-FIGURE = "vared2_airplanes.png"
 
 
 @dataclass(frozen=True)
@@ -116,75 +112,10 @@ def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None
                "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
                "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
     summary["path"] = str(write_json(store.new_run_path("vared2-study", "vared2"), summary))
-    summary["outputs"] = [str(path) for path in write_outputs(summary, store.root)]
+    proxy_summary = store.latest("proxy", "proxy")  # its figure shows the newest VA-RED2 study: redrawn
+    proxy_outputs = write_proxy_outputs(proxy_summary, store.root) if proxy_summary else []
+    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *proxy_outputs]]
     return summary
-
-
-def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
-    """``vared2_airplanes.md`` and ``vared2_airplanes.png`` (from the evaluations' per-video CSVs in ``runs/``)."""
-    return [write_text(out_dir / "vared2_airplanes.md", render_markdown(summary)),
-            *plot_spending(summary, out_dir / "runs", out_dir / FIGURE)]
-
-
-def per_video_spending(summary: dict, runs_dir: Path) -> pd.DataFrame:
-    """Every VA-RED2 evaluation's per-video GFLOPs, with its seed and split."""
-    tables = [pd.read_csv(runs_dir / Path(run["run"]).with_suffix(".per_video.csv").name)[["gflops"]].assign(
-        seed=run["seed"], split=run["split"]) for run in summary["runs"] if run["model"] == "vared2"]
-    return pd.concat(tables, ignore_index=True)
-
-
-def plot_spending(summary: dict, runs_dir: Path, path: Path) -> list[Path]:
-    """Histograms of the GFLOPs each designed split's videos spent (all seeds), plain X3D-XS as a line."""
-    spending = per_video_spending(summary, runs_dir)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    bins = np.linspace(spending["gflops"].min(), spending["gflops"].max(), 30)
-    for split, color in zip(SPEED_SPLITS, ("tab:green", "tab:blue", "tab:red")):
-        values = spending.loc[spending["split"] == split, "gflops"]
-        ax.hist(values, bins=bins, histtype="step", lw=1.5, color=color,
-                label=f"{split}: mean {values.mean():.4g} ({len(values)} videos)")
-    plain = [run["gflops_mean"] for run in summary["runs"] if run["model"] == "x3d"]
-    if plain:
-        ax.axvline(plain[0], color="black", ls="--", lw=1, label=f"plain X3D-XS: {plain[0]:.4g}")
-    ax.set_xlabel("GFLOPs spent per video (one clip)")
-    ax.set_ylabel("videos (all seeds)")
-    ax.set_title("X3D-XS + VA-RED2 on the synthetic airplanes (NOT Kinetics): what each video spent", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, [path])
-
-
-def study_table(summary: dict) -> pd.DataFrame:
-    """Per model and split, means over seeds of top-1 and of the per-video GFLOPs mean, min and max."""
-    runs = pd.DataFrame(summary["runs"])
-    table = runs.groupby(["model", "split"], sort=False).agg(
-        top1=("top1", "mean"), top1_std=("top1", "std"), gflops_mean=("gflops_mean", "mean"),
-        gflops_min=("gflops_min", "min"), gflops_max=("gflops_max", "max"), seeds=("seed", "nunique"),
-        **{share: (share, "mean") for share in SHARES if share in runs})
-    return table.reset_index()
-
-
-def render_markdown(summary: dict) -> str:
-    table = study_table(summary)
-    shown = table.assign(**{"top-1 (%)": [f"{m:.1f} ± {s:.1f}" if s == s else f"{m:.1f}"
-                                          for m, s in zip(table["top1"], table["top1_std"])]})
-    shares = [share for share in SHARES if share in shown]
-    shown = shown.assign(**{share: shown[share].map(lambda v: "-" if v != v else f"{v:.3f}") for share in shares})
-    shown = shown[["model", "split", "top-1 (%)", "gflops_mean", "gflops_min", "gflops_max", *shares, "seeds"]]
-    return "\n".join([
-        "# X3D-XS with and without VA-RED2 on the warm-up airplanes (synthetic, NOT Kinetics)",
-        "",
-        "GFLOPs: per video, what each video's gates chose (static layers by fvcore, dynamic layers by their "
-        "multiply-adds; gates and cheap operations excluded); plain X3D-XS spends the same on every video. "
-        "test_static / test_slow / test_fast: the test videos with the airplane still, turning slowly, turning fast. "
-        "share_R2 / share_r_half / share_skipped: over every video and dynamic layer, the share that computed "
-        "every 2nd frame, half the channels, nothing (means over seeds).",
-        "",
-        tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"),
-        "",
-        f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; {summary['date']}; "
-        f"{summary['wall_time_s'] / 60:.0f} min in all.",
-        "",
-    ])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

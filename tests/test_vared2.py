@@ -158,7 +158,7 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
 
 
 def test_study_table_summarises_each_model_and_split(tmp_path):
-    from benchmarks import vared2_study
+    from benchmarks import vared2_report, vared2_study
 
     def row(model, seed, split, top1, mean):
         return {"model": model, "seed": seed, "split": split, "top1": top1, "gflops_mean": mean,
@@ -171,11 +171,11 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
                         row("vared2", 0, "test_fast", 50, 0.04), row("x3d", 0, "test_fast", 55, 0.05)],
                "command": "python -m benchmarks.run vared2-study", "git_commit": "abc", "hardware": "cpu",
                "date": "2026-01-01", "wall_time_s": 60.0}
-    table = vared2_study.study_table(summary).set_index(["model", "split"])
+    table = vared2_report.study_table(summary).set_index(["model", "split"])
     static = table.loc[("vared2", "test_static")]
     assert (static["top1"], static["seeds"]) == (65.0, 2)
     assert static["gflops_mean"] == pytest.approx(0.025) and static["gflops_min"] == pytest.approx(0.016)
-    markdown = vared2_study.render_markdown(summary)
+    markdown = vared2_report.render_markdown(summary)
     assert "NOT Kinetics" in markdown and "65.0 ± 7.1" in markdown
     assert static["share_R2"] == pytest.approx(0.6) and "| 0.600 " in markdown
     assert pd.isna(table.loc[("x3d", "test_fast"), "share_R2"])  # a plain model has no options
@@ -189,11 +189,21 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
             low = run["gflops_mean"] * (0.5 if run["split"] == "test_static" else 0.9)
             pd.DataFrame({"gflops": [low, run["gflops_mean"]]}).to_csv(
                 runs / run["run"].replace(".json", ".per_video.csv"), index=False)
-    spending = vared2_study.per_video_spending(summary, runs)
+    spending = vared2_report.per_video_spending(summary, runs)
     assert len(spending) == 6 and spending.groupby("split")["gflops"].min()["test_static"] == pytest.approx(0.01)
-    written = vared2_study.write_outputs(summary, tmp_path)
+    written = vared2_report.write_outputs(summary, tmp_path)
     assert [p.name for p in written] == ["vared2_airplanes.md", "vared2_airplanes.png"]
     assert written[1].stat().st_size > 10_000
+    # the proxy's figure draws the newest VA-RED2 study of its store
+    from benchmarks import proxy
+    from benchmarks.store import write_json
+    from tests.test_proxy import FIXTURE
+
+    (before,) = proxy.plot_proxy(proxy.proxy_table(FIXTURE), tmp_path / "before.png")
+    summary["runs"] += [row("vared2", 0, "test", 60, 0.02), row("vared2", 1, "test", 64, 0.022)]
+    write_json(tmp_path / "runs" / "vared2" / "vared2-study-20260101T000000000000Z.json", summary)
+    after = [p for p in proxy.write_outputs(FIXTURE, tmp_path) if p.suffix == ".png"][0]
+    assert after.read_bytes() != before.read_bytes()
     assert vared2_study.SPLITS == ("test", "test_static", "test_slow", "test_fast")
 
 
