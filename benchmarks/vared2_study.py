@@ -9,10 +9,11 @@ speed each (``benchmarks.airplanes.SPEED_SPLITS``: the airplane standing still, 
 fast): the question is whether the gates spend less on the easy (static, slow) videos than on the fast
 ones. The answer is whatever the numbers say.
 
-Outputs: ``vared2_airplanes.md`` (per model and split: top-1, mean/min/max GFLOPs per video, the share of
-layers at each reduced option, over seeds), ``vared2_airplanes.png`` (per designed split, the histogram of
-the GFLOPs its videos spent) and ``runs/vared2/vared2-study-<time>.json``; each evaluation is a stored run
-with its per-video CSV (GFLOPs and each layer's option) and GFLOPs histogram.
+Outputs (``benchmarks.vared2_report``; the proxy's figure draws the study too): ``vared2_airplanes.md``
+(per model and split: top-1, mean/min/max GFLOPs per video, the share of layers at each reduced option,
+over seeds), ``vared2_airplanes.png`` (per designed split, the histogram of the GFLOPs its videos spent)
+and ``runs/vared2/vared2-study-<time>.json``; each evaluation is a stored run with its per-video CSV
+(GFLOPs and each layer's option) and GFLOPs histogram.
 """
 
 from __future__ import annotations
