@@ -73,6 +73,8 @@ def render_markdown(summary: dict) -> str:
     return "\n".join([
         "# X3D-XS with and without VA-RED2 on the warm-up airplanes (synthetic, NOT Kinetics)",
         "",
+        "Models: x3d, plain X3D-XS; vared2-joint, X3D-XS + VA-RED2 after the joint stage (accuracy loss only); "
+        "vared2, after fine-tuning with the efficiency loss. "
         "GFLOPs: per video, what each video's gates chose (static layers by fvcore, dynamic layers by their "
         "multiply-adds; gates and cheap operations excluded); plain X3D-XS spends the same on every video. "
         "test_static / test_slow / test_fast: the test videos with the airplane still, turning slowly, turning fast. "

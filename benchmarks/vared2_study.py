@@ -62,34 +62,36 @@ def run_config(proxy: ProxyConfig, seed: int, out: str, **changes) -> RunConfig:
                                device="cpu", log_every=10_000), **changes})
 
 
-def trained_checkpoint(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int) -> tuple[str, float]:
-    """Train one model; its last checkpoint and training seconds."""
+def trained_checkpoints(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int) -> dict[str, tuple]:
+    """Train one model; per stage worth evaluating, its last checkpoint and the training seconds up to it
+    (VA-RED2: the joint stage, ``vared2-joint``, and the fine-tuned model, ``vared2``)."""
     if model == "x3d":
         summary = train(run_config(proxy, seed, f"{config.work}/x3d-seed{seed}"))
-        return summary["last_checkpoint"], sum(epoch["time_s"] for epoch in summary["history"])
+        return {"x3d": (summary["last_checkpoint"], sum(epoch["time_s"] for epoch in summary["history"]))}
     joint = train(run_config(proxy, seed, f"{config.work}/vared2-joint-seed{seed}", method="vared2"))
     recipe = dataclasses.replace(proxy.recipe(seed), epochs=config.finetune_epochs)
     tuned = train(run_config(proxy, seed, f"{config.work}/vared2-finetune-seed{seed}", method="vared2",
                              recipe=recipe, vared2_stage="finetune", vared2_weight=config.efficiency_weight,
                              init=joint["last_checkpoint"]))
-    seconds = sum(epoch["time_s"] for summary in (joint, tuned) for epoch in summary["history"])
-    return tuned["last_checkpoint"], seconds
+    joint_seconds = sum(epoch["time_s"] for epoch in joint["history"])
+    return {"vared2-joint": (joint["last_checkpoint"], joint_seconds),
+            "vared2": (tuned["last_checkpoint"], joint_seconds + sum(epoch["time_s"] for epoch in tuned["history"]))}
 
 
 def run_model(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int, store: Store) -> list[dict]:
-    """Train one model (precise BN as in the proxy) and evaluate it on every split."""
-    checkpoint, seconds = trained_checkpoint(proxy, config, model, seed)
-    checkpoint = str(recalibrate_batchnorm(checkpoint, proxy.data, videos=proxy.precise_bn_videos))
+    """Train one model (precise BN as in the proxy) and evaluate it, stage by stage, on every split."""
     rows = []
-    for split in SPLITS:
-        record = evaluate(EvalConfig(checkpoint=checkpoint, data=proxy.data, split=split, weights_variant="raw",
-                                     num_workers=0, device="cpu"), store)
-        spent = record.get("gflops_per_video", {"mean": record["gflops"], "min": record["gflops"],
-                                                "max": record["gflops"]})
-        rows.append({"model": model, "seed": seed, "split": split, "top1": record["top1"],
-                     **{f"gflops_{k}": v for k, v in spent.items()},
-                     **(option_shares(pd.read_csv(record["per_video_csv"])) if model == "vared2" else {}),
-                     "train_time_s": seconds, "run": Path(record["path"]).name})
+    for name, (checkpoint, seconds) in trained_checkpoints(proxy, config, model, seed).items():
+        checkpoint = str(recalibrate_batchnorm(checkpoint, proxy.data, videos=proxy.precise_bn_videos))
+        for split in SPLITS:
+            record = evaluate(EvalConfig(checkpoint=checkpoint, data=proxy.data, split=split, weights_variant="raw",
+                                         num_workers=0, device="cpu"), store)
+            spent = record.get("gflops_per_video", {"mean": record["gflops"], "min": record["gflops"],
+                                                    "max": record["gflops"]})
+            rows.append({"model": name, "seed": seed, "split": split, "top1": record["top1"],
+                         **{f"gflops_{k}": v for k, v in spent.items()},
+                         **(option_shares(pd.read_csv(record["per_video_csv"])) if model == "vared2" else {}),
+                         "train_time_s": seconds, "run": Path(record["path"]).name})
     return rows
 
 

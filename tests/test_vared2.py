@@ -168,7 +168,8 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
     shares = {"share_R2": 0.5, "share_r_half": 0.25, "share_skipped": 0.0}
     summary = {"runs": [row("vared2", 0, "test_static", 60, 0.02) | shares,
                         row("vared2", 1, "test_static", 70, 0.03) | shares | {"share_R2": 0.7},
-                        row("vared2", 0, "test_fast", 50, 0.04), row("x3d", 0, "test_fast", 55, 0.05)],
+                        row("vared2", 0, "test_fast", 50, 0.04), row("x3d", 0, "test_fast", 55, 0.05),
+                        row("vared2-joint", 0, "test_static", 58, 0.03) | shares],  # no per-video CSV: not drawn
                "command": "python -m benchmarks.run vared2-study", "git_commit": "abc", "hardware": "cpu",
                "date": "2026-01-01", "wall_time_s": 60.0}
     table = vared2_report.study_table(summary).set_index(["model", "split"])
@@ -179,6 +180,7 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
     assert "NOT Kinetics" in markdown and "65.0 ± 7.1" in markdown
     assert static["share_R2"] == pytest.approx(0.6) and "| 0.600 " in markdown
     assert pd.isna(table.loc[("x3d", "test_fast"), "share_R2"])  # a plain model has no options
+    assert table.loc[("vared2-joint", "test_static"), "top1"] == 58 and "vared2-joint" in markdown
     per_video = pd.DataFrame({"label": [0, 1], "gflops": [1.0, 2.0], "a R": [2.0, 1.0], "a r": [1.0, 0.5],
                               "b R": [0.0, 2.0], "b r": [0.0, 0.5]})
     assert vared2_study.option_shares(per_video) == {"share_R2": 0.5, "share_r_half": 0.5, "share_skipped": 0.25}
