@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -261,15 +261,20 @@ def chosen_options(model: nn.Module) -> dict[str, Tensor]:
 
 
 @contextmanager
-def full_option(model: nn.Module) -> Iterator[nn.Module]:
-    """Every dynamic layer at its full option (R = 1, r = 1, weight 1: the original layer), gates not run."""
+def only_option(model: nn.Module, t: int, c: int) -> Iterator[nn.Module]:
+    """Every dynamic layer computes its temporal option ``t`` and channel option ``c`` alone, weight 1,
+    without running its gate."""
     layers = list(dynamic_layers(model).values())
     saved = [layer.forced for layer in layers]
     for layer in layers:
-        layer.forced = (torch.tensor([[1.0] + [0.0] * (len(layer.temporal) - 1)]),
-                        torch.tensor([[1.0] + [0.0] * (len(layer.channel) - 1)]))
+        layer.forced = (torch.eye(len(layer.temporal))[t : t + 1], torch.eye(len(layer.channel))[c : c + 1])
     try:
         yield model
     finally:
         for layer, forced in zip(layers, saved):
             layer.forced = forced
+
+
+def full_option(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """Every dynamic layer at its full option (R = 1, r = 1: the original layer), gates not run."""
+    return only_option(model, 0, 0)

@@ -29,7 +29,7 @@ from benchmarks.cli import UsageError
 from benchmarks.measure import count_gflops, peak_memory_mb
 from benchmarks.methods import logits_of
 from benchmarks.specs import get_spec
-from benchmarks.store import Store, provenance, write_json, write_text
+from benchmarks.store import Store, provenance, provenance_line, write_json, write_text
 
 
 def configuration_costs(model: nn.Module, configurations: list[Configuration], frames: int, side: int,
@@ -130,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
         "",
         tabulate(shown, headers="keys", tablefmt="github", showindex=False, disable_numparse=True),
         "",
-        f"Command: `{record['command']}`; commit {record['git_commit']}; {record['hardware']}; {record['date']}.",
+        provenance_line(record),
         "",
     ]
     outputs = write_text(store.root / f"a3d_configurations_{spec.model}.md", "\n".join(lines))

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from benchmarks.geometry import mean_ci
 from benchmarks.report import save_figure
-from benchmarks.store import read_json, write_text
+from benchmarks.store import provenance_line, read_json, write_text
 
 FIGURE = "a3d_airplanes.png"
 TABLE = "a3d_airplanes.md"
@@ -55,8 +55,7 @@ def render_markdown(summary: dict, table: pd.DataFrame) -> str:
         "",
         tabulate(shown, headers="keys", tablefmt="github", showindex=False, disable_numparse=True),
         "",
-        f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; {summary['date']}; "
-        f"{summary['wall_time_s'] / 60:.0f} min in all.",
+        provenance_line(summary),
         "",
     ])
 

@@ -29,8 +29,7 @@ from benchmarks.a3d_sweep import sweep
 from benchmarks.cli import from_args
 from benchmarks.paths import REPO_ROOT
 from benchmarks.processes import map_in_processes
-from benchmarks.proxy import ProxyConfig, prepare_data, train_and_test
-from benchmarks.proxy import write_outputs as write_proxy_outputs
+from benchmarks.proxy import ProxyConfig, prepare_data, redraw_latest, train_and_test
 from benchmarks.runs import RunConfig
 from benchmarks.store import Store, provenance, write_json
 from benchmarks.train import train
@@ -98,9 +97,7 @@ def run_study(store: Store, config: A3DStudyConfig, proxy: ProxyConfig | None = 
                "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
                "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
     summary["path"] = str(write_json(store.new_run_path("a3d-study", "a3d"), summary))
-    proxy_summary = store.latest("proxy", "proxy")  # its figure shows the newest A3D study: redrawn
-    proxy_outputs = write_proxy_outputs(proxy_summary, store.root) if proxy_summary else []
-    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *proxy_outputs]]
+    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *redraw_latest(store)]]
     return summary
 
 

@@ -43,7 +43,7 @@ from benchmarks.proxy import train_and_test
 from benchmarks.runs import Recipe, RunConfig, build_run_model, build_schedule, resolve_spec
 from benchmarks.schedules import Schedule
 from benchmarks.specs import RowSpec, get_spec
-from benchmarks.store import Store, provenance, write_json, write_text
+from benchmarks.store import Store, provenance, provenance_line, write_json, write_text
 
 SCHEDULES = ("standard", "multigrid")
 
@@ -209,8 +209,7 @@ def render_markdown(summary: dict) -> str:
     ]
     if difference is not None:
         lines += [f"Multigrid minus standard, paired by seed: {format_ci(difference, '.1f')} points of top-1.", ""]
-    lines += [f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; "
-              f"{summary['date']}; {summary['wall_time_s'] / 60:.0f} min in all.", ""]
+    lines += [provenance_line(summary), ""]
     return "\n".join(lines)
 
 

@@ -56,7 +56,7 @@ from benchmarks.paths import REPO_ROOT
 from benchmarks.processes import map_in_processes
 from benchmarks.runs import Recipe, RunConfig, eval_sampling, load_trained
 from benchmarks.specs import GrwSettings, get_spec, parse_rows
-from benchmarks.store import Store, provenance, write_json, write_text
+from benchmarks.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.train import train
 
 
@@ -368,8 +368,7 @@ def render_markdown(summary: dict, table: pd.DataFrame) -> str:
         tabulate(display_table(table), headers="keys", tablefmt="github", showindex=False,
                  disable_numparse=True),
         "",
-        f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; "
-        f"{summary['date']}; {summary['wall_time_s'] / 60:.0f} min in all.",
+        provenance_line(summary),
         "",
     ]
     return "\n".join(lines)
@@ -443,6 +442,13 @@ def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
     store = Store(out_dir)
     return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png", store.latest("a3d-study", "a3d"),
                                   store.latest("vared2-study", "vared2"))]
+
+
+def redraw_latest(store: Store) -> list[Path]:
+    """The outputs of the newest stored proxy run again, if there is one: a study of the same data that
+    its figure draws (A3D, VA-RED2) calls this after storing itself."""
+    summary = store.latest("proxy", "proxy")
+    return write_outputs(summary, store.root) if summary else []
 
 
 # --------------------------------------------------------------------------- command line

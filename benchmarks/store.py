@@ -239,3 +239,11 @@ def provenance(device: str = "cpu") -> dict:
         "python": platform.python_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def provenance_line(record: dict) -> str:
+    """The line under a rendered table saying where it came from (a record with :func:`provenance`'s
+    fields; with ``wall_time_s``, how long the whole run took)."""
+    took = f"; {record['wall_time_s'] / 60:.0f} min in all" if "wall_time_s" in record else ""
+    return (f"Command: `{record['command']}`; commit {record['git_commit']}; {record['hardware']}; "
+            f"{record['date']}{took}.")

@@ -19,18 +19,15 @@ import dataclasses
 import itertools
 
 import pandas as pd
-import torch
 from tabulate import tabulate
-from torch import nn
 
 import baselines
 from baselines import vared2
-from benchmarks.a3d import x3d_of
 from benchmarks.cli import UsageError
 from benchmarks.measure import count_gflops, count_gflops_by_module
 from benchmarks.methods import VARED2Method
 from benchmarks.specs import RowSpec, get_spec
-from benchmarks.store import Store, provenance, write_json, write_text
+from benchmarks.store import Store, provenance, provenance_line, write_json, write_text
 
 DEFAULT_ROWS = (5, 13)  # X3D-XS, X3D-M
 
@@ -39,52 +36,46 @@ def option_name(factor: int, fraction: float) -> str:
     return f"R{factor} r{fraction:g}"
 
 
-def forced_option(net: nn.Module, t: int, c: int) -> None:
-    """Every dynamic layer of ``net`` computes option (``t``, ``c``) alone, weight 1 (its gate is not run)."""
-    for layer in vared2.dynamic_layers(net).values():
-        layer.forced = (torch.eye(len(layer.temporal))[t : t + 1], torch.eye(len(layer.channel))[c : c + 1])
-
-
 def option_costs(spec: RowSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per dynamic layer and option: analytic and fvcore GFLOPs; per option: the whole network's."""
-    model = baselines.build(spec.model, num_classes=3).eval()
+    net = baselines.build(spec.model, num_classes=3).eval()  # an X3D
     shape = (1, 3, spec.frames, spec.res, spec.res)
-    plain = count_gflops(model, shape)
-    VARED2Method().prepare(model, spec)
-    net = x3d_of(model)
+    plain = count_gflops(net, shape)
+    VARED2Method().prepare(net, spec)
     layers = vared2.dynamic_layers(net)
     first = next(iter(layers.values()))
-    prefix = next(name for name, module in model.named_modules() if module is net)
-    prefix = f"{prefix}." if prefix else ""
     rows, totals = {name: {"layer": name, "full_gflops": net.vared2_macs[name] / 1e9} for name in layers}, []
-    gates = count_gflops_by_module(model, shape)  # the gates as they run at inference, whatever they choose
+    gates = count_gflops_by_module(net, shape)  # the gates as they run at inference, whatever they choose
     for name in layers:
-        rows[name]["gate_mflops"] = gates[f"{prefix}{name}.gate"] * 1e3
-    gates_total = sum(gates[f"{prefix}{name}.gate"] for name in layers)
+        rows[name]["gate_mflops"] = gates[f"{name}.gate"] * 1e3
+    gates_total = sum(gates[f"{name}.gate"] for name in layers)
     for (t, factor), (c, fraction) in itertools.product(enumerate(first.temporal), enumerate(first.channel)):
-        forced_option(net, t, c)  # a forced layer does not run its gate
-        by_module = count_gflops_by_module(model, shape)
+        with vared2.only_option(net, t, c):  # a forced layer does not run its gate
+            by_module = count_gflops_by_module(net, shape)
         option = option_name(factor, fraction)
         for name, layer in layers.items():
-            rows[name][option] = by_module[f"{prefix}{name}"]
+            rows[name][option] = by_module[name]
             rows[name][f"{option} analytic"] = net.vared2_macs[name] / 1e9 * layer.computed[c] / (
                 layer.conv.out_channels * factor)
         network = by_module[""] + gates_total
         totals.append({"option": option, "network_gflops": network, "ratio_to_plain": network / plain})
-    for layer in layers.values():
-        layer.forced = None
     totals.append({"option": "plain X3D", "network_gflops": plain, "ratio_to_plain": 1.0})
     return pd.DataFrame(list(rows.values())), pd.DataFrame(totals)
 
 
+def option_columns(layers: pd.DataFrame) -> list[str]:
+    """The options' fvcore columns of :func:`option_costs`' layer table (each has an analytic twin)."""
+    return [column for column in layers.columns if f"{column} analytic" in layers.columns]
+
+
 def largest_deviation(layers: pd.DataFrame) -> float:
     """Largest relative difference between fvcore and the analytic count over layers and options."""
-    options = [column for column in layers.columns if f"{column} analytic" in layers.columns]
-    return max(float(((layers[o] - layers[f"{o} analytic"]).abs() / layers[f"{o} analytic"]).max()) for o in options)
+    return max(float(((layers[o] - layers[f"{o} analytic"]).abs() / layers[f"{o} analytic"]).max())
+               for o in option_columns(layers))
 
 
 def render(spec: RowSpec, layers: pd.DataFrame, totals: pd.DataFrame) -> list[str]:
-    options = [column for column in layers.columns if f"{column} analytic" in layers.columns]
+    options = option_columns(layers)
     shown = layers[["layer", "full_gflops", *options, "gate_mflops"]]
     return [
         f"## {spec.name} (row {spec.row}), {spec.frames} frames x {spec.res} px",
@@ -128,8 +119,7 @@ def main(args: argparse.Namespace) -> int:
         lines += render(spec, layers, totals)
     record.update(provenance("cpu"))
     path = write_json(store.new_run_path("vared2-cost", "vared2"), record)
-    lines += [f"Command: `{record['command']}`; commit {record['git_commit']}; {record['hardware']}; "
-              f"{record['date']}.", ""]
+    lines += [provenance_line(record), ""]
     output = write_text(store.root / "vared2_options.md", "\n".join(lines))
     for spec, row in zip(specs, record["rows"]):
         print(f"{spec.name}: " + ", ".join(f"{t['option']} {t['network_gflops']:.4f}" for t in row["totals"]))

@@ -13,7 +13,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmarks.report import save_figure
-from benchmarks.store import write_text
+from benchmarks.store import provenance_line, write_text
 
 SHARES = ("share_R2", "share_r_half", "share_skipped")
 FIGURE = "vared2_airplanes.png"
@@ -83,8 +83,7 @@ def render_markdown(summary: dict) -> str:
         "",
         tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"),
         "",
-        f"Command: `{summary['command']}`; commit {summary['git_commit']}; {summary['hardware']}; {summary['date']}; "
-        f"{summary['wall_time_s'] / 60:.0f} min in all.",
+        provenance_line(summary),
         "",
     ])
 

@@ -31,8 +31,7 @@ from benchmarks.cli import from_args
 from benchmarks.evaluate import EvalConfig, evaluate
 from benchmarks.paths import REPO_ROOT
 from benchmarks.processes import map_in_processes
-from benchmarks.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm
-from benchmarks.proxy import write_outputs as write_proxy_outputs
+from benchmarks.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm, redraw_latest
 from benchmarks.runs import RunConfig
 from benchmarks.store import Store, provenance, write_json
 from benchmarks.train import train
@@ -115,9 +114,7 @@ def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None
                "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
                "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
     summary["path"] = str(write_json(store.new_run_path("vared2-study", "vared2"), summary))
-    proxy_summary = store.latest("proxy", "proxy")  # its figure shows the newest VA-RED2 study: redrawn
-    proxy_outputs = write_proxy_outputs(proxy_summary, store.root) if proxy_summary else []
-    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *proxy_outputs]]
+    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *redraw_latest(store)]]
     return summary
 
 
