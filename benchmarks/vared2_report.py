@@ -20,21 +20,31 @@ FIGURE = "vared2_airplanes.png"
 
 
 def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
-    """``vared2_airplanes.md`` and ``vared2_airplanes.png`` (from the evaluations' per-video CSVs in ``runs/``)."""
-    return [write_text(out_dir / "vared2_airplanes.md", render_markdown(summary)),
-            *plot_spending(summary, out_dir / "runs", out_dir / FIGURE)]
+    """``vared2_airplanes.md`` and ``vared2_airplanes.png`` (with the evaluations' per-video CSVs in ``runs/``)."""
+    videos = per_video(summary, out_dir / "runs")
+    skipped = skipped_layers(videos[videos["split"] == "test"])
+    return [write_text(out_dir / "vared2_airplanes.md", render_markdown(summary, skipped)),
+            *plot_spending(summary, videos, out_dir / FIGURE)]
 
 
-def per_video_spending(summary: dict, runs_dir: Path) -> pd.DataFrame:
-    """Every VA-RED2 evaluation's per-video GFLOPs, with its seed and split."""
-    tables = [pd.read_csv(runs_dir / Path(run["run"]).with_suffix(".per_video.csv").name)[["gflops"]].assign(
-        seed=run["seed"], split=run["split"]) for run in summary["runs"] if run["model"] == "vared2"]
-    return pd.concat(tables, ignore_index=True)
+def per_video(summary: dict, runs_dir: Path) -> pd.DataFrame:
+    """Every fine-tuned VA-RED2 evaluation's per-video CSV (GFLOPs, each layer's option), with seed and split."""
+    runs = [run for run in summary["runs"] if run["model"] == "vared2"]
+    tables = [pd.read_csv(runs_dir / Path(run["run"]).with_suffix(".per_video.csv").name) for run in runs]
+    keys = [(run["seed"], run["split"]) for run in runs]
+    frame = pd.concat(tables, keys=keys, names=["seed", "split", None]).copy()  # one block: cheap to add columns to
+    return frame.reset_index(["seed", "split"])
 
 
-def plot_spending(summary: dict, runs_dir: Path, path: Path) -> list[Path]:
+def skipped_layers(videos: pd.DataFrame) -> pd.Series:
+    """Per dynamic layer, the share of ``videos`` for which it computed nothing, largest first."""
+    factors = videos[[column for column in videos.columns if column.endswith(" R")]]
+    return (factors == 0).mean().rename(lambda column: column[: -len(" R")]).sort_values(ascending=False)
+
+
+def plot_spending(summary: dict, videos: pd.DataFrame, path: Path) -> list[Path]:
     """Histograms of the GFLOPs each designed split's videos spent (all seeds), plain X3D-XS as a line."""
-    spending = per_video_spending(summary, runs_dir)
+    spending = videos[["gflops", "seed", "split"]]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     bins = np.linspace(spending["gflops"].min(), spending["gflops"].max(), 30)
     designed = [split for split in dict.fromkeys(spending["split"]) if split != "test"]  # static, slow, fast
@@ -63,7 +73,9 @@ def study_table(summary: dict) -> pd.DataFrame:
     return table.reset_index()
 
 
-def render_markdown(summary: dict) -> str:
+def render_markdown(summary: dict, skipped: pd.Series | None = None, shown_layers: int = 12) -> str:
+    """The study's table; with ``skipped`` (:func:`skipped_layers` on the test split), the layers that
+    computed nothing most often."""
     table = study_table(summary)
     shown = table.assign(**{"top-1 (%)": [f"{m:.1f} ± {s:.1f}" if s == s else f"{m:.1f}"
                                           for m, s in zip(table["top1"], table["top1_std"])]})
@@ -83,6 +95,11 @@ def render_markdown(summary: dict) -> str:
         "",
         tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"),
         "",
+        *([f"The {shown_layers} dynamic layers of the fine-tuned VA-RED2 that computed nothing most often "
+           "(share of the test videos, all seeds):", "",
+           tabulate(skipped.head(shown_layers).rename("skipped").reset_index().rename(columns={"index": "layer"}),
+                    headers="keys", tablefmt="github", showindex=False, floatfmt=".2f"), ""]
+          if skipped is not None and len(skipped) else []),
         provenance_line(summary),
         "",
     ])

@@ -184,6 +184,9 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
     per_video = pd.DataFrame({"label": [0, 1], "gflops": [1.0, 2.0], "a R": [2.0, 1.0], "a r": [1.0, 0.5],
                               "b R": [0.0, 2.0], "b r": [0.0, 0.5]})
     assert vared2_study.option_shares(per_video) == {"share_R2": 0.5, "share_r_half": 0.5, "share_skipped": 0.25}
+    skipped = vared2_report.skipped_layers(per_video)
+    assert skipped.to_dict() == {"b": 0.5, "a": 0.0}
+    assert "| b       |      0.50 |" in vared2_report.render_markdown(summary, skipped)
     runs = tmp_path / "runs"
     runs.mkdir()
     for run in summary["runs"]:
@@ -191,7 +194,7 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
             low = run["gflops_mean"] * (0.5 if run["split"] == "test_static" else 0.9)
             pd.DataFrame({"gflops": [low, run["gflops_mean"]]}).to_csv(
                 runs / run["run"].replace(".json", ".per_video.csv"), index=False)
-    spending = vared2_report.per_video_spending(summary, runs)
+    spending = vared2_report.per_video(summary, runs)
     assert len(spending) == 6 and spending.groupby("split")["gflops"].min()["test_static"] == pytest.approx(0.01)
     written = vared2_report.write_outputs(summary, tmp_path)
     assert [p.name for p in written] == ["vared2_airplanes.md", "vared2_airplanes.png"]
