@@ -24,8 +24,8 @@ checks them), ``git_blob_sha1`` the git object id of a file committed to a repos
 The GRW authors' four snapshots (``a0s_grw.pt`` ... in the Hugging Face repository
 ``DrGil/grw-smoothing-movinet``) are catalogued too, with ``converter="grw-authors"``: they are not a
 backbone layout but a whole model (backbone, GRW head, EMA weights) in a pickle that only
-``benchmarks.authors.read_snapshot`` reads safely, so their converter lives there
-(``benchmarks.authors.to_grw_state_dict``), not in :mod:`baselines`. Their top-1 is the paper's
+``benchmarks.engine.authors.read_snapshot`` reads safely, so their converter lives there
+(``benchmarks.engine.authors.to_grw_state_dict``), not in :mod:`baselines`. Their top-1 is the paper's
 Table 1 number of the row they were released for.
 """
 
@@ -122,7 +122,7 @@ def _mobilenet(variant: str, weights: str, file: str, top1: float, size_mb: floa
 
 
 GRW_AUTHORS_REPO = "DrGil/grw-smoothing-movinet"
-GRW_AUTHORS_CONVERTER = "grw-authors"  # benchmarks.authors.read_snapshot + to_grw_state_dict
+GRW_AUTHORS_CONVERTER = "grw-authors"  # benchmarks.engine.authors.read_snapshot + to_grw_state_dict
 _GRW_AUTHORS_SOURCE = (
     f"huggingface.co/{GRW_AUTHORS_REPO} (file); top-1: Goldman et al., NeurIPS 2025, Table 1 (the row the "
     "snapshot was released for)"

@@ -2,7 +2,7 @@
 
 Reads measured/, runs/ and memory_vs_frames.csv of the results store and rewrites table1.md,
 table1.csv, k600_flops.png/.svg and memory_vs_frames.png there, the published Kinetics-400 figure
-of the other efficiency methods, k400_adaptive_flops.png (``benchmarks.kinetics400``), and the outputs
+of the other efficiency methods, k400_adaptive_flops.png (``benchmarks.table1.kinetics400``), and the outputs
 of the newest stored CPU studies: the proxy (proxy_table1.md, proxy_flops.png), A3D (a3d_airplanes.png)
 and VA-RED2 (vared2_airplanes.md).
 """
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import a3d_report, kinetics400, memory, proxy, report, vared2_report
+from benchmarks.methods.a3d import report as a3d_report
+from benchmarks.methods.vared2 import report as vared2_report
+from benchmarks.studies import proxy
+from benchmarks.table1 import kinetics400, memory, report
 
 STUDIES = (("proxy", "proxy", proxy.write_outputs), ("a3d-study", "a3d", a3d_report.write_outputs),
            ("vared2-study", "vared2", vared2_report.write_outputs))  # name, runs/ subfolder, renderer

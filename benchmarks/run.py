@@ -11,33 +11,45 @@ import argparse
 import importlib
 import sys
 
-from benchmarks.cli import UsageError
-from benchmarks.paths import RESULTS_ENV
-from benchmarks.store import Store, set_cli_command
+from benchmarks.core.cli import UsageError
+from benchmarks.core.paths import RESULTS_ENV
+from benchmarks.core.store import Store, set_cli_command
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "table1": ("benchmarks.commands.table1", "measure every implemented Table 1 row and write tables + Pareto figure"),
-    "proxy": ("benchmarks.proxy", "CPU proxy of Table 1: train and evaluate each family on the synthetic airplanes"),
-    "airplanes": ("benchmarks.airplanes", "render the synthetic warm-up airplanes (yaw/pitch/roll) as mp4 files"),
-    "figures": ("benchmarks.figures", "regenerate tables and figures from stored results only (no models built)"),
-    "compare": ("benchmarks.compare", "measured vs published GFLOPs (and top-1); exit 1 when out of tolerance"),
-    "zoo": ("benchmarks.zoo", "every model of the zoo: measured vs published GFLOPs and parameters"),
-    "memory": ("benchmarks.memory", "peak memory vs number of frames, base vs stream MoViNet"),
-    "train": ("benchmarks.commands.train", "train Table 1 rows on Kinetics-format video (resumable, DDP, SLURM)"),
-    "eval": ("benchmarks.commands.evaluate", "evaluate a trained checkpoint with the row's protocol; store the run"),
-    "weights": ("benchmarks.commands.weights", "public checkpoints: list, download (resumable, sha256), import"),
-    "multigrid": ("benchmarks.multigrid_study",
-                  "standard vs multigrid training on the synthetic airplanes (CPU): wall-clock, GFLOPs, top-1"),
-    "a3d-cost": ("benchmarks.a3d_cost", "A3D on an X3D row: GFLOPs and params of every configuration, memory, "
-                 "training step vs plain X3D"),
-    "a3d-study": ("benchmarks.a3d_study", "one A3D X3D-XS vs X3D-XS trained at matching inputs on the synthetic "
-                  "airplanes (CPU)"),
-    "vared2-cost": ("benchmarks.vared2_cost", "VA-RED2 on X3D rows: GFLOPs per option per dynamic layer, fvcore vs "
-                    "analytic"),
-    "vared2-study": ("benchmarks.vared2_study", "X3D-XS with and without VA-RED2 on the synthetic airplanes (CPU): "
-                     "top-1 and per-video GFLOPs on static, slow and fast videos"),
-    "warmup": ("benchmarks.warmup", "warm-up airplanes: the same model with and without GRW, embeddings figure"),
+    "table1": ("benchmarks.commands.table1",
+                "measure every implemented Table 1 row and write tables + Pareto figure"),
+    "proxy": ("benchmarks.studies.proxy",
+               "CPU proxy of Table 1: train and evaluate each family on the synthetic airplanes"),
+    "airplanes": ("benchmarks.data.airplanes",
+                   "render the synthetic warm-up airplanes (yaw/pitch/roll) as mp4 files"),
+    "figures": ("benchmarks.figures",
+                 "regenerate tables and figures from stored results only (no models built)"),
+    "compare": ("benchmarks.table1.compare",
+                 "measured vs published GFLOPs (and top-1); exit 1 when out of tolerance"),
+    "zoo": ("benchmarks.table1.zoo",
+             "every model of the zoo: measured vs published GFLOPs and parameters"),
+    "memory": ("benchmarks.table1.memory",
+                "peak memory vs number of frames, base vs stream MoViNet"),
+    "train": ("benchmarks.commands.train",
+               "train Table 1 rows on Kinetics-format video (resumable, DDP, SLURM)"),
+    "eval": ("benchmarks.commands.eval",
+              "evaluate a trained checkpoint with the row's protocol; store the run"),
+    "weights": ("benchmarks.commands.weights",
+                 "public checkpoints: list, download (resumable, sha256), import"),
+    "multigrid": ("benchmarks.methods.multigrid.study",
+                   "standard vs multigrid training on the synthetic airplanes (CPU): wall-clock, GFLOPs, top-1"),
+    "a3d-cost": ("benchmarks.methods.a3d.cost",
+                  "A3D on an X3D row: GFLOPs and params of every configuration, memory, training step vs plain X3D"),
+    "a3d-study": ("benchmarks.methods.a3d.study",
+                   "one A3D X3D-XS vs X3D-XS trained at matching inputs on the synthetic airplanes (CPU)"),
+    "vared2-cost": ("benchmarks.methods.vared2.cost",
+                     "VA-RED2 on X3D rows: GFLOPs per option per dynamic layer, fvcore vs analytic"),
+    "vared2-study": ("benchmarks.methods.vared2.study",
+                      "X3D-XS with and without VA-RED2 on the synthetic airplanes (CPU): top-1 and per-video GFLOPs on "
+                      "static, slow and fast videos"),
+    "warmup": ("benchmarks.studies.warmup",
+                "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }
 
 

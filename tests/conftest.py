@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import airplanes
-from benchmarks.paths import REPO_ROOT
-from benchmarks.toydata import ToyDataset, write_motion_dataset
+from benchmarks.core.paths import REPO_ROOT
+from benchmarks.data import airplanes
+from benchmarks.data.toydata import ToyDataset, write_motion_dataset
 
 SLURM_SCRIPTS = REPO_ROOT / "slurm" / "local"
 
@@ -38,7 +38,7 @@ def tiny_kinetics(tmp_path_factory: pytest.TempPathFactory) -> ToyDataset:
 
     Three classes that differ only in motion direction ("down", "left", "right"), 64 px, 24-40
     frames at 10 fps; train (6 videos per class) and val (3 per class) with annotation CSVs, and in
-    train one broken file of each kind (see ``benchmarks.toydata``). Shared by all tests: copy it
+    train one broken file of each kind (see ``benchmarks.data.toydata``). Shared by all tests: copy it
     (``shutil.copytree``) before changing any file in it.
     """
     return write_motion_dataset(tmp_path_factory.mktemp("tiny_kinetics"))

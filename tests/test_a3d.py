@@ -13,7 +13,12 @@ from torch import nn
 import baselines
 from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recompute_batchnorm
 from baselines.x3d import X3D, scaled_config, width_channels
-from benchmarks.a3d import (
+from benchmarks.core.checkpoint import LAST
+from benchmarks.core.store import Store
+from benchmarks.engine.method import logits_of
+from benchmarks.engine.runs import Recipe, RunConfig
+from benchmarks.engine.train import train
+from benchmarks.methods.a3d.model import (
     A3D_RANGES,
     FULL,
     Configuration,
@@ -23,14 +28,9 @@ from benchmarks.a3d import (
     sample_subnetworks,
     scale_clip,
 )
-from benchmarks.a3d_sweep import budget_table, select, sweep
-from benchmarks.checkpoint import LAST
-from benchmarks.measure import count_gflops
-from benchmarks.methods import logits_of
+from benchmarks.methods.a3d.sweep import budget_table, select, sweep
 from benchmarks.run import main as run_main
-from benchmarks.runs import Recipe, RunConfig
-from benchmarks.store import Store
-from benchmarks.train import train
+from benchmarks.table1.measure import count_gflops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -225,7 +225,7 @@ def test_sweep_stores_a_monotone_budget_table(a3d_run, planes, tmp_path):
 
 
 def test_costs_follow_the_configurations_and_a3d_steps_cost_more(tmp_path):
-    from benchmarks.a3d_cost import configuration_costs, training_costs
+    from benchmarks.methods.a3d.cost import configuration_costs, training_costs
 
     model = baselines.build("x3d_xs", num_classes=3, adaptive=True).eval()
     configurations = [Configuration(), Configuration(0.5, 0.57, 0.25), Configuration(0.5, 1.0, 1.0)]
@@ -257,7 +257,8 @@ def study_summary() -> dict:
 
 
 def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
-    from benchmarks import a3d_report, a3d_study
+    from benchmarks.methods.a3d import report as a3d_report
+    from benchmarks.methods.a3d import study as a3d_study
 
     summary = study_summary()
     baselines = a3d_report.baseline_table(summary).set_index("configuration")
@@ -272,7 +273,7 @@ def test_study_summarises_baselines_and_draws_every_seed(tmp_path):
 
 
 def test_figures_redraw_the_newest_studies_and_the_proxy_figure_shows_a3d(tmp_path):
-    from benchmarks.store import Store, write_json
+    from benchmarks.core.store import Store, write_json
     from tests.test_proxy import FIXTURE
 
     store = Store(tmp_path)
@@ -297,7 +298,7 @@ def test_figures_redraw_the_newest_studies_and_the_proxy_figure_shows_a3d(tmp_pa
 
 def write_sweeps(sweeps_dir) -> None:
     """Sweeps of the two A3D seeds of ``study_summary``: only 1x1x1 evaluated (50 and 60 % test top-1)."""
-    from benchmarks.store import write_json
+    from benchmarks.core.store import write_json
 
     for seed in (0, 1):
         write_json(sweeps_dir / f"a3d-sweep-{seed}.json",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.airplanes import (
+from benchmarks.data.airplanes import (
     AIRPLANE,
     CLASSES,
     RENDER,
@@ -17,8 +17,8 @@ from benchmarks.airplanes import (
     random_rotation,
     render_video,
 )
+from benchmarks.data.videofile import write_mp4
 from benchmarks.run import main as run_main
-from benchmarks.videofile import write_mp4
 
 TINY = dict(n_train=6, n_val=3, n_test=3, frames=4, size=32, fps=8, seed=0)
 
@@ -248,7 +248,7 @@ def test_speed_splits_differ_only_in_how_fast_the_airplane_turns(tmp_path):
     import decord
     import numpy as np
 
-    from benchmarks.airplanes import SPEED_SPLITS, generate_speed_splits
+    from benchmarks.data.airplanes import SPEED_SPLITS, generate_speed_splits
 
     written = generate_speed_splits(tmp_path, n=3, frames=6, size=32)
     assert set(written) == set(SPEED_SPLITS)

@@ -5,7 +5,7 @@ import fractions
 import pytest
 import torch
 
-from benchmarks import checkpoint as ckpt
+from benchmarks.core import checkpoint as ckpt
 
 
 def _state() -> dict:

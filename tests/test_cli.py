@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.paths import REPO_ROOT
+from benchmarks.core.paths import REPO_ROOT
 from benchmarks.run import main
 
 
@@ -34,7 +34,7 @@ def test_main_returns_int_for_help():
 
 
 def test_train_help_separates_the_authors_recipe_from_the_suites_choices():
-    from benchmarks.specs import AUTHORS_RECIPE
+    from benchmarks.table1.specs import AUTHORS_RECIPE
 
     help_text = run_cli("train", "--help").stdout
     stated, _, chosen = help_text.partition("Where it is silent")
@@ -103,7 +103,7 @@ def test_commands_sit_above_the_library():
     modules = benchmark_modules()
     commands = {name for name, path in modules.items()
                 if "def add_arguments(" in path.read_text() and "def main(" in path.read_text()}
-    assert {"benchmarks.commands.train", "benchmarks.commands.evaluate", "benchmarks.commands.table1"} <= commands
+    assert {"benchmarks.commands.train", "benchmarks.commands.eval", "benchmarks.commands.table1"} <= commands
     for name, path in modules.items():
         if name not in commands and name != "benchmarks.run":
             assert not imported_benchmark_modules(path, modules) & commands, f"{name} imports a command"

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.data import (
+from benchmarks.data.toydata import DIRECTIONS, motion_clip, write_motion_dataset
+from benchmarks.data.videofile import write_mp4
+from benchmarks.data.videos import (
     X3D_NORM,
     Sampling,
     VideoDataset,
@@ -27,8 +29,6 @@ from benchmarks.data import (
     set_epoch,
     train_transform,
 )
-from benchmarks.toydata import DIRECTIONS, motion_clip, write_motion_dataset
-from benchmarks.videofile import write_mp4
 
 # Skips are expected here; the tests that are about them check the warnings with pytest.warns.
 pytestmark = pytest.mark.filterwarnings("ignore:.*skipp:UserWarning")

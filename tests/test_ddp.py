@@ -6,8 +6,8 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch
-    from benchmarks.runs import Recipe, RunConfig
-    from benchmarks.train import train
+    from benchmarks.engine.runs import Recipe, RunConfig
+    from benchmarks.engine.train import train
 
     torch.set_num_threads(1)
     data, out, reports = sys.argv[1:]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.geometry import (
+from benchmarks.studies.geometry import (
     direction_accuracy,
     format_ci,
     mean_ci,

@@ -24,8 +24,8 @@ from torch import nn
 import baselines
 import grw
 from baselines.movinet import MoViNet, MovinetSpec
-from benchmarks import authors
-from benchmarks.specs import AUTHORS_COMMIT, GRW_SETTING_SOURCES, GrwSettings, build_model, get_spec
+from benchmarks.engine import authors
+from benchmarks.table1.specs import AUTHORS_COMMIT, GRW_SETTING_SOURCES, GrwSettings, build_model, get_spec
 from grw.head import sincos_position_encoding
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grw"

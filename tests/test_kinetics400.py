@@ -1,8 +1,8 @@
 """The published Kinetics-400 numbers of A3D and VA-RED2: read from results/published as published, drawn
 in their own figure (never the Kinetics-600 one) and listed by compare."""
 
-from benchmarks import kinetics400
 from benchmarks.run import main as run_main
+from benchmarks.table1 import kinetics400
 
 
 def test_points_are_the_published_ones_with_their_sources():

@@ -12,8 +12,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "legacy_multigrid_mobilenet_v3_s.
 
 
 def test_legacy_checkpoint_loads_with_its_weights_and_options():
-    from benchmarks.checkpoint import load_checkpoint
-    from benchmarks.runs import load_trained
+    from benchmarks.core.checkpoint import load_checkpoint
+    from benchmarks.engine.runs import load_trained
 
     state = load_checkpoint(FIXTURE)
     assert state["config"]["multigrid"] == "short"  # the old layout: the schedule's options at the top level

@@ -1,4 +1,4 @@
-"""Multigrid training (seed 003), checked against PySlowFast's definitions (benchmarks.multigrid).
+"""Multigrid training (seed 003), checked against PySlowFast's definitions (benchmarks.methods.multigrid.schedule).
 
 The expected numbers below are derived by hand from PySlowFast's definitions (see the comments),
 not computed by the code under test. The reference config is PySlowFast's
@@ -22,8 +22,9 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.data import Sampling
-from benchmarks.multigrid import (
+from benchmarks.data.videos import Sampling
+from benchmarks.engine.schedules import StepShape
+from benchmarks.methods.multigrid.schedule import (
     LongCyclePhase,
     MultigridConfig,
     MultigridSchedule,
@@ -36,7 +37,6 @@ from benchmarks.multigrid import (
     set_bn_splits,
     steps_with_relative_lrs,
 )
-from benchmarks.schedules import StepShape
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from benchmarks import multigrid_study as study
-from benchmarks.multigrid import MultigridConfig, MultigridSchedule
-from benchmarks.schedules import ConstantSchedule, StepPolicy, StepShape
+from benchmarks.engine.schedules import ConstantSchedule, StepPolicy, StepShape
+from benchmarks.methods.multigrid import study
+from benchmarks.methods.multigrid.schedule import MultigridConfig, MultigridSchedule
 
 
 def clip_cost(frames: int, side: int) -> float:

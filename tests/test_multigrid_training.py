@@ -16,14 +16,14 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-import benchmarks.train as training
-from benchmarks.checkpoint import LAST, load_checkpoint
-from benchmarks.data import Sampling, VideoDataset, VideoIndex
-from benchmarks.methods import logits_of
-from benchmarks.multigrid import MultigridConfig, MultigridSchedule, sub_batch_bn_state
-from benchmarks.runs import Recipe, RunConfig, build_schedule, load_trained, resolve_spec
-from benchmarks.schedules import StepPolicy, lr_factor
-from benchmarks.train import StepBatchSampler, train
+import benchmarks.engine.train as training
+from benchmarks.core.checkpoint import LAST, load_checkpoint
+from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex
+from benchmarks.engine.method import logits_of
+from benchmarks.engine.runs import Recipe, RunConfig, build_schedule, load_trained, resolve_spec
+from benchmarks.engine.schedules import StepPolicy, lr_factor
+from benchmarks.engine.train import StepBatchSampler, train
+from benchmarks.methods.multigrid.schedule import MultigridConfig, MultigridSchedule, sub_batch_bn_state
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -193,8 +193,8 @@ def test_bad_recipes_raise(recipe, message):
 DDP_SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch
-    from benchmarks.runs import Recipe, RunConfig
-    from benchmarks.train import train
+    from benchmarks.engine.runs import Recipe, RunConfig
+    from benchmarks.engine.train import train
 
     torch.set_num_threads(1)
     data, out, reports = sys.argv[1:]

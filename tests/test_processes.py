@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.processes import map_in_processes
+from benchmarks.core.processes import map_in_processes
 
 
 @pytest.mark.parametrize("processes", [1, 2])

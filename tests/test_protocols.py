@@ -1,4 +1,4 @@
-"""The GRW authors' evaluation protocol (benchmarks.protocols, eval --protocol authors): which frames each
+"""The GRW authors' evaluation protocol (benchmarks.table1.protocols, eval --protocol authors): which frames each
 clip takes, the square resize + crop, and a whole evaluation on the toy data.
 
 The authors' test scripts (gilgoldm/grw-smoothing, backbones/movinets/*/a*_test.py) build
@@ -21,13 +21,13 @@ import pytest
 import torch
 from torchvision import transforms
 
-from benchmarks import protocols
-from benchmarks.data import VideoIndex
-from benchmarks.evaluate import EvalConfig, evaluate
-from benchmarks.protocols import ClipDataset, ClipProtocol, authors_protocol, clip_layout
+from benchmarks.core.store import Store
+from benchmarks.data.videos import VideoIndex
+from benchmarks.engine.evaluate import EvalConfig, evaluate
+from benchmarks.engine.runs import RunConfig
 from benchmarks.run import main
-from benchmarks.runs import RunConfig
-from benchmarks.store import Store
+from benchmarks.table1 import protocols
+from benchmarks.table1.protocols import ClipDataset, ClipProtocol, authors_protocol, clip_layout
 from tests.test_evaluate import untrained_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")

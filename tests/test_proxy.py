@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
-from benchmarks import proxy, report, store
+from benchmarks.core import store
 from benchmarks.run import main as run_main
+from benchmarks.studies import proxy
+from benchmarks.table1 import report
 
 
 def proxy_run(variant: str, row: int, grw: bool, top1: float, seed: int = 0) -> dict:
@@ -161,9 +163,9 @@ def test_proxy_runs_never_stand_for_kinetics_rows(results):
 def test_precise_batchnorm_recomputes_the_statistics_on_the_training_clips(tmp_path):
     """Train row 3 (MobileNetV3-S, BatchNorm momentum 0.01) briefly; afterwards its first BatchNorm's
     running mean is the mean of that layer's input over the training clips, not the lagging average."""
-    from benchmarks.data import VideoDataset, VideoIndex, make_loader
-    from benchmarks.runs import eval_sampling, load_trained
-    from benchmarks.train import train
+    from benchmarks.data.videos import VideoDataset, VideoIndex, make_loader
+    from benchmarks.engine.runs import eval_sampling, load_trained
+    from benchmarks.engine.train import train
 
     config = proxy.ProxyConfig(data=str(tmp_path / "data"), work=str(tmp_path / "work"), train_videos=12,
                                val_videos=3, test_videos=3, epochs=1, batch_size=4, num_workers=0)

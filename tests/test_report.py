@@ -3,9 +3,10 @@
 import pandas as pd
 import pytest
 
-from benchmarks import report, store
+from benchmarks.core import store
 from benchmarks.run import main as run_main
-from benchmarks.specs import get_spec
+from benchmarks.table1 import report
+from benchmarks.table1.specs import get_spec
 
 
 def measurement(row: int, gflops: float, device: str = "cpu") -> dict:

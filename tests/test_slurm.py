@@ -1,4 +1,4 @@
-"""benchmarks.launch on a real one-node SLURM cluster (slurm/local), as local processes and in-process.
+"""benchmarks.engine.launch on a real one-node SLURM cluster (slurm/local), as local processes and in-process.
 
 The session fixture ``slurm_cluster`` (conftest.py) installs SLURM if needed and starts a private
 cluster (its own base directory and ports), so these tests need root and apt-get; elsewhere they
@@ -17,7 +17,7 @@ import cloudpickle
 import pytest
 import submitit
 
-from benchmarks.launch import (
+from benchmarks.engine.launch import (
     LaunchReport,
     ResumableTask,
     SlurmOptions,

@@ -23,18 +23,19 @@ import pandas as pd
 import pytest
 import submitit
 
-from benchmarks import distributed, slurm_tasks, store
-from benchmarks.checkpoint import LAST, file_sha256, load_checkpoint, save_checkpoint
-from benchmarks.cli import UsageError
-from benchmarks.commands.evaluate import configs_from_args as eval_configs
+from benchmarks.commands.eval import configs_from_args as eval_configs
 from benchmarks.commands.train import configs_from_args as train_configs
-from benchmarks.evaluate import EvalConfig
-from benchmarks.launch import SlurmOptions, launch, wait_for_results
-from benchmarks.paths import REPO_ROOT
-from benchmarks.run import build_parser
-from benchmarks.run import main as run_main
-from benchmarks.runs import Recipe, RunConfig
-from benchmarks.slurm_tasks import (
+from benchmarks.core import store
+from benchmarks.core.checkpoint import LAST, file_sha256, load_checkpoint, save_checkpoint
+from benchmarks.core.cli import UsageError
+from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.store import Store, command_line, set_cli_command
+from benchmarks.engine import distributed
+from benchmarks.engine import tasks as slurm_tasks
+from benchmarks.engine.evaluate import EvalConfig
+from benchmarks.engine.launch import SlurmOptions, launch, wait_for_results
+from benchmarks.engine.runs import Recipe, RunConfig
+from benchmarks.engine.tasks import (
     EvalTask,
     TrainTask,
     export_distributed_env,
@@ -42,7 +43,8 @@ from benchmarks.slurm_tasks import (
     preemptible,
     submitit_signal,
 )
-from benchmarks.store import Store, command_line, set_cli_command
+from benchmarks.run import build_parser
+from benchmarks.run import main as run_main
 
 # Row 1 (stream MoViNet-A0 with its GRW head) at 32 px and 8 frames, one video per step.
 TINY_TRAIN = ["--res", "32", "--frames", "8", "--batch-size", "1", "--num-workers", "0", "--log-every", "1",

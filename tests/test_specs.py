@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.specs import all_specs, get_spec, implemented_specs, parse_rows
+from benchmarks.table1.specs import all_specs, get_spec, implemented_specs, parse_rows
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "published" / "table1.csv"
 

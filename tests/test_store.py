@@ -5,8 +5,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from benchmarks import store
-from benchmarks.paths import REPO_ROOT
+from benchmarks.core import store
+from benchmarks.core.paths import REPO_ROOT
 
 
 def test_atomic_write_leaves_no_temporary_and_replaces(tmp_path):

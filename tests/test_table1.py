@@ -6,10 +6,10 @@ import re
 import pandas as pd
 import pytest
 
-from benchmarks import measure
 from benchmarks.commands import table1
 from benchmarks.run import main as run_main
-from benchmarks.specs import get_spec
+from benchmarks.table1 import measure
+from benchmarks.table1.specs import get_spec
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
 
 
 def test_code_hash_covers_only_the_rows_own_code():
-    from benchmarks.specs import get_spec
+    from benchmarks.table1.specs import get_spec
 
     assert measure.model_code_hash(get_spec(2)) == measure.model_code_hash(get_spec(7))  # both MoViNet
     assert measure.model_code_hash(get_spec(2)) != measure.model_code_hash(get_spec(1))  # + GRW code
@@ -91,7 +91,7 @@ def test_bad_rows_exit_2(results, args, capsys):
 
 
 def test_launching_without_sbatch_is_a_one_line_error(results, monkeypatch, capsys):
-    monkeypatch.setattr("benchmarks.launch.shutil.which", lambda name: None)
+    monkeypatch.setattr("benchmarks.engine.launch.shutil.which", lambda name: None)
     assert run_main(["table1", "--rows", "5", "--launch", "slurm"]) == 2
     assert "table1: error: sbatch not found" in capsys.readouterr().err
     assert not (results / "measured").exists()

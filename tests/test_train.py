@@ -17,13 +17,13 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.utils.data import DistributedSampler
 
 import baselines
-from benchmarks import report, toydata
-from benchmarks.checkpoint import LAST, load_checkpoint
-from benchmarks.data import SKIP_REASONS
-from benchmarks.evaluate import EvalConfig, evaluate
-from benchmarks.paths import REPO_ROOT
-from benchmarks.run import main as run_main
-from benchmarks.runs import (
+from benchmarks.core.checkpoint import LAST, load_checkpoint
+from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.store import RUN_FIELDS, Store
+from benchmarks.data import toydata
+from benchmarks.data.videos import SKIP_REASONS
+from benchmarks.engine.evaluate import EvalConfig, evaluate
+from benchmarks.engine.runs import (
     DEFAULT_TAPS,
     Recipe,
     RunConfig,
@@ -33,10 +33,11 @@ from benchmarks.runs import (
     to_channels_last,
     use_channels_last,
 )
-from benchmarks.schedules import warmup_cosine
-from benchmarks.specs import build_model
-from benchmarks.store import RUN_FIELDS, Store
-from benchmarks.train import ResumeSampler, train
+from benchmarks.engine.schedules import warmup_cosine
+from benchmarks.engine.train import ResumeSampler, train
+from benchmarks.run import main as run_main
+from benchmarks.table1 import report
+from benchmarks.table1.specs import build_model
 
 # Tiny stream MoViNet-A0 with its GRW head (row 1); dropout and stochastic depth on, so resuming
 # must also reproduce the model's randomness.

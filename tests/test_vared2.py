@@ -13,7 +13,7 @@ from torch import nn
 
 import baselines
 from baselines.vared2 import DynamicConv3d, conv_macs, convert, efficiency_loss, spent_gflops
-from benchmarks.measure import count_gflops
+from benchmarks.table1.measure import count_gflops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,11 +119,11 @@ def test_efficiency_loss_counts_only_correct_videos_and_reaches_the_gates():
 
 
 def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_path):
-    from benchmarks.checkpoint import LAST
-    from benchmarks.evaluate import EvalConfig, evaluate
-    from benchmarks.runs import Recipe, RunConfig
-    from benchmarks.store import Store
-    from benchmarks.train import train
+    from benchmarks.core.checkpoint import LAST
+    from benchmarks.core.store import Store
+    from benchmarks.engine.evaluate import EvalConfig, evaluate
+    from benchmarks.engine.runs import Recipe, RunConfig
+    from benchmarks.engine.train import train
 
     def config(out, **changes) -> RunConfig:
         return RunConfig(**{**dict(row=5, data=str(planes), out=str(tmp_path / out), method="vared2", frames=8,
@@ -158,7 +158,8 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
 
 
 def test_study_table_summarises_each_model_and_split(tmp_path):
-    from benchmarks import vared2_report, vared2_study
+    from benchmarks.methods.vared2 import report as vared2_report
+    from benchmarks.methods.vared2 import study as vared2_study
 
     def row(model, seed, split, top1, mean):
         return {"model": model, "seed": seed, "split": split, "top1": top1, "gflops_mean": mean,
@@ -200,8 +201,8 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
     assert [p.name for p in written] == ["vared2_airplanes.md", "vared2_airplanes.png"]
     assert written[1].stat().st_size > 10_000
     # the proxy's figure draws the newest VA-RED2 study of its store
-    from benchmarks import proxy
-    from benchmarks.store import write_json
+    from benchmarks.core.store import write_json
+    from benchmarks.studies import proxy
     from tests.test_proxy import FIXTURE
 
     (before,) = proxy.plot_proxy(proxy.proxy_table(FIXTURE), tmp_path / "before.png")
@@ -215,9 +216,9 @@ def test_study_table_summarises_each_model_and_split(tmp_path):
 def test_option_costs_count_each_layers_reduced_convolution(tmp_path):
     import dataclasses
 
+    from benchmarks.methods.vared2.cost import largest_deviation, option_costs
     from benchmarks.run import main as run_main
-    from benchmarks.specs import get_spec
-    from benchmarks.vared2_cost import largest_deviation, option_costs
+    from benchmarks.table1.specs import get_spec
 
     spec = dataclasses.replace(get_spec(5), frames=4, res=32)
     layers, totals = option_costs(spec)

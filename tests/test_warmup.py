@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks import airplanes, report
+from benchmarks.core.store import Store
+from benchmarks.data import airplanes
 from benchmarks.run import main as run_main
-from benchmarks.store import Store
-from benchmarks.warmup import (
+from benchmarks.studies.warmup import (
     VIDEO_FRAMES,
     WarmupConfig,
     clip_batch,
@@ -19,6 +19,7 @@ from benchmarks.warmup import (
     median_run,
     warmup_model,
 )
+from benchmarks.table1 import report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

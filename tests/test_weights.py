@@ -62,8 +62,8 @@ def test_mobilenet_entries_equal_torchvision_meta(variant, weights):
 
 
 def test_grw_authors_snapshots_are_the_hugging_face_files_of_the_grw_rows():
-    from benchmarks.authors import BACKBONE_MODELS
-    from benchmarks.specs import AUTHORS_EVALUATION, AUTHORS_WEIGHTS_REPO, get_spec
+    from benchmarks.engine.authors import BACKBONE_MODELS
+    from benchmarks.table1.specs import AUTHORS_EVALUATION, AUTHORS_WEIGHTS_REPO, get_spec
 
     entries = {c.name: c for c in CHECKPOINTS.values() if c.converter == GRW_AUTHORS_CONVERTER}
     assert sorted(entries) == ["a0s_grw", "a1s_grw", "a2s_grw", "a3b_grw"]

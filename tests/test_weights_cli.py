@@ -23,12 +23,13 @@ import torch
 import baselines
 from baselines.movinet import MoViNet, MovinetSpec
 from baselines.weights import CHECKPOINTS, GRW_AUTHORS_CONVERTER, Checkpoint
-from benchmarks import report, weights
-from benchmarks.compare import compare
+from benchmarks.core.store import Store
+from benchmarks.engine import public_weights as weights
+from benchmarks.engine.runs import Recipe, build_run_model, load_trained, resolve_spec
 from benchmarks.run import main
-from benchmarks.runs import Recipe, build_run_model, load_trained, resolve_spec
-from benchmarks.specs import get_spec
-from benchmarks.store import Store
+from benchmarks.table1 import report
+from benchmarks.table1.compare import compare
+from benchmarks.table1.specs import get_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -2,7 +2,7 @@ import pandas as pd
 
 import baselines
 from benchmarks.run import main as run_main
-from benchmarks.zoo import load_published_models
+from benchmarks.table1.zoo import load_published_models
 
 
 def test_published_reference_covers_every_registry_model():

@@ -6,7 +6,7 @@
     PYTHONPATH=/tmp/grw-deps python tools/make_grw_fixtures.py /tmp/grw-smoothing
 
 The script refuses a checkout at any other commit than ``--commit`` (default: the commit the suite's
-specs cite, ``benchmarks.specs.AUTHORS_COMMIT``). Nothing of the authors' code is copied: it is
+specs cite, ``benchmarks.table1.specs.AUTHORS_COMMIT``). Nothing of the authors' code is copied: it is
 imported from the checkout and run.
 
 What it builds, with random weights (seeded):
@@ -47,7 +47,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.specs import AUTHORS_COMMIT, AUTHORS_REPO  # noqa: E402
+from benchmarks.table1.specs import AUTHORS_COMMIT, AUTHORS_REPO  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "tests" / "fixtures" / "grw"
 SNAPSHOT = "authors_a0s_tiny.pt"

@@ -7,9 +7,9 @@ Run it in a worktree of that commit (its module paths are that commit's)::
     git worktree add /tmp/legacy 463c7d5 && cd /tmp/legacy && python tools/make_legacy_checkpoint.py OUT.pt
 
 It trains MobileNetV3-S frame-wise (row 3) with multigrid's short cycle (epoch factor 1) for one epoch
-on a generated motion dataset at 4 frames x 32 px, then keeps what loading a trained model reads (format, version, config, spec,
-deviations, row, classes, progress, complete) and the raw weights in float16 (no EMA), so that the fixture
-stays small. ``tests/test_legacy_checkpoint.py`` loads it with the current code.
+on a generated motion dataset at 4 frames x 32 px, then keeps what loading a trained model reads (format,
+version, config, spec, deviations, row, classes, progress, complete) and the raw weights in float16
+(no EMA), so that the fixture stays small. ``tests/test_legacy_checkpoint.py`` loads it with the current code.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from benchmarks.checkpoint import LAST, load_checkpoint, save_checkpoint
 from benchmarks.runs import Recipe, RunConfig
 from benchmarks.toydata import write_motion_dataset

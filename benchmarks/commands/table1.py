@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import report
-from benchmarks.cli import UsageError
-from benchmarks.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
-from benchmarks.measure import measure_row, rows_to_measure
-from benchmarks.specs import parse_rows
-from benchmarks.store import command_line, write_json
+from benchmarks.core.cli import UsageError
+from benchmarks.core.store import command_line, write_json
+from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
+from benchmarks.table1 import report
+from benchmarks.table1.measure import measure_row, rows_to_measure
+from benchmarks.table1.specs import parse_rows
 
 PROXY_MOVED = "table1 only measures; the CPU proxy on the airplanes is its own command: python -m benchmarks.run proxy"
 

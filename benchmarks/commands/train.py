@@ -4,7 +4,7 @@ The row's spec gives the model, its GRW settings and its input (frames, fps, res
 normalisation); ``--frames/--res/--fps`` override the input for small experiments and are recorded
 as deviations. GRW: MoViNet GRW rows train their head with the GRW loss (``--no-grw`` keeps the head
 and drops the loss); MobileNetV3/TSM rows get intermediate GRW taps with ``--grw``. ``--method``
-chooses the training method (``benchmarks.methods``: ``standard``, or ``a3d`` for an X3D row: A3D,
+chooses the training method (``benchmarks.engine.method``: ``standard``, or ``a3d`` for an X3D row: A3D,
 seed 002, one adaptive network over width x side x frames, ``--a3d-range``; ``vared2`` for an X3D
 row: VA-RED2, seed 004, dynamic convolutions with gates, ``--stage joint|finetune``).
 
@@ -13,18 +13,18 @@ loss terms, val top-1 of the raw and the EMA weights, lr, time, skipped videos),
 (TensorBoard), ``summary.json``, and checkpoints ``last.pt`` / ``best.pt``.
 
 Preemption: SIGTERM or SIGUSR1 stop training at the next optimizer step, write ``last.pt`` and exit
-with ``128 + signal``; ``--resume`` continues exactly where it stopped (``benchmarks.train``).
+with ``128 + signal``; ``--resume`` continues exactly where it stopped (``benchmarks.engine.train``).
 Multi-GPU: launch with ``torchrun``. Several rows: ``--row 1,6`` trains each in ``OUT/row<N>``;
 ``--launch slurm`` runs them as a job array through submitit, one process per GPU, requeued and
-resumed after the time-limit signal (``benchmarks.slurm_tasks``). A row whose ``OUT`` holds a
+resumed after the time-limit signal (``benchmarks.engine.tasks``). A row whose ``OUT`` holds a
 finished run with the same settings is skipped unless ``--refresh``.
 
-``--schedule multigrid`` trains with multigrid (seed 003; ``benchmarks.multigrid``): long and short
+``--schedule multigrid`` trains with multigrid (seed 003; ``benchmarks.methods.multigrid.schedule``): long and short
 cycles of mini-batch shapes, sub-batch BatchNorm, PySlowFast's lr policy with ``--optimizer sgd
 --lr-policy steps --lr-steps ...``; with AdamW or the cosine it runs and records the deviation in
 ``OUT/config.json`` (``schedule``). It resumes mid-cycle exactly, under SLURM as well.
 
-``--init NAME|FILE`` starts a fresh run from public weights (``benchmarks.weights``; e.g. ImageNet
+``--init NAME|FILE`` starts a fresh run from public weights (``benchmarks.engine.public_weights``; e.g. ImageNet
 MobileNetV3 for rows 3/4/10/11, a Kinetics-600 MoViNet backbone under a GRW head) or from a suite
 checkpoint: every tensor whose name and shape match is loaded, the rest is listed (``OUT/init.json``);
 the name and the file's sha256 are recorded in the run config.
@@ -37,12 +37,12 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.a3d import A3D_RANGES
-from benchmarks.checkpoint import LAST, CheckpointError, load_checkpoint
-from benchmarks.cli import UsageError, default, from_args
-from benchmarks.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
-from benchmarks.methods import METHODS
-from benchmarks.runs import (
+from benchmarks.core.checkpoint import LAST, CheckpointError, load_checkpoint
+from benchmarks.core.cli import UsageError, default, from_args
+from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
+from benchmarks.engine.method import METHODS
+from benchmarks.engine.public_weights import WeightsError, catalogue, resolve_init
+from benchmarks.engine.runs import (
     AMP_MODES,
     CHANNELS_LAST_MODES,
     MULTIGRID_CYCLES,
@@ -55,10 +55,10 @@ from benchmarks.runs import (
     parse_row_list,
     resolve_spec,
 )
-from benchmarks.schedules import LR_POLICIES
-from benchmarks.slurm_tasks import TrainingStopped, TrainTask, preemptible
-from benchmarks.specs import AUTHORS_RECIPE, SUITE_CHOICE, GrwSettings
-from benchmarks.weights import WeightsError, catalogue, resolve_init
+from benchmarks.engine.schedules import LR_POLICIES
+from benchmarks.engine.tasks import TrainingStopped, TrainTask, preemptible
+from benchmarks.methods.a3d.model import A3D_RANGES
+from benchmarks.table1.specs import AUTHORS_RECIPE, SUITE_CHOICE, GrwSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="GRW-smoothing on/off (default: on for GRW rows; --grw adds taps to MobileNetV3/TSM, X3D)")
     group.add_argument("--grw-weight", type=float)
     group.add_argument("--grw-window", type=int)
-    group = parser.add_argument_group("recipe (defaults: benchmarks.runs.Recipe)")
+    group = parser.add_argument_group("recipe (defaults: benchmarks.engine.runs.Recipe)")
     for name, kind, text in (
         ("epochs", int, None), ("batch_size", int, "per process"), ("accumulate", int, "micro-batches per step"),
         ("lr", float, "peak lr for the global batch"), ("weight_decay", float, None), ("warmup_epochs", float, None),
@@ -124,7 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="epochs at which --lr-policy steps decays the lr")
     group.add_argument("--lr-gamma", type=float, default=default(Recipe, "lr_gamma"),
                        help="lr decay per step of --lr-policy steps (default: %(default)s)")
-    group = parser.add_argument_group("schedule (benchmarks.schedules, benchmarks.multigrid)")
+    group = parser.add_argument_group("schedule (benchmarks.engine.schedules, benchmarks.methods.multigrid.schedule)")
     group.add_argument("--schedule", choices=SCHEDULES, default=default(RunConfig, "schedule"),
                        help="standard: every step at the row's input and --batch-size; multigrid (seed 003): "
                             "mini-batch shapes that cycle over fewer frames and smaller sides with larger batches "
@@ -177,7 +177,7 @@ def authors_recipe_epilog(parser: argparse.ArgumentParser) -> str:
     chosen = ["  optimizer: AdamW, no weight decay on biases and norms (fixed)"]
     chosen += [f"  {name}: {option} {defaults[name]}" for name, option in SUITE_CHOSEN_OPTIONS.items()]
     return ("GRW rows 1, 6, 12, 15 (train --init movinet_a{0,1,2}_stream_k600 | movinet_a3_k600) follow the\n"
-            "authors' code (benchmarks.specs.AUTHORS_RECIPE) where it states a value:\n" + "\n".join(stated)
+            "authors' code (benchmarks.table1.specs.AUTHORS_RECIPE) where it states a value:\n" + "\n".join(stated)
             + f"\nWhere it is silent (no training script), {SUITE_CHOICE.split(' (')[0]} (option, default):\n"
             + "\n".join(chosen))
 

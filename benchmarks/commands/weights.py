@@ -1,4 +1,5 @@
-"""Public checkpoints (``python -m benchmarks.run weights list|download|import``); library: ``benchmarks.weights``.
+"""Public checkpoints (``python -m benchmarks.run weights list|download|import``); library:
+``benchmarks.engine.public_weights``.
 
 ``list``: every catalogued checkpoint: registry model, the Table 1 rows it evaluates as (and, marked
 ``init``, the rows it only initialises), training data, published top-1, size and integrity data,
@@ -9,7 +10,7 @@ computed, checked against the catalogue where it publishes one (or a git blob id
 brings a copy you have into the cache with the same checks. ``import NAME --file PATH --out CKPT``:
 converts it into a suite checkpoint for ``--row`` (default: the first row it evaluates as), which
 ``eval --checkpoint CKPT`` evaluates; give ``--classes FILE`` or ``--data ROOT`` for the class names
-(``benchmarks.weights`` explains the class order), else ``eval`` refuses it.
+(``benchmarks.engine.public_weights`` explains the class order), else ``eval`` refuses it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from benchmarks.cli import UsageError
-from benchmarks.weights import (
+from benchmarks.core.cli import UsageError
+from benchmarks.engine.public_weights import (
     WeightsError,
     cache_dir,
     cached_file,

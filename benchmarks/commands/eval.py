@@ -1,0 +1,263 @@
+"""Evaluate trained checkpoints and store the runs (``python -m benchmarks.run eval``).
+
+Each checkpoint is evaluated with its row's protocol (single clip, multi-view, or streaming) at the
+input it was trained with; the run goes to ``runs/`` of the results store with its provenance
+(``benchmarks.engine.evaluate``). Several rows: ``--row 1,6 --checkpoint OUT/row{row}/last.pt`` evaluates
+each row's checkpoint; ``--launch slurm`` runs them as a job array through submitit, storing the runs
+in this process's results store. A checkpoint with a stored run on the same data and split (same
+sha256) is skipped unless ``--refresh``.
+
+Public weights: ``--weights NAME`` instead of ``--checkpoint`` evaluates a catalogued checkpoint
+(``benchmarks.engine.public_weights``) from the weights cache (``--download`` fetches it first), converted for the
+row into ``<cache>/imported/NAME.row<N>.pt``; the stored run carries the checkpoint's ``provenance``
+as ``weights_source`` (name, URL, source sha256, converter), labelled "public weights, evaluated here".
+
+``--protocol authors`` (GRW rows 1, 6, 12, 15 only) evaluates as the GRW authors' scripts do
+(``benchmarks.table1.protocols``): every N-frame clip of every video is one sample, square resize, top-1
+over clips; the run records ``protocol``.
+
+A3D checkpoints (``train --method a3d``): ``--sweep`` evaluates every configuration of the run's range
+with BatchNorm recalibrated per configuration and stores the configuration-budget table
+(``benchmarks.methods.a3d.sweep``); ``--config WxSxT`` evaluates one configuration, ``--budget GFLOPS`` the one
+the stored sweep chose for that budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tabulate import tabulate
+
+from benchmarks.commands.train import check_data
+from benchmarks.core.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from benchmarks.core.cli import UsageError, default, from_args
+from benchmarks.core.store import Store, read_json
+from benchmarks.engine.evaluate import EvalConfig
+from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
+from benchmarks.engine.method import METHODS
+from benchmarks.engine.public_weights import (
+    WeightsError,
+    cache_dir,
+    cached_file,
+    check_classes,
+    download,
+    import_checkpoint,
+)
+from benchmarks.engine.runs import parse_row_list
+from benchmarks.engine.tasks import EvalTask
+from benchmarks.methods.a3d.model import Configuration
+from benchmarks.methods.a3d.sweep import select, sweep
+from benchmarks.table1.protocols import OVERRIDABLE, PROTOCOLS, authors_protocol
+from benchmarks.table1.specs import AUTHORS_EVALUATION
+
+AUTHORS_ROWS = ", ".join(map(str, sorted(AUTHORS_EVALUATION)))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--row", required=True,
+                        help="Table 1 row number or name the checkpoint is for; several, comma-separated, are "
+                        "evaluated one after another (or as an array with --launch)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint",
+                        help="a checkpoint written by `train` (last.pt or best.pt); {row} in it is replaced by "
+                        "the row number, which several rows need (e.g. OUT/row{row}/last.pt)")
+    source.add_argument("--weights", dest="public_weights", metavar="NAME",
+                        help="public weights of the catalogue (`weights list`), from the weights cache, converted "
+                        "for the row; the run is labelled 'public weights, evaluated here'")
+    parser.add_argument("--data", required=True, help="dataset root: ROOT/<split>/<class>/<video>.mp4")
+    parser.add_argument("--split", default=default(EvalConfig, "split"), help="(default: %(default)s)")
+    parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
+    parser.add_argument("--weights-variant", choices=("ema", "raw"),
+                        help="which weights of the checkpoint (default: ema when the checkpoint has it)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=default(EvalConfig, "protocol"),
+                        help="suite: the row's own per-video protocol; authors: the GRW authors' evaluation, every "
+                        f"N-frame clip one sample, square resize, top-1 over clips (rows {AUTHORS_ROWS} only; "
+                        "default: %(default)s)")
+    parser.add_argument("--protocol-override", action="append", type=_override, metavar="KEY=VALUE",
+                        help=f"change one value of the authors' protocol ({', '.join(OVERRIDABLE)}), for tests and "
+                        "smoke runs; recorded as a deviation. Repeatable")
+    group = parser.add_argument_group("public weights (--weights NAME)")
+    group.add_argument("--download", action="store_true", help="fetch NAME into the cache first when it is not there")
+    group.add_argument("--classes", help="NAME's class names in its order, one per line (default: the class folders "
+                       "of DATA, sorted, which must be all of NAME's classes)")
+    group.add_argument("--cache-dir",
+                       help="weights cache (default: $GRW_BENCH_WEIGHTS, else ~/.cache/grw-bench/weights)")
+    parser.add_argument("--method", choices=tuple(METHODS),
+                        help="the method the checkpoint was trained with, checked (default: read from the checkpoint; "
+                             "vared2 stores each video's GFLOPs and options, a3d takes --sweep/--config/--budget)")
+    parser.add_argument("--setting", help="the training method's evaluation setting (default: its first)")
+    parser.add_argument("--chunk", type=int, default=default(EvalConfig, "chunk"),
+                        help="frames per call in streaming evaluation (default: %(default)s)")
+    parser.add_argument("--compare-whole-clip", action="store_true",
+                        help="stream rows: also run the whole clip at once and report the difference")
+    parser.add_argument("--dataset-name", help="name stored with the run (default: DATA/dataset.json, see --help)")
+    parser.add_argument("--batch-size", type=int, default=default(EvalConfig, "batch_size"),
+                        help="(default: %(default)s)")
+    parser.add_argument("--num-workers", type=int, default=default(EvalConfig, "num_workers"),
+                        help="(default: %(default)s)")
+    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
+    parser.add_argument("--refresh", action="store_true",
+                        help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
+    group = parser.add_argument_group("A3D checkpoints (train --method a3d; benchmarks.methods.a3d.sweep; run here)")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--sweep", action="store_true",
+                        help="every width x side x frames configuration of the run's range, BatchNorm recalibrated "
+                             "per configuration, on the val and test splits; stores the configuration-budget table "
+                             "(chosen on val) in runs/a3d/")
+    choice.add_argument("--config", dest="a3d_config", metavar="WxSxT",
+                        help="one configuration, e.g. 0.5x0.71x0.25 (gamma_w x gamma_s x gamma_t), on --split")
+    choice.add_argument("--budget", type=float, metavar="GFLOPS",
+                        help="the configuration the latest stored sweep of this checkpoint chose for this many "
+                             "GFLOPs per clip, evaluated on --split")
+    group.add_argument("--calibration-videos", type=int, default=200,
+                       help="training videos the BatchNorm statistics of a configuration are recomputed on "
+                            "(default: %(default)s)")
+    add_launch_arguments(parser)
+
+
+def _override(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {text!r}") from None
+
+
+def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
+    """One config per row of ``--row``, each with its checkpoint (``{row}`` in ``--checkpoint`` filled
+    in), each checked: the checkpoint readable and trained for that row, the data present."""
+    try:
+        specs = parse_row_list(args.row)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if args.checkpoint is not None and len(specs) > 1 and "{row}" not in args.checkpoint:
+        raise UsageError(f"several rows need {{row}} in --checkpoint (e.g. OUT/row{{row}}/last.pt), "
+                         f"got {args.checkpoint!r}")
+    if args.protocol == "authors":
+        others = [spec.row for spec in specs if spec.row not in AUTHORS_EVALUATION]
+        if others:
+            raise UsageError(f"--protocol authors is the GRW authors' evaluation of their models, rows {AUTHORS_ROWS}; "
+                             f"row(s) {others} have none")
+    overrides = dict(args.protocol_override or [])
+    try:
+        for spec in specs if args.protocol == "authors" else ():
+            authors_protocol(spec.row, overrides)  # checks the overrides
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    checkpoints = {spec.row: public_checkpoint(args, spec.row) if args.public_weights
+                   else args.checkpoint.replace("{row}", str(spec.row)) for spec in specs}
+    configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=checkpoints[spec.row], protocol_overrides=overrides)
+               for spec in specs]
+    for config in configs:
+        check_checkpoint(config, args.method)
+    check_data(args.data, args.split)
+    return configs
+
+
+def public_checkpoint(args: argparse.Namespace, row: int) -> str:
+    """``--weights NAME`` converted for ``row`` into ``<cache>/imported/NAME.row<N>.pt`` (fetched first
+    with ``--download``), with the class names of ``--classes`` or of the data's class folders."""
+    name = args.public_weights
+    out = cache_dir(args.cache_dir) / "imported" / f"{name}.row{row}.pt"
+    try:
+        if args.download:
+            download(name, args.cache_dir)
+        import_checkpoint(name, cached_file(name, args.cache_dir), out, row=row, classes_file=args.classes,
+                          data=None if args.classes else args.data)
+    except WeightsError as error:
+        raise UsageError(str(error)) from error
+    return str(out)
+
+
+def check_checkpoint(config: EvalConfig, method: str | None = None) -> None:
+    """Fail before launching on a checkpoint that is missing, unreadable, for another row or another
+    ``method`` (when given), or imported without class names."""
+    try:
+        checkpoint = load_checkpoint(config.checkpoint)
+        check_classes(checkpoint, config.checkpoint)
+    except (CheckpointError, WeightsError) as error:
+        raise UsageError(str(error)) from error
+    if checkpoint["row"] != config.row:
+        raise UsageError(f"{config.checkpoint} was trained for row {checkpoint['row']}, not row {config.row}")
+    trained_with = checkpoint.get("config", {}).get("method", "standard")
+    if method is not None and trained_with != method:
+        raise UsageError(f"{config.checkpoint} was trained with --method {trained_with}, not {method}")
+
+
+def stored_run(config: EvalConfig, store: Store) -> dict | None:
+    """The stored run of this checkpoint (by sha256) on the same data and split under the same protocol."""
+    sha256 = file_sha256(config.checkpoint)
+    data_root = str(Path(config.data).resolve())
+    return next((run for run in store.load_runs() if run["checkpoint_sha256"] == sha256
+                 and run["split"] == config.split and run.get("data_root") == data_root
+                 and run.get("protocol", "suite") == config.protocol), None)
+
+
+def print_run(name: str, record: dict) -> None:
+    if record.get("protocol") == "authors":
+        clips = record["clips"]
+        counts = (f"authors' protocol: per clip; {clips['evaluated']} clips from {clips['videos']} videos, "
+                  f"{clips['skipped']} clips skipped, {clips['videos_without_clip']} videos without a full clip; "
+                  f"top-1 per video {record['top1_per_video']:.2f}")
+    else:
+        counts = f"{record['videos_evaluated']} videos, {record['videos_skipped_total']} skipped"
+    print(f"row {record['row']} {record['name']} on {record['dataset']} {record['split']}: top-1 "
+          f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({counts})  wrote {record['path']}")
+
+
+def a3d_main(args: argparse.Namespace, config: EvalConfig) -> int:
+    """``--sweep``, ``--config`` or ``--budget`` for one A3D checkpoint."""
+    if args.launch != "none":
+        raise UsageError("--sweep/--config/--budget run here; drop --launch")
+    try:
+        if args.sweep:
+            record = sweep(config.checkpoint, config.data, args.store, calibration_videos=args.calibration_videos,
+                           batch_size=config.batch_size)
+        else:
+            configuration = (Configuration.parse(args.a3d_config) if args.a3d_config
+                             else stored_choice(config.checkpoint, args.budget, args.store))
+            record = sweep(config.checkpoint, config.data, args.store, configurations=[configuration],
+                           splits=(config.split,), calibration_videos=args.calibration_videos,
+                           batch_size=config.batch_size)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    print(tabulate([{key: row[key] for key in ("configuration", "frames", "side", "gflops", "params",
+                                                *(k for k in row if k.endswith("_top1")))}
+                    for row in (record["budget_table"] if args.sweep else record["configurations"])],
+                   headers="keys", tablefmt="github", floatfmt=".4g"))
+    print(f"wrote {record['path']}")
+    return 0
+
+
+def stored_choice(checkpoint: str, budget: float, store: Store) -> Configuration:
+    """The configuration the latest stored sweep of ``checkpoint`` (same sha256) chose for ``budget``."""
+    sha256 = file_sha256(checkpoint)
+    sweeps = sorted((read_json(path) for path in (store.runs / "a3d").glob("a3d-sweep-*.json")),
+                    key=lambda record: record["date"])
+    mine = [record for record in sweeps if record["checkpoint_sha256"] == sha256 and record.get("budget_table")
+            and len(record["configurations"]) > 1]
+    if not mine:
+        raise ValueError(f"no stored sweep of {checkpoint}: run eval --sweep first")
+    row = select(mine[-1]["budget_table"], budget)
+    return Configuration(row["width"], row["spatial"], row["temporal"])
+
+
+def main(args: argparse.Namespace) -> int:
+    check_launch_arguments(args)
+    configs = configs_from_args(args)
+    if args.sweep or args.a3d_config or args.budget is not None:
+        if len(configs) != 1:
+            raise UsageError("--sweep/--config/--budget take one row and checkpoint")
+        return a3d_main(args, configs[0])
+    options = options_from_args(args)
+    stored = {config.row: None if args.refresh else stored_run(config, args.store) for config in configs}
+    todo = [config for config in configs if stored[config.row] is None]
+    for config in configs:
+        if stored[config.row] is not None:
+            print(f"row {config.row}: {config.checkpoint} already evaluated on this data and split "
+                  f"(run of {stored[config.row]['date']}; --refresh evaluates it again)")
+    task = EvalTask(results=str(args.store.root.resolve()))
+    return launch_command(task, todo, [f"row{config.row}" for config in todo], args, options,
+                          on_result=print_run, job_name="grw-eval")

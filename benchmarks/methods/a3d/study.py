@@ -1,0 +1,116 @@
+"""One A3D model against separately trained X3D models on the CPU proxy's data (``run a3d-study``).
+
+Not Kinetics. On the warm-up airplanes at the proxy's input and recipe (``benchmarks.studies.proxy.ProxyConfig``:
+3,000 training videos, 6-frame clips at 32 px, AdamW, 2 epochs), per seed:
+
+- one adaptive X3D-XS trained with ``--method a3d`` (``benchmarks.methods.a3d.model``), then swept: every configuration
+  of its range evaluated with BatchNorm recalibrated, the configuration-budget table chosen on the
+  validation split, test top-1 reported (``benchmarks.methods.a3d.sweep``);
+- plain X3D-XS models trained and tested at the inputs of a few configurations of full width
+  (``BASELINES``: the full clip, fewer frames at a smaller side, ...), each with precise BN as in the proxy.
+
+The outputs (``benchmarks.methods.a3d.report``): the figure ``a3d_airplanes.png`` draws test top-1 against fvcore
+GFLOPs per clip, each seed's A3D budget table as a line and the separately trained models as points (mean
+and std over seeds); the proxy's figure draws them too. ``a3d_airplanes.md`` sets, at each baseline's
+input, the separately trained models against the A3D models evaluated at that configuration (their
+sweeps). The summary with every run goes to ``runs/a3d/a3d-study-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from benchmarks.core.cli import from_args
+from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.processes import map_in_processes
+from benchmarks.core.store import Store, provenance, write_json
+from benchmarks.engine.runs import RunConfig
+from benchmarks.engine.train import train
+from benchmarks.methods.a3d.model import A3D_RANGES, Configuration
+from benchmarks.methods.a3d.report import baseline_table, write_outputs
+from benchmarks.methods.a3d.sweep import sweep
+from benchmarks.studies.proxy import ProxyConfig, prepare_data, redraw_latest, train_and_test
+
+ROW = 5  # X3D-XS
+BASELINES = ("1x1x1", "1x0.71x0.5", "1x0.57x0.25")  # inputs of separately trained X3D-XS models (width 1)
+
+
+@dataclass(frozen=True)
+class A3DStudyConfig:
+    seeds: int = 3
+    a3d_range: str = "[0.016,1]"
+    calibration_videos: int = 300
+    processes: int = 2
+    work: str = str(REPO_ROOT / "runs_local" / "a3d")
+
+    def __post_init__(self) -> None:
+        if min(self.seeds, self.processes, self.calibration_videos) < 1:
+            raise ValueError("expected at least 1 seed, process and calibration video")
+        if self.a3d_range not in A3D_RANGES:
+            raise ValueError(f"a3d_range must be one of {tuple(A3D_RANGES)}, got {self.a3d_range!r}")
+
+
+def run_config(proxy: ProxyConfig, seed: int, out: str, method: str = "standard",
+               configuration: Configuration | None = None, a3d_range: str = "[0.016,1]") -> RunConfig:
+    """X3D-XS at the proxy's recipe; a baseline at its configuration's input, A3D at the full input."""
+    frames, side = (configuration or Configuration()).input_shape(proxy.frames, proxy.size)
+    return RunConfig(row=ROW, data=proxy.data, out=out, recipe=proxy.recipe(seed), method=method, frames=frames,
+                     res=side, fps=proxy.fps, a3d_range=a3d_range, validate=False, num_workers=0, cache_videos=True,
+                     device="cpu", log_every=10_000)
+
+
+def run_a3d(proxy: ProxyConfig, config: A3DStudyConfig, seed: int, store: Store) -> dict:
+    """Train one A3D model and sweep it; its budget table with test top-1."""
+    run = run_config(proxy, seed, f"{config.work}/a3d-seed{seed}", "a3d", a3d_range=config.a3d_range)
+    summary = train(run)
+    record = sweep(summary["last_checkpoint"], proxy.data, store, calibration_videos=config.calibration_videos)
+    return {"kind": "a3d", "seed": seed, "budget_table": record["budget_table"],
+            "train_time_s": sum(epoch["time_s"] for epoch in summary["history"]), "sweep": record["path"]}
+
+
+def run_baseline(proxy: ProxyConfig, config: A3DStudyConfig, name: str, seed: int, store: Store) -> dict:
+    """Train and test one plain X3D-XS at a configuration's input."""
+    configuration = Configuration.parse(name)
+    run = run_config(proxy, seed, f"{config.work}/x3d-{name}-seed{seed}", configuration=configuration)
+    summary, record = train_and_test(run, store, proxy.precise_bn_videos)
+    return {"kind": "x3d", "seed": seed, "configuration": name, "top1": record["top1"],
+            "gflops": record["gflops_per_view"], "train_time_s": sum(epoch["time_s"] for epoch in summary["history"]),
+            "run": record["path"]}
+
+
+def _job(kind: str, *args):
+    return run_a3d(*args) if kind == "a3d" else run_baseline(*args)
+
+
+def run_study(store: Store, config: A3DStudyConfig, proxy: ProxyConfig | None = None) -> dict:
+    """A3D and the baselines for every seed, two runs at a time; the summary stored, the figure drawn."""
+    proxy = proxy or ProxyConfig()
+    started = time.perf_counter()
+    prepare_data(proxy)
+    jobs = [("a3d", proxy, config, seed, store) for seed in range(config.seeds)]
+    jobs += [("x3d", proxy, config, name, seed, store) for name in BASELINES for seed in range(config.seeds)]
+    runs = map_in_processes(_job, jobs, config.processes, "A3D study")
+    summary = {"experiment": "a3d-vs-x3d", "dataset": "warmup-airplanes (synthetic)",
+               "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
+               "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
+    summary["path"] = str(write_json(store.new_run_path("a3d-study", "a3d"), summary))
+    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *redraw_latest(store)]]
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = A3DStudyConfig()
+    parser.add_argument("--seeds", type=int, default=defaults.seeds, help="(default: %(default)s)")
+    parser.add_argument("--a3d-range", choices=tuple(A3D_RANGES), default=defaults.a3d_range)
+    parser.add_argument("--processes", type=int, default=defaults.processes,
+                        help="runs in parallel, one torch thread each (default: %(default)s)")
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = run_study(args.store, from_args(A3DStudyConfig, args))
+    print(baseline_table(summary).to_string(index=False))
+    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
+    return 0

@@ -1,0 +1,132 @@
+"""X3D-XS with and without VA-RED2 on the CPU proxy's data, with per-video GFLOPs (``run vared2-study``).
+
+Not Kinetics. On the warm-up airplanes at the proxy's input and recipe (``benchmarks.studies.proxy.ProxyConfig``),
+per seed: plain X3D-XS (trained and tested as in the proxy), and X3D-XS with VA-RED2 (``--method vared2``:
+the joint stage for the proxy's epochs, then the fine-tuning stage with the efficiency loss from its
+weights for ``finetune_epochs``). X3D-M is the same network as X3D-XS at another input, so at the proxy's
+input the two are one model. Every model is evaluated on the test split and on the designed splits of one
+speed each (``benchmarks.data.airplanes.SPEED_SPLITS``: the airplane standing still, turning slowly, turning
+fast): the question is whether the gates spend less on the easy (static, slow) videos than on the fast
+ones. The answer is whatever the numbers say.
+
+Outputs (``benchmarks.methods.vared2.report``; the proxy's figure draws the study too): ``vared2_airplanes.md``
+(per model and split: top-1, mean/min/max GFLOPs per video, the share of layers at each reduced option,
+over seeds), ``vared2_airplanes.png`` (per designed split, the histogram of the GFLOPs its videos spent)
+and ``runs/vared2/vared2-study-<time>.json``; each evaluation is a stored run with its per-video CSV
+(GFLOPs and each layer's option) and GFLOPs histogram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.core.cli import from_args
+from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.processes import map_in_processes
+from benchmarks.core.store import Store, provenance, write_json
+from benchmarks.data.airplanes import SPEED_SPLITS, generate_speed_splits
+from benchmarks.engine.evaluate import EvalConfig, evaluate
+from benchmarks.engine.runs import RunConfig
+from benchmarks.engine.train import train
+from benchmarks.methods.vared2.report import render_markdown, write_outputs
+from benchmarks.studies.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm, redraw_latest
+
+ROW = 5  # X3D-XS
+SPLITS = ("test", *SPEED_SPLITS)
+
+
+@dataclass(frozen=True)
+class VARED2StudyConfig:
+    seeds: int = 3
+    finetune_epochs: int = 1
+    efficiency_weight: float = 0.8  # the paper's lambda_e
+    speed_videos: int = 60  # per designed split
+    processes: int = 2
+    work: str = str(REPO_ROOT / "runs_local" / "vared2")
+
+    def __post_init__(self) -> None:
+        if min(self.seeds, self.processes, self.speed_videos, self.finetune_epochs) < 1:
+            raise ValueError("expected at least 1 seed, process, designed video and fine-tuning epoch")
+
+
+def run_config(proxy: ProxyConfig, seed: int, out: str, **changes) -> RunConfig:
+    return RunConfig(**{**dict(row=ROW, data=proxy.data, out=out, recipe=proxy.recipe(seed), frames=proxy.frames,
+                               res=proxy.size, fps=proxy.fps, validate=False, num_workers=0, cache_videos=True,
+                               device="cpu", log_every=10_000), **changes})
+
+
+def trained_checkpoints(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int) -> dict[str, tuple]:
+    """Train one model; per stage worth evaluating, its last checkpoint and the training seconds up to it
+    (VA-RED2: the joint stage, ``vared2-joint``, and the fine-tuned model, ``vared2``)."""
+    if model == "x3d":
+        summary = train(run_config(proxy, seed, f"{config.work}/x3d-seed{seed}"))
+        return {"x3d": (summary["last_checkpoint"], sum(epoch["time_s"] for epoch in summary["history"]))}
+    joint = train(run_config(proxy, seed, f"{config.work}/vared2-joint-seed{seed}", method="vared2"))
+    recipe = dataclasses.replace(proxy.recipe(seed), epochs=config.finetune_epochs)
+    tuned = train(run_config(proxy, seed, f"{config.work}/vared2-finetune-seed{seed}", method="vared2",
+                             recipe=recipe, vared2_stage="finetune", vared2_weight=config.efficiency_weight,
+                             init=joint["last_checkpoint"]))
+    joint_seconds = sum(epoch["time_s"] for epoch in joint["history"])
+    return {"vared2-joint": (joint["last_checkpoint"], joint_seconds),
+            "vared2": (tuned["last_checkpoint"], joint_seconds + sum(epoch["time_s"] for epoch in tuned["history"]))}
+
+
+def run_model(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int, store: Store) -> list[dict]:
+    """Train one model (precise BN as in the proxy) and evaluate it, stage by stage, on every split."""
+    rows = []
+    for name, (checkpoint, seconds) in trained_checkpoints(proxy, config, model, seed).items():
+        checkpoint = str(recalibrate_batchnorm(checkpoint, proxy.data, videos=proxy.precise_bn_videos))
+        for split in SPLITS:
+            record = evaluate(EvalConfig(checkpoint=checkpoint, data=proxy.data, split=split, weights_variant="raw",
+                                         num_workers=0, device="cpu"), store)
+            spent = record.get("gflops_per_video", {"mean": record["gflops"], "min": record["gflops"],
+                                                    "max": record["gflops"]})
+            rows.append({"model": name, "seed": seed, "split": split, "top1": record["top1"],
+                         **{f"gflops_{k}": v for k, v in spent.items()},
+                         **(option_shares(pd.read_csv(record["per_video_csv"])) if model == "vared2" else {}),
+                         "train_time_s": seconds, "run": Path(record["path"]).name})
+    return rows
+
+
+def option_shares(per_video: pd.DataFrame) -> dict[str, float]:
+    """Over every (video, dynamic layer): the share that computed every 2nd frame (R = 2), half the
+    channels (r = 0.5), and nothing (no option with a weight)."""
+    factors = per_video[[c for c in per_video.columns if c.endswith(" R")]].to_numpy()
+    fractions = per_video[[c for c in per_video.columns if c.endswith(" r")]].to_numpy()
+    return {"share_R2": float((factors == 2).mean()), "share_r_half": float((fractions == 0.5).mean()),
+            "share_skipped": float((factors == 0).mean())}
+
+
+def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None = None) -> dict:
+    proxy = proxy or ProxyConfig()
+    started = time.perf_counter()
+    prepare_data(proxy)
+    generate_speed_splits(proxy.data, config.speed_videos, proxy.video_frames, proxy.size, proxy.fps)
+    jobs = [(proxy, config, model, seed, store) for model in ("vared2", "x3d") for seed in range(config.seeds)]
+    runs = [row for rows in map_in_processes(run_model, jobs, config.processes, "VA-RED2 study") for row in rows]
+    summary = {"experiment": "vared2-vs-x3d", "dataset": "warmup-airplanes (synthetic)",
+               "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
+               "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
+    summary["path"] = str(write_json(store.new_run_path("vared2-study", "vared2"), summary))
+    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *redraw_latest(store)]]
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = VARED2StudyConfig()
+    parser.add_argument("--seeds", type=int, default=defaults.seeds, help="(default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=defaults.processes,
+                        help="runs in parallel, one torch thread each (default: %(default)s)")
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = run_study(args.store, from_args(VARED2StudyConfig, args))
+    print(render_markdown(summary))
+    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
+    return 0

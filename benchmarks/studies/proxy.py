@@ -1,0 +1,482 @@
+"""A CPU-scale proxy of Table 1 on synthetic data (``python -m benchmarks.run proxy``).
+
+Not Kinetics-600. Each implemented family of Table 1's first rows (``VARIANTS``) is trained from
+scratch on the warm-up airplanes (``benchmarks.data.airplanes``; ``ProxyConfig``: 3,000 training videos,
+32 px, 6-frame clips, 3 seeds, GRW over the 6-frame window; the 3D models 2 epochs, MobileNetV3 6 at a
+lower learning rate, ``VARIANTS``; every family with and without GRW) with the suite's own ``train``;
+its BatchNorm statistics are then recomputed on 1,000 training clips (``recalibrate_batchnorm``: MoViNet
+and MobileNetV3 use momentum 0.01, whose running statistics lag far behind the weights after a few hundred
+steps, see ``benchmarks.studies.warmup``), and it is evaluated on the test split with the suite's own
+``evaluate``. The runs are stored in ``results/runs/`` with dataset ``warmup-airplanes``: Table 1
+(Kinetics-600) never shows them. The proxy has its own outputs:
+
+- ``proxy_table1.md``: test top-1 and GFLOPs per clip measured at the proxy input;
+- ``proxy_flops.png``: top-1 vs those GFLOPs (``benchmarks.table1.report.pareto_figure``);
+- ``runs/proxy/proxy-<timestamp>.json``: the summary both are rendered from (per run: the
+  row, GRW, top-1, GFLOPs, parameters, training time, the run file), the setting, provenance.
+
+A frame-wise MobileNetV3 averages per-frame logits: it cannot see motion, and motion is all that
+tells the airplane classes apart, so it is the control, expected at chance (33.3%) with or without GRW
+taps. Runs go two at a time in their own processes (``--processes``), longest first, each keeping its
+decoded training videos in memory and training in channels-last memory (``benchmarks.engine.runs.use_channels_last``).
+
+Why 3,000 videos and not the warm-up's 1,000: MobileNetV3-S + TSM memorises 1,000 training videos
+before it learns the motion (``benchmarks.studies.warmup`` has the ablations).
+
+Measured at these defaults (``python -m benchmarks.run proxy``, commit c44f12a, 2 cores, 28.5 min in
+all; ``results/runs/proxy/proxy-20261203T153155698956Z.json``; test top-1, mean +/- std over seeds
+0-2): MoViNet-A0-S 60.0 +/- 1.0 with the GRW head and 61.3 +/- 4.0 without, MobileNetV3-S + TSM
+47.7 +/- 2.1 without GRW and 53.7 +/- 0.6 with GRW taps at weight 0.005, X3D-XS 67.3 +/- 3.1 without
+and 66.0 +/- 2.6 with GRW taps at weight 0.0005, the frame-wise control 36.7 +/- 2.5 (chance 33.3). At
+the previous defaults (1,000 videos, 6 epochs for all, MobileNetV3 at lr 5e-4, 34 min) TSM was at 39.3
++/- 8.1 and 31.3 +/- 6.4 with taps at weight 0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tabulate import tabulate
+from torch import nn
+
+from baselines.slimmable import recompute_batchnorm
+from benchmarks.core.checkpoint import save_checkpoint
+from benchmarks.core.cli import UsageError, from_args
+from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.processes import map_in_processes
+from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
+from benchmarks.data import airplanes
+from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
+from benchmarks.engine.evaluate import EvalConfig, evaluate
+from benchmarks.engine.runs import Recipe, RunConfig, eval_sampling, load_trained
+from benchmarks.engine.train import train
+from benchmarks.methods.a3d import report as a3d_report
+from benchmarks.methods.vared2 import report as vared2_report
+from benchmarks.studies.geometry import format_ci, mean_ci
+from benchmarks.table1 import report
+from benchmarks.table1.specs import GrwSettings, get_spec, parse_rows
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The proxy's data (the warm-up airplanes), input, budget and GRW settings."""
+
+    data: str = str(REPO_ROOT / "runs_local" / "airplanes")
+    work: str = str(REPO_ROOT / "runs_local" / "proxy")  # training run directories
+    train_videos: int = 3000
+    val_videos: int = 100
+    test_videos: int = 100
+    video_frames: int = 8
+    size: int = 32
+    frames: int = 6
+    fps: int = 8
+    epochs: int | None = None  # None: each variant's own (Variant.epochs)
+    seeds: int = 3
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_epochs: float = 0.3
+    crop_min_area: float = 1.0  # whole frames: with the suite's 0.25, MobileNetV3 + TSM does not learn at 32 px
+    grw_weight: float = 0.1
+    grw_window: int = 6
+    precise_bn: bool = True  # recompute BatchNorm statistics on the training clips before evaluating
+    precise_bn_videos: int = 1000  # ... on this many of them
+    processes: int = 2  # runs side by side, one torch thread each, decoding in their own process
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.epochs or 1, self.seeds, self.processes, self.train_videos, self.test_videos) < 1:
+            raise ValueError("expected at least 1 epoch, seed, process, training video and test video")
+
+    def recipe(self, seed: int = 0, lr: float | None = None, epochs: int | None = None) -> Recipe:
+        """The suite's recipe at this budget (``lr``/``epochs`` override the proxy's). No EMA: with a few
+        hundred steps it would lag far behind."""
+        epochs = self.epochs or epochs or DEFAULT_EPOCHS
+        return Recipe(epochs=epochs, batch_size=self.batch_size, lr=self.lr if lr is None else lr,
+                      warmup_epochs=self.warmup_epochs, ema_decay=0.0, seed=seed, crop_min_area=self.crop_min_area)
+
+
+DEFAULT_EPOCHS = 2  # the 3D models: 376 steps of 16 clips on 3,000 videos
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One proxy model: a Table 1 row, with GRW on or off (head rows keep their head either way).
+
+    ``epochs``, ``lr``, ``grw_weight``: the family's where they are not the proxy's (``benchmarks.studies.warmup``
+    has the measurements behind them): MobileNetV3 needs 3x the steps and a lower learning rate, and its
+    GRW taps a lower weight. X3D's taps (three stage outputs) get 0.0005, ten times less than
+    MobileNetV3's: a guess, not tuned (in the measured run their weighted term is 0.11-0.13 over the
+    first epoch, against a cross-entropy of 1.05-1.14).
+    ``minutes``: its training time per run at the defaults, so that the longest runs start first and two
+    processes finish together."""
+
+    name: str
+    row: int
+    grw: bool
+    minutes: float
+    epochs: int = DEFAULT_EPOCHS
+    lr: float | None = None
+    grw_weight: float | None = None
+
+    def learning_rate(self, config: ProxyConfig) -> float:
+        return self.lr if self.lr is not None else config.lr
+
+    def run_epochs(self, config: ProxyConfig) -> int:
+        return config.epochs or self.epochs
+
+    def weight(self, config: ProxyConfig) -> float | None:
+        """The GRW weight of this variant's runs (None without GRW)."""
+        if not self.grw:
+            return None
+        return self.grw_weight if self.grw_weight is not None else config.grw_weight
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("MoViNet-A0-S + GRW head", row=1, grw=True, minutes=1.9),
+    Variant("MoViNet-A0-S head without GRW", row=1, grw=False, minutes=1.6),
+    Variant("MobileNetV3-S, frame-wise (control: sees no motion)", row=3, grw=False, minutes=2.5, epochs=6, lr=1e-3),
+    Variant("MobileNetV3-S + TSM", row=4, grw=False, minutes=2.3, epochs=6, lr=1e-3),
+    Variant("MobileNetV3-S + TSM + GRW taps", row=4, grw=True, minutes=2.55, epochs=6, lr=1e-3, grw_weight=0.005),
+    Variant("X3D-XS", row=5, grw=False, minutes=2.65),
+    Variant("X3D-XS + GRW taps", row=5, grw=True, minutes=2.7, grw_weight=0.0005),
+)
+
+CHANCE = 100 / 3
+
+
+def select_variants(rows: str | None) -> tuple[Variant, ...]:
+    """The variants of the given Table 1 rows (``"1,3"``), all of them for None."""
+    if not rows:
+        return VARIANTS
+    wanted = {spec.row for spec in parse_rows(rows)}
+    missing = wanted - {variant.row for variant in VARIANTS}
+    if missing:
+        raise ValueError(f"no proxy model for row(s) {sorted(missing)}; the proxy covers rows "
+                         f"{sorted({variant.row for variant in VARIANTS})}")
+    return tuple(variant for variant in VARIANTS if variant.row in wanted)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def prepare_data(config: ProxyConfig) -> Path:
+    """The airplanes dataset for this setting (rendered once; a second call with it does nothing)."""
+    return airplanes.generate(config.data, config.train_videos, config.val_videos, config.test_videos,
+                              config.video_frames, config.size, config.fps)
+
+
+def train_config(config: ProxyConfig, variant: Variant, seed: int) -> RunConfig:
+    """The variant's Table 1 row at the proxy input and recipe. ``grw=False`` on a GRW-head row keeps the
+    head with weight 0; ``grw=True`` on another row adds the default intermediate taps."""
+    row, grw = variant.row, variant.grw
+    return RunConfig(
+        row=row,
+        data=config.data,
+        out=str(Path(config.work) / f"row{row}-{'grw' if grw else 'no-grw'}-seed{seed}"),
+        recipe=config.recipe(seed, variant.learning_rate(config), variant.run_epochs(config)),
+        frames=config.frames,
+        res=config.size,
+        fps=config.fps,
+        grw=grw,
+        grw_weight=variant.weight(config),
+        grw_window=config.grw_window if grw else None,
+        validate=False,  # the val split is for choosing settings, not part of a run's budget
+        num_workers=config.num_workers,
+        cache_videos=config.num_workers == 0,  # decode each training video once, not once per epoch
+        device="cpu",
+        log_every=10_000,
+    )
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(checkpoint: str | Path, data: str, num_workers: int = 0, batch_size: int = 50,
+                          videos: int | None = None) -> Path:
+    """Precise BatchNorm: every BatchNorm's running mean and variance recomputed as the plain average
+    over the training videos (centred clips, as evaluated), the trained weights fixed; written next to
+    ``checkpoint`` as ``precise_bn.pt``. ``videos``: at most this many, evenly spread over the split
+    (the classes are stored one after the other), None for all.
+
+    Why: MoViNet and torchvision's MobileNetV3 use BatchNorm momentum 0.01 (TensorFlow's 0.99), so
+    after a few hundred steps their running statistics still mostly hold the initial (0, 1) and those
+    of the first steps' weights: the network evaluated is not the one trained (``benchmarks.studies.warmup``).
+    """
+    checkpoint = Path(checkpoint)
+    trained = load_trained(checkpoint, "raw")
+    model = trained.model
+    index = VideoIndex.build(data, "train", classes=trained.classes)
+    used = evenly_spread(len(index), videos)
+    loader = make_loader(VideoDataset(index, eval_sampling(trained.spec, model, views=False), train=False),
+                         batch_size, num_workers=num_workers, sampler=used)
+    # only the BatchNorms train: dropout, stochastic depth and GRW taps stay in eval mode
+    recompute_batchnorm(model, (clips for clips, labels, _ in loader if len(labels)), model)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    weights = model.state_dict()
+    state = dict(trained.checkpoint)
+    state["model"] = {key: weights[key] for key in state["model"]}
+    state.pop("ema", None)
+    state["precise_bn"] = {"from": checkpoint.name, "videos": len(used), "batchnorms": len(norms)}
+    return save_checkpoint(checkpoint.with_name("precise_bn.pt"), state)
+
+
+def train_and_test(run: RunConfig, store: Store, precise_bn_videos: int | None = None) -> tuple[dict, dict]:
+    """Train one run with the suite's pipeline, recompute its BatchNorm statistics on ``precise_bn_videos``
+    training clips (0: keep them as trained; None: all), evaluate the raw weights on the test split on CPU
+    (stored in ``store``); returns (training summary, run record)."""
+    summary = train(run)
+    if summary["status"] != "completed":
+        raise RuntimeError(f"training stopped early ({summary['status']}, signal {summary['signal']})")
+    checkpoint = summary["last_checkpoint"]
+    if precise_bn_videos != 0:
+        checkpoint = str(recalibrate_batchnorm(checkpoint, run.data, run.num_workers, videos=precise_bn_videos))
+    record = evaluate(EvalConfig(checkpoint=checkpoint, data=run.data, split="test", weights_variant="raw",
+                                 num_workers=run.num_workers, device="cpu"), store)
+    summary["evaluated_checkpoint"] = checkpoint
+    return summary, record
+
+
+def train_and_evaluate(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> tuple[dict, dict]:
+    """One proxy run: ``train_and_test`` with precise BN on ``config.precise_bn_videos`` clips."""
+    return train_and_test(train_config(config, variant, seed), store,
+                          config.precise_bn_videos if config.precise_bn else 0)
+
+
+def setting(config: ProxyConfig) -> dict:
+    """What a results file says about how its models were trained."""
+    return {
+        "dataset": "warmup-airplanes (synthetic)",
+        "config": dataclasses.asdict(config),
+        "recipe": dataclasses.asdict(config.recipe()) | {
+            "seed": list(range(config.seeds)),
+            "lr_by_variant": {variant.name: variant.learning_rate(config) for variant in VARIANTS},
+            "epochs_by_variant": {variant.name: variant.run_epochs(config) for variant in VARIANTS},
+            "grw_weight_by_variant": {variant.name: variant.weight(config) for variant in VARIANTS if variant.grw},
+        },
+        "grw": {"weight": config.grw_weight, "window": config.grw_window, "alpha": GrwSettings().alpha},
+    }
+
+
+def run_variant(config: ProxyConfig, variant: Variant, seed: int, store: Store) -> dict:
+    """Train and evaluate one variant; what the summary keeps of it."""
+    summary, record = train_and_evaluate(config, variant, seed, store)
+    return {
+        "variant": variant.name,
+        "row": variant.row,
+        "table1_model": get_spec(variant.row).name,
+        "grw": variant.grw,
+        "seed": seed,
+        "lr": variant.learning_rate(config),
+        "epochs": variant.run_epochs(config),
+        "grw_weight": variant.weight(config),
+        "top1": record["top1"],
+        "gflops_per_clip": record["gflops_per_view"],
+        "params_m": record["params"] / 1e6,
+        "train_time_s": sum(epoch["time_s"] for epoch in summary["history"]),
+        "run": Path(record["path"]).name,  # in results/runs/
+    }
+
+
+def run_proxy(store: Store, config: ProxyConfig = ProxyConfig(), variants: tuple[Variant, ...] = VARIANTS) -> dict:
+    """Train and evaluate every variant for every seed, store the summary, write the table and figure."""
+    started = time.perf_counter()
+    prepare_data(config)
+    jobs = sorted(((config, variant, seed, store) for variant in variants for seed in range(config.seeds)),
+                  key=lambda job: -job[1].minutes)  # longest first; the table keeps the variants' order
+    runs = map_in_processes(run_variant, jobs, config.processes, "proxy runs")
+    runs.sort(key=lambda run: ([variant.name for variant in variants].index(run["variant"]), run["seed"]))
+    summary = {
+        "experiment": "table1-proxy",
+        **setting(config),
+        "runs": runs,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        **provenance("cpu"),
+    }
+    summary["path"] = str(write_json(store.new_run_path("proxy", "proxy"), summary))
+    summary["outputs"] = [str(path) for path in write_outputs(summary, store.root)]
+    return summary
+
+
+# --------------------------------------------------------------------------- table and figure
+
+
+def proxy_table(summary: dict) -> pd.DataFrame:
+    """One row per variant, in run order: top-1 mean/std over seeds, GFLOPs, parameters, time."""
+    records = []
+    for variant, runs in pd.DataFrame(summary["runs"]).groupby("variant", sort=False):
+        first = runs.iloc[0]
+        top1 = mean_ci(runs["top1"].tolist())
+        records.append({
+            "variant": variant,
+            "row": int(first["row"]),
+            "table1_model": first["table1_model"],
+            "grw": bool(first["grw"]),
+            "lr": float(first["lr"]),
+            "epochs": int(first["epochs"]),
+            "grw_weight": first["grw_weight"],
+            "top1": top1["mean"],
+            "top1_std": top1["std"],
+            "top1_text": format_ci(top1, ".1f", interval=False),
+            "gflops_per_clip": float(first["gflops_per_clip"]),
+            "params_m": float(first["params_m"]),
+            "train_time_s": runs["train_time_s"].mean(),
+            "seeds": len(runs),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The proxy table's human-readable columns."""
+    return pd.DataFrame({
+        "model": table["variant"],
+        "stands for (Table 1 row)": [f"{name} ({row})" for name, row in zip(table["table1_model"], table["row"])],
+        "GRW weight": [f"{w:g}" if grw else "" for grw, w in zip(table["grw"], table["grw_weight"])],
+        "epochs": table["epochs"],
+        "lr": table["lr"].map(lambda v: f"{v:g}"),
+        "test top-1 (%)": table["top1_text"],
+        "GFLOPs per clip (proxy input)": table["gflops_per_clip"].map(lambda v: f"{v:.4f}"),
+        "params (M)": table["params_m"].map(lambda v: f"{v:.2f}"),
+        "train time (s)": table["train_time_s"].map(lambda v: f"{v:.0f}"),
+    })
+
+
+def render_markdown(summary: dict, table: pd.DataFrame) -> str:
+    config = summary["config"]
+    grw = summary["grw"]
+    seeds = int(table["seeds"].max())
+    lines = [
+        "# CPU proxy of Table 1 on synthetic data (warm-up airplanes): NOT Kinetics-600",
+        "",
+        f"Every model is trained from scratch ({_count(seeds, 'seed')}; epochs and learning rate per model in the "
+        f"table) on the {config['train_videos']:,} synthetic training videos of the warm-up airplanes (3 classes: "
+        f"yaw, pitch, roll; chance {CHANCE:.1f}%) at {config['size']} x {config['size']} px, "
+        f"{config['frames']}-frame clips, on CPU, and evaluated on its {config['test_videos']} test videos. "
+        "GFLOPs: fvcore, per clip, at this input (not at the Table 1 input). These numbers say nothing about "
+        "Kinetics-600 accuracy; the Kinetics-600 table is `results/table1.md`, which never shows these runs.",
+        "",
+        f"GRW: window {grw['window']}, alpha {grw['alpha']}, weight per model in the table (head on MoViNet, "
+        "intermediate taps on MobileNetV3). Frame-wise MobileNetV3 averages per-frame logits and cannot see "
+        "motion, which is all that separates the classes: it is the control.",
+        "",
+        f"Recipe: batch {config.get('batch_size', '?')}, AdamW at each model's lr (column), "
+        f"{config.get('warmup_epochs', '?')} warm-up epochs then cosine, no EMA, "
+        f"{_crops(config.get('crop_min_area', 0.25))}, horizontal flips; "
+        + ("BatchNorm statistics recomputed on the training clips before evaluation (precise BN)."
+           if config.get("precise_bn") else "BatchNorm statistics as trained."),
+        "",
+        tabulate(display_table(table), headers="keys", tablefmt="github", showindex=False,
+                 disable_numparse=True),
+        "",
+        provenance_line(summary),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _crops(min_area: float) -> str:
+    return "whole frames" if min_area >= 1 else f"training crops covering {min_area:.0%}-100% of the frame"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def point_labels(table: pd.DataFrame, tolerance: float = 2.0) -> pd.Series:
+    """Each point's label in the figure: the variant's number (1, 2, ... in table order). Variants at
+    the same GFLOPs whose top-1 lie within ``tolerance`` points of each other (with and without GRW
+    at chance, say) share one label, ``"3,4"``, on the first of them; the others get none."""
+    labels = pd.Series("", index=table.index)
+    for _, group in table.groupby(table["gflops_per_clip"].round(6), sort=False):
+        clusters: list[list[int]] = []
+        for index, top1 in group["top1"].sort_values().items():
+            if clusters and top1 - table.loc[clusters[-1][-1], "top1"] <= tolerance:
+                clusters[-1].append(index)
+            else:
+                clusters.append([index])
+        for cluster in clusters:
+            cluster.sort()
+            labels[cluster[0]] = ",".join(str(index + 1) for index in cluster)
+    return labels
+
+
+def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None,
+               vared2_study: dict | None = None) -> list[Path]:
+    """Test top-1 vs GFLOPs per clip at the proxy input; points numbered, the key beside the axes; with
+    an A3D or a VA-RED2 study (``benchmarks.methods.a3d.study``, ``benchmarks.methods.vared2.study``: same data and
+    input), their models too."""
+    points = pd.DataFrame({
+        "row": table["row"],
+        "label": point_labels(table),
+        "grw": table["grw"],
+        "top1": table["top1"],
+        "top1_source": "proxy (airplanes)",
+        "gflops": table["gflops_per_clip"],
+        "gflops_source": "measured",
+    })
+    fig = report.pareto_figure(points, "CPU proxy on synthetic warm-up airplanes (NOT Kinetics-600)",
+                               xlabel="GFLOPs per clip at the proxy input (log2)", arrow=False, join_grw=False)
+    fig.set_size_inches(14, 6)
+    fig.subplots_adjust(right=0.6)
+    ax = fig.axes[0]
+    ax.margins(x=0.15, y=0.1)
+    if a3d_study is not None:
+        a3d_report.draw_study(ax, a3d_study)
+    if vared2_study is not None:
+        vared2_report.draw_study(ax, vared2_study)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.03, 0.62), fontsize=8)
+    ax.axhline(CHANCE, color="gray", ls="--", lw=1)
+    ax.text(1.0, CHANCE, "chance ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8,
+            color="gray")
+    key = [f"{number}  {name}: {top1}%" for number, (name, top1) in
+           enumerate(zip(table["variant"], table["top1_text"]), start=1)]
+    ax.text(1.03, 1.0, "\n".join(key), transform=ax.transAxes, va="top", fontsize=9, family="monospace")
+    return report.save_figure(fig, [path])
+
+
+def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
+    """``proxy_table1.md`` and ``proxy_flops.png`` from a proxy summary (the figure with the newest A3D
+    and VA-RED2 studies of the same results store, where there are some)."""
+    table = proxy_table(summary)
+    markdown = write_text(out_dir / "proxy_table1.md", render_markdown(summary, table))
+    store = Store(out_dir)
+    return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png", store.latest("a3d-study", "a3d"),
+                                  store.latest("vared2-study", "vared2"))]
+
+
+def redraw_latest(store: Store) -> list[Path]:
+    """The outputs of the newest stored proxy run again, if there is one: a study of the same data that
+    its figure draws (A3D, VA-RED2) calls this after storing itself."""
+    summary = store.latest("proxy", "proxy")
+    return write_outputs(summary, store.root) if summary else []
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ProxyConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E", help="(default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
+                        help="seeds 0..K-1 per model (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=defaults.processes,
+                        help="runs in parallel, one torch thread each (default: %(default)s)")
+    parser.add_argument("--rows", help="comma-separated Table 1 rows whose proxy models to run (default: all of "
+                        f"{', '.join(str(row) for row in sorted({variant.row for variant in VARIANTS}))})")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``--rows`` picks variants; each run uses one torch thread (more spin against each other on 2 cores)."""
+    config = from_args(ProxyConfig, args)
+    try:
+        variants = select_variants(args.rows)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    summary = run_proxy(args.store, config, variants)
+    print(tabulate(display_table(proxy_table(summary)), headers="keys", tablefmt="github", showindex=False,
+                   disable_numparse=True))
+    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
+    return 0
