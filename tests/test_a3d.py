@@ -14,6 +14,7 @@ import baselines
 from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recompute_batchnorm
 from baselines.x3d import X3D, scaled_config, width_channels
 from benchmarks.core.checkpoint import LAST
+from benchmarks.core.counting import count_gflops
 from benchmarks.core.store import Store
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.runs import Recipe, RunConfig
@@ -30,7 +31,6 @@ from benchmarks.methods.a3d.model import (
 )
 from benchmarks.methods.a3d.sweep import budget_table, select, sweep
 from benchmarks.run import main as run_main
-from benchmarks.table1.measure import count_gflops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

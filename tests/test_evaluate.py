@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from benchmarks.core.checkpoint import save_checkpoint
+from benchmarks.core.counting import LogitsOnly, count_gflops, count_params
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import RUN_FIELDS, Store
 from benchmarks.data import toydata
 from benchmarks.engine.evaluate import EvalConfig, data_classes, dataset_name, evaluate, predict, stream_logits
 from benchmarks.engine.runs import RunConfig, build_run_model, resolve_spec, run_record
 from benchmarks.engine.train import Progress
-from benchmarks.table1.measure import LogitsOnly, count_gflops, count_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.core.statistics import format_ci, mean_ci, paired_difference
 from benchmarks.studies.geometry import (
     direction_accuracy,
-    format_ci,
-    mean_ci,
-    paired_difference,
     principal_components,
     relative_acceleration,
     spacing_cv,

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.table1.measure import count_gflops, count_params, peak_memory_mb
+from benchmarks.core.counting import count_gflops, count_params, peak_memory_mb
 
 
 def test_convolution_and_linear_multiply_adds_are_counted_exactly():

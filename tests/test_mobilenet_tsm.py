@@ -4,7 +4,7 @@ from torchvision.models.mobilenetv3 import InvertedResidual
 
 from baselines.mobilenet import mobilenet_v3
 from baselines.tsm import TemporalShift, mobilenet_v3_tsm, temporal_shift
-from benchmarks.table1.measure import count_gflops, count_params
+from benchmarks.core.counting import count_gflops, count_params
 
 
 def hand_made_clip() -> torch.Tensor:

@@ -12,7 +12,7 @@ from baselines.movinet import (
     same_padding,
     variants,
 )
-from benchmarks.table1.measure import count_gflops, count_params
+from benchmarks.core.counting import count_gflops, count_params
 
 ALL_VARIANTS = ["a0", "a1", "a2", "a3", "a4", "a5"]
 

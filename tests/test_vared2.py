@@ -13,7 +13,7 @@ from torch import nn
 
 import baselines
 from baselines.vared2 import DynamicConv3d, conv_macs, convert, efficiency_loss, spent_gflops
-from benchmarks.table1.measure import count_gflops
+from benchmarks.core.counting import count_gflops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

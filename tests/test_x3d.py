@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from baselines.x3d import X3D_CONFIGS, SqueezeExcitation3d, x3d
-from benchmarks.table1.measure import count_gflops, count_params
+from benchmarks.core.counting import count_gflops, count_params
 
 
 @pytest.mark.parametrize("variant, millions", [("xs", 3.79), ("s", 3.79), ("m", 3.79), ("l", 6.15)])

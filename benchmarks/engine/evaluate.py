@@ -44,14 +44,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from benchmarks.core.checkpoint import file_sha256
+from benchmarks.core.counting import LogitsOnly, count_gflops, count_params, peak_memory_mb
+from benchmarks.core.plots import save_figure
 from benchmarks.core.store import Store, provenance, write_csv, write_json
 from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, make_loader, read_annotations
 from benchmarks.engine.method import Method, get_method
 from benchmarks.engine.runs import Trained, annotation_file, eval_sampling, load_trained
 from benchmarks.table1 import protocols
-from benchmarks.table1.measure import LogitsOnly, count_gflops, count_params, peak_memory_mb
 from benchmarks.table1.protocols import ClipDataset, ClipProtocol, authors_protocol, collate_clips
-from benchmarks.table1.report import save_figure
 from benchmarks.table1.specs import AUTHORS_EVALUATION, RowSpec, get_spec
 
 KINETICS_600 = "kinetics600"

@@ -33,8 +33,8 @@ from torch import Tensor, nn
 
 from baselines import vared2
 from baselines.slimmable import make_slimmable
+from benchmarks.core.counting import count_gflops
 from benchmarks.methods.a3d.model import A3D_RANGES, a3d_loss, x3d_of
-from benchmarks.table1.measure import count_gflops
 
 if TYPE_CHECKING:
     from benchmarks.engine.runs import RunConfig

@@ -1,4 +1,4 @@
-"""The geometry of per-frame embedding trajectories, and statistics over seeds.
+"""The geometry of per-frame embedding trajectories.
 
 A trajectory is one clip's per-frame embeddings ``z_0 .. z_{T-1}`` in R^D; a batch is ``[N, T, D]``.
 The GRW prior says that a good trajectory is a straight, evenly spaced line. Each metric below
@@ -17,18 +17,14 @@ GRW velocity prior rewards, changes none of them). Per-clip values are averaged 
   velocity (z_{T-1} - z_0) / (T - 1) of each clip, normalised to unit length, classified by its
   nearest class centroid (of the unit vectors, largest cosine), k-fold cross-validated (%).
 
-``mean_ci`` and ``paired_difference`` give the mean, sample std and a 95 % Student-t interval over
-seeds (the t quantile from scipy).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor
 
 METRICS = ("relative_acceleration", "straightness", "spacing_cv", "direction_accuracy")
@@ -124,39 +120,3 @@ def principal_components(points: np.ndarray, k: int = 2) -> np.ndarray:
     centred = points - points.mean(axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     return centred @ components[:k].T
-
-
-# --------------------------------------------------------------------------- statistics over seeds
-
-
-def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
-    """Mean, sample std (ddof=1) and the two-sided Student-t interval of the mean (None for one value)."""
-    values = [float(v) for v in values]
-    n = len(values)
-    if n == 0:
-        raise ValueError("no values")
-    mean = float(np.mean(values))
-    if n == 1:
-        return {"mean": mean, "std": None, "ci95": None, "n": 1, "values": values}
-    std = float(np.std(values, ddof=1))
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n, "values": values}
-
-
-def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
-    """``a - b`` paired by position (seed): mean, std and Student-t interval of the differences."""
-    if len(a) != len(b):
-        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
-    return mean_ci([x - y for x, y in zip(a, b)], level)
-
-
-def format_ci(stats: dict, fmt: str = ".1f", interval: bool = True) -> str:
-    """``"92.4 ± 1.3 [90.8, 94.0]"`` (mean ± std [95 % interval]); just the mean for one value."""
-    text = f"{stats['mean']:{fmt}}"
-    if stats.get("std") is None:
-        return text
-    text += f" ± {stats['std']:{fmt}}"
-    if interval and stats.get("ci95"):
-        low, high = stats["ci95"]
-        text += f" [{low:{fmt}}, {high:{fmt}}]"
-    return text

@@ -49,7 +49,9 @@ from baselines.slimmable import recompute_batchnorm
 from benchmarks.core.checkpoint import save_checkpoint
 from benchmarks.core.cli import UsageError, from_args
 from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.plots import save_figure
 from benchmarks.core.processes import map_in_processes
+from benchmarks.core.statistics import format_ci, mean_ci
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.data import airplanes
 from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
@@ -58,7 +60,6 @@ from benchmarks.engine.runs import Recipe, RunConfig, eval_sampling, load_traine
 from benchmarks.engine.train import train
 from benchmarks.methods.a3d import report as a3d_report
 from benchmarks.methods.vared2 import report as vared2_report
-from benchmarks.studies.geometry import format_ci, mean_ci
 from benchmarks.table1 import report
 from benchmarks.table1.specs import GrwSettings, get_spec, parse_rows
 
@@ -434,7 +435,7 @@ def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None,
     key = [f"{number}  {name}: {top1}%" for number, (name, top1) in
            enumerate(zip(table["variant"], table["top1_text"]), start=1)]
     ax.text(1.03, 1.0, "\n".join(key), transform=ax.transAxes, va="top", fontsize=9, family="monospace")
-    return report.save_figure(fig, [path])
+    return save_figure(fig, [path])
 
 
 def write_outputs(summary: dict, out_dir: Path) -> list[Path]:

@@ -103,6 +103,7 @@ from torch import Tensor, nn  # noqa: E402
 from benchmarks.core.cli import from_args  # noqa: E402
 from benchmarks.core.paths import REPO_ROOT  # noqa: E402
 from benchmarks.core.processes import map_in_processes  # noqa: E402
+from benchmarks.core.statistics import format_ci, mean_ci, paired_difference  # noqa: E402
 from benchmarks.core.store import Store, atomic_path, provenance, write_json  # noqa: E402
 from benchmarks.data import airplanes  # noqa: E402
 from benchmarks.data.videos import decode_video  # noqa: E402
@@ -110,9 +111,6 @@ from benchmarks.engine.schedules import warmup_cosine  # noqa: E402
 from benchmarks.engine.train import param_groups  # noqa: E402
 from benchmarks.studies.geometry import (  # noqa: E402
     METRICS,
-    format_ci,
-    mean_ci,
-    paired_difference,
     principal_components,
     trajectory_metrics,
 )

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from benchmarks.core.paths import REPO_ROOT
-from benchmarks.table1.report import save_figure
+from benchmarks.core.plots import save_figure
 
 PUBLISHED = REPO_ROOT / "results" / "published"
 A3D_BASELINES = ("Slow-8x8-P", "Slow-8x8-R", "SlowFast-4x16-P", "SlowFast-4x16-R", "X3D-M-P")

@@ -1,171 +1,24 @@
-"""Counting GFLOPs and parameters the way the published tables do, peak inference memory on CPU or
-CUDA, and the measurement of a Table 1 row (``measure_row``), cached in the results store under a key
-of the row's spec and a hash of the code that builds and measures its model.
+"""The measurement of a Table 1 row (``measure_row``): GFLOPs per video, parameters and peak memory of
+one video's inference, cached in the results store under a key of the row's spec and a hash of the
+code that builds and measures its model. The counters themselves are ``benchmarks.core.counting``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
+from benchmarks.core.counting import LogitsOnly, count_gflops, count_params, peak_memory_mb
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import Store, provenance, read_json
 
 if TYPE_CHECKING:
     from benchmarks.table1.specs import RowSpec
-
-with warnings.catch_warnings():  # fvcore decorates helpers with torch.jit.script, deprecated in torch 2.10+
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-    from fvcore.nn import FlopCountAnalysis
-
-# fvcore op handles we switch off. The published convention counts multiply-adds of convolutions and
-# linear layers (matmul/bmm/einsum included: attention is linear algebra); normalisation, pooling
-# and resampling are not part of it.
-_EXCLUDED_OPS = (
-    "aten::batch_norm",
-    "aten::layer_norm",
-    "aten::group_norm",
-    "aten::instance_norm",
-    "aten::adaptive_avg_pool1d",
-    "aten::adaptive_avg_pool2d",
-    "aten::adaptive_avg_pool3d",
-    "aten::upsample_nearest2d",
-    "aten::upsample_bilinear2d",
-)
-
-
-def _zero_flops(inputs, outputs) -> int:
-    return 0
-
-
-def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> float:
-    """GFLOPs of one forward pass of ``model`` on a zero tensor of ``input_shape``, batch included.
-
-    Convention (the one behind the published Table 1 numbers, applied identically to every model):
-    one multiply-add of a convolution or a linear layer (including matmul/bmm/einsum) counts as one
-    FLOP; BatchNorm, LayerNorm/GroupNorm, pooling, upsampling, activations and elementwise ops count
-    zero. fvcore's default would add BatchNorm (2 per element), 2-6% on these models, so it is
-    switched off here. The model is counted in eval mode; every submodule's own mode is restored afterwards.
-    Multi-view rows are counted per clip by the caller and multiplied by the number of views.
-    """
-    with _flop_analysis(model, input_shape) as analysis:
-        return analysis.total() / 1e9
-
-
-def count_gflops_by_module(model: nn.Module, input_shape: Sequence[int]) -> dict[str, float]:
-    """:func:`count_gflops` per submodule (dotted names, ``""`` the whole model; a module includes its children)."""
-    with _flop_analysis(model, input_shape) as analysis:
-        return {name: flops / 1e9 for name, flops in analysis.by_module().items()}
-
-
-@contextlib.contextmanager
-def _flop_analysis(model: nn.Module, input_shape: Sequence[int]) -> Iterator[FlopCountAnalysis]:
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        with torch.no_grad():
-            analysis = FlopCountAnalysis(model, torch.zeros(*input_shape))
-            for op in _EXCLUDED_OPS:
-                # a handle counting zero: fvcore ignores `None` for ops that have a default handle
-                analysis.set_op_handle(op, _zero_flops)
-            analysis.unsupported_ops_warnings(False)
-            analysis.uncalled_modules_warnings(False)
-            yield analysis
-    finally:
-        for module, training in modes.items():
-            module.train(training)
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of parameters (trainable or not; buffers such as BatchNorm statistics excluded)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def _state_bytes(model: nn.Module) -> int:
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """The profiler's C++ backend (kineto) logs start/stop lines to fd 2 on every use, which no
-    setting turns off; point fd 2 at /dev/null meanwhile. Python exceptions still propagate."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _profiled_peak_bytes(run: Callable[[], object]) -> int:
-    """Peak of live CPU allocations while ``run()`` executes, from the profiler's allocator records.
-
-    Every op's own allocations (positive) are placed at its start and its own frees (negative) at its
-    end; the running sum's maximum is the peak.
-    """
-    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    changes = []
-    for event in prof.events():
-        delta = event.self_cpu_memory_usage
-        if delta > 0:
-            changes.append((event.time_range.start, delta))
-        elif delta < 0:
-            changes.append((event.time_range.end, delta))
-    live = peak = 0
-    for _, delta in sorted(changes, key=lambda change: change[0]):
-        live += delta
-        peak = max(peak, live)
-    return peak
-
-
-def peak_memory_mb(model: nn.Module, run: Callable[[], object], device: str) -> tuple[float, str]:
-    """Peak memory (MiB) of ``run()`` (one video's inference with ``model``), and how it was measured.
-
-    Both methods report weights + input + the activations alive at the peak, so CPU and CUDA numbers
-    mean the same thing: on CUDA, ``torch.cuda.max_memory_allocated`` after a reset (the weights are
-    already resident); on CPU, the weights' size plus the profiler's allocator peak during ``run()``.
-    ``run`` should create its input itself, as a decoder would hand it over.
-    """
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        run()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) / 2**20, "torch.cuda.max_memory_allocated"
-    peak = _state_bytes(model) + _profiled_peak_bytes(run)
-    return peak / 2**20, "weights + torch.profiler(profile_memory=True) CPU allocator peak"
-
-
-class LogitsOnly(nn.Module):
-    """fvcore traces ``forward``; GRW models return ``(logits, aux)``: count the logits path only.
-
-    Takes the wrapped model's mode, since ``count_gflops`` restores the wrapper's mode afterwards.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.train(model.training)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out[0] if isinstance(out, tuple) else out
-
 
 STREAM_CHUNK = 1  # frames per streaming call when measuring a stream row: frame by frame, as deployed
 

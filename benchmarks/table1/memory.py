@@ -22,8 +22,8 @@ from tqdm import tqdm  # noqa: E402
 
 import baselines  # noqa: E402
 from benchmarks.core.cli import UsageError  # noqa: E402
+from benchmarks.core.counting import peak_memory_mb  # noqa: E402
 from benchmarks.core.store import atomic_path, provenance, write_csv  # noqa: E402
-from benchmarks.table1.measure import peak_memory_mb  # noqa: E402
 
 CSV_NAME = "memory_vs_frames.csv"
 

@@ -25,7 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from benchmarks.core.store import Store, atomic_path, write_csv, write_text  # noqa: E402
+from benchmarks.core.plots import save_figure  # noqa: E402
+from benchmarks.core.store import Store, write_csv, write_text  # noqa: E402
 from benchmarks.table1.specs import all_specs  # noqa: E402
 
 KINETICS = "kinetics600"
@@ -287,19 +288,6 @@ def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per vi
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig: plt.Figure, paths: list[Path]) -> list[Path]:
-    """Write ``fig`` to every path (the format from the suffix) and close it.
-
-    No date in the metadata and a fixed SVG id salt, so re-rendering the same results gives the same
-    files (no spurious diffs in results/)."""
-    for path in paths:
-        with plt.rc_context({"svg.hashsalt": "grw-bench"}), atomic_path(path) as tmp:
-            fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=150,
-                        metadata={"Date": None} if path.suffix in (".svg", ".pdf") else None)
-    plt.close(fig)
-    return paths
 
 
 def write_all(store: Store, table: pd.DataFrame | None = None) -> list[Path]:

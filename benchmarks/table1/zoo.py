@@ -2,7 +2,7 @@
 each model's standard input, parameters with the classifier size they were published with).
 
 Reads results/published/models.csv; writes results/model_zoo.md and results/model_zoo.csv. GFLOPs use
-the same convention as everywhere in the suite (benchmarks.table1.measure.count_gflops).
+the same convention as everywhere in the suite (benchmarks.core.counting.count_gflops).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 import baselines
 from benchmarks.core.cli import UsageError
+from benchmarks.core.counting import count_gflops, count_params
 from benchmarks.core.paths import published_dir
 from benchmarks.core.store import provenance, write_csv, write_text
-from benchmarks.table1.measure import count_gflops, count_params
 
 
 def load_published_models() -> pd.DataFrame:

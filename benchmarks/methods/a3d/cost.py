@@ -5,7 +5,7 @@ For an X3D row at an input (default: X3D-M, row 13, at its own 16 frames x 224 p
 of an A3D range (``benchmarks.methods.a3d.model.grid``) is counted with fvcore on the sliced network at its input
 (``scale_clip`` of the clip): GFLOPs, the ratio to the full configuration next to the paper's Eq. 2
 (gamma_w^2 gamma_s^2 gamma_t), and the parameters its layers use. Peak memory of one clip's inference
-(``benchmarks.table1.measure.peak_memory_mb``) for the full and the cheapest configuration. Training: the
+(``benchmarks.core.counting.peak_memory_mb``) for the full and the cheapest configuration. Training: the
 mean wall-clock of an A3D step (the full network and two sampled sub-networks, Eq. 3) and of a plain
 X3D step on the same batch, on this machine, after a warm-up step. Writes ``a3d_configurations_<model>.md``
 and ``runs/a3d/a3d-cost-<time>.json`` with provenance.
@@ -24,11 +24,11 @@ from tqdm import tqdm
 
 import baselines
 from benchmarks.core.cli import UsageError
+from benchmarks.core.counting import count_gflops, peak_memory_mb
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.engine.method import logits_of
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss, configured, grid, scale_clip
 from benchmarks.methods.a3d.sweep import configuration_params
-from benchmarks.table1.measure import count_gflops, peak_memory_mb
 from benchmarks.table1.specs import get_spec
 
 

@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tabulate import tabulate
 
+from benchmarks.core.plots import save_figure
+from benchmarks.core.statistics import mean_ci
 from benchmarks.core.store import provenance_line, read_json, write_text
-from benchmarks.studies.geometry import mean_ci
-from benchmarks.table1.report import save_figure
 
 FIGURE = "a3d_airplanes.png"
 TABLE = "a3d_airplanes.md"

@@ -26,12 +26,12 @@ from tqdm import tqdm
 from baselines.slimmable import recompute_batchnorm
 from baselines.x3d import X3D, scaled_config
 from benchmarks.core.checkpoint import file_sha256
+from benchmarks.core.counting import LogitsOnly, count_gflops
 from benchmarks.core.store import Store, provenance, write_json
 from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.runs import eval_sampling, load_trained
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, configured, grid, scale_clip, x3d_of
-from benchmarks.table1.measure import LogitsOnly, count_gflops
 
 
 def decoded_clips(data: str, split: str, classes: tuple[str, ...], sampling, videos: int | None = None,

@@ -33,16 +33,16 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmarks.core.cli import from_args
+from benchmarks.core.counting import LogitsOnly, count_gflops
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.processes import map_in_processes
+from benchmarks.core.statistics import format_ci, mean_ci, paired_difference
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.data import airplanes
 from benchmarks.engine.runs import Recipe, RunConfig, build_run_model, build_schedule, resolve_spec
 from benchmarks.engine.schedules import Schedule
 from benchmarks.methods.multigrid.schedule import MultigridSchedule
-from benchmarks.studies.geometry import format_ci, mean_ci, paired_difference
 from benchmarks.studies.proxy import train_and_test
-from benchmarks.table1.measure import LogitsOnly, count_gflops
 from benchmarks.table1.specs import RowSpec, get_spec
 
 SCHEDULES = ("standard", "multigrid")

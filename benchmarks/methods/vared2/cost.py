@@ -8,7 +8,7 @@ option alone and fvcore counts the network once: each layer's GFLOPs is read fro
 and set against the analytic r/R x its full multiply-adds (Eq. 3). The gates' own GFLOPs (fvcore, as they run at
 inference, whatever they choose) and the whole network at each uniform option, gates included, close the
 table. Cheap operations (per-channel scale and bias) are elementwise and count zero under the suite's
-convention (``benchmarks.table1.measure.count_gflops``). Writes ``vared2_options.md`` and
+convention (``benchmarks.core.counting.count_gflops``). Writes ``vared2_options.md`` and
 ``runs/vared2/vared2-cost-<time>.json`` with provenance.
 """
 
@@ -24,9 +24,9 @@ from tabulate import tabulate
 import baselines
 from baselines import vared2
 from benchmarks.core.cli import UsageError
+from benchmarks.core.counting import count_gflops, count_gflops_by_module
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.engine.method import VARED2Method
-from benchmarks.table1.measure import count_gflops, count_gflops_by_module
 from benchmarks.table1.specs import RowSpec, get_spec
 
 DEFAULT_ROWS = (5, 13)  # X3D-XS, X3D-M

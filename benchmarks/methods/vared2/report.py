@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from benchmarks.core.plots import save_figure
 from benchmarks.core.store import provenance_line, write_text
-from benchmarks.table1.report import save_figure
 
 SHARES = ("share_R2", "share_r_half", "share_skipped")
 FIGURE = "vared2_airplanes.png"
