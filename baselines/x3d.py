@@ -259,3 +259,11 @@ def width_channels(config: X3DConfig, width: float) -> dict[str, int]:
     what each slimmable layer of the full network keeps in that configuration."""
     with torch.device("meta"):
         return conv_channels(X3D(scaled_config(config, width), num_classes=1))
+
+
+def x3d_of(model: nn.Module) -> X3D:
+    """The X3D inside ``model`` (itself, DDP's ``module`` or a GRW wrapper's backbone)."""
+    found = [m for m in model.modules() if isinstance(m, X3D)]
+    if len(found) != 1:
+        raise ValueError(f"expected exactly one X3D in the model, found {len(found)}")
+    return found[0]

@@ -16,8 +16,9 @@ from baselines.x3d import X3D, scaled_config, width_channels
 from benchmarks.core.checkpoint import LAST
 from benchmarks.core.counting import count_gflops
 from benchmarks.core.store import Store
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.method import logits_of
-from benchmarks.engine.runs import Recipe, RunConfig
+from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.train import train
 from benchmarks.methods.a3d.model import (
     A3D_RANGES,

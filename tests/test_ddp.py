@@ -6,7 +6,8 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch
-    from benchmarks.engine.runs import Recipe, RunConfig
+    from benchmarks.engine.recipe import Recipe
+    from benchmarks.engine.config import RunConfig
     from benchmarks.engine.train import train
 
     torch.set_num_threads(1)

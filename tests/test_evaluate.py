@@ -16,8 +16,9 @@ from benchmarks.core.counting import LogitsOnly, count_gflops, count_params
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import RUN_FIELDS, Store
 from benchmarks.data import toydata
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, data_classes, dataset_name, evaluate, predict, stream_logits
-from benchmarks.engine.runs import RunConfig, build_run_model, resolve_spec, run_record
+from benchmarks.engine.runs import build_run_model, resolve_spec, run_record
 from benchmarks.engine.train import Progress
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -19,11 +19,14 @@ from torch.utils.data import DistributedSampler
 import benchmarks.engine.train as training
 from benchmarks.core.checkpoint import LAST, load_checkpoint
 from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.method import logits_of
-from benchmarks.engine.runs import Recipe, RunConfig, build_schedule, load_trained, resolve_spec
+from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.runs import build_schedule, load_trained, resolve_spec
 from benchmarks.engine.schedules import StepPolicy, lr_factor
-from benchmarks.engine.train import StepBatchSampler, train
+from benchmarks.engine.train import train
 from benchmarks.methods.multigrid.schedule import MultigridConfig, MultigridSchedule, sub_batch_bn_state
+from benchmarks.methods.multigrid.training import StepBatchSampler
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -124,7 +127,7 @@ def test_every_step_has_the_stage_decay_times_the_batch_factor(planes, tmp_path)
 def test_every_family_trains_with_multigrid_and_evaluates_as_a_plain_model(planes, tmp_path, row, frames, cycles):
     run = dataclasses.replace(config(planes, tmp_path, row=row, recipe=dict(epochs=1, lr_policy="cosine", lr_steps=(),
                                                                              optimizer="adamw", lr=1e-3)),
-                              frames=frames, multigrid=cycles)
+                              frames=frames, schedule_options={"cycles": cycles})
     summary = train(run)
     # 1 epoch x the epoch factor 1.5: the long cycle rounds the phases' sum (2), the short cycle alone
     # truncates it (1), as PySlowFast
@@ -157,22 +160,22 @@ def test_a_run_stopped_mid_cycle_resumes_to_the_uninterrupted_weights(planes, tm
     stopped = train(interrupted)
     assert (stopped["status"], stopped["epochs_completed"], stopped["step_in_epoch"]) == ("preempted", 0, 2)
     saved = load_checkpoint(Path(interrupted.out) / LAST)
-    assert {state["num_splits"] for state in saved["sub_batch_bn"].values()} == {2}
+    assert {state["num_splits"] for state in saved["schedule_state"].values()} == {2}
     monkeypatch.setattr(training, "_log_step", log_step)
 
     resumed = train(dataclasses.replace(interrupted, resume=True))
     assert resumed["status"] == "completed"
     expected, final = load_checkpoint(Path(whole.out) / LAST), load_checkpoint(Path(interrupted.out) / LAST)
     same_weights(expected, final)
-    for name, state in expected["sub_batch_bn"].items():
-        assert torch.equal(state["mean"], final["sub_batch_bn"][name]["mean"]), name
+    for name, state in expected["schedule_state"].items():
+        assert torch.equal(state["mean"], final["schedule_state"][name]["mean"]), name
     assert expected["progress"]["global_step"] == final["progress"]["global_step"] == schedule().total_steps
 
 
 @pytest.mark.parametrize("changes, message", [
     (dict(recipe=Recipe(accumulate=2)), "accumulate must be 1"),
     (dict(row=1, frames=8), "shorter than the GRW window"),
-    (dict(multigrid="medium"), "multigrid cycles"),
+    (dict(schedule_options={"cycles": "medium"}), "--multigrid must be one of"),
 ])
 def test_bad_multigrid_settings_raise(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -193,7 +196,8 @@ def test_bad_recipes_raise(recipe, message):
 DDP_SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch
-    from benchmarks.engine.runs import Recipe, RunConfig
+    from benchmarks.engine.recipe import Recipe
+    from benchmarks.engine.config import RunConfig
     from benchmarks.engine.train import train
 
     torch.set_num_threads(1)

@@ -23,8 +23,8 @@ from torchvision import transforms
 
 from benchmarks.core.store import Store
 from benchmarks.data.videos import VideoIndex
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
-from benchmarks.engine.runs import RunConfig
 from benchmarks.run import main
 from benchmarks.table1 import protocols
 from benchmarks.table1.protocols import ClipDataset, ClipProtocol, authors_protocol, clip_layout

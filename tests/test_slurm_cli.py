@@ -32,9 +32,10 @@ from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import Store, command_line, set_cli_command
 from benchmarks.engine import distributed
 from benchmarks.engine import tasks as slurm_tasks
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig
 from benchmarks.engine.launch import SlurmOptions, launch, wait_for_results
-from benchmarks.engine.runs import Recipe, RunConfig
+from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.tasks import (
     EvalTask,
     TrainTask,

@@ -22,19 +22,19 @@ from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import RUN_FIELDS, Store
 from benchmarks.data import toydata
 from benchmarks.data.videos import SKIP_REASONS
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
+from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.runs import (
     DEFAULT_TAPS,
-    Recipe,
-    RunConfig,
     _materialize_lazy_modules,
     input_memory_format,
     resolve_spec,
     to_channels_last,
     use_channels_last,
 )
-from benchmarks.engine.schedules import warmup_cosine
-from benchmarks.engine.train import ResumeSampler, train
+from benchmarks.engine.schedules import ResumeSampler, warmup_cosine
+from benchmarks.engine.train import train
 from benchmarks.run import main as run_main
 from benchmarks.table1 import report
 from benchmarks.table1.specs import build_model
@@ -149,7 +149,7 @@ def test_resuming_with_other_settings_is_refused(tiny_kinetics, tmp_path):
         train(changed)
     # A finished run resumes to a no-op, also when its checkpoint predates settings added since (defaults).
     state = load_checkpoint(Path(config.out) / LAST)
-    for name in ("schedule", "multigrid", "a3d_range"):
+    for name in ("schedule", "schedule_options", "method_options"):
         state["config"].pop(name)
     for name in ("optimizer", "lr_policy", "lr_steps"):
         state["config"]["recipe"].pop(name)

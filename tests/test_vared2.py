@@ -121,8 +121,9 @@ def test_efficiency_loss_counts_only_correct_videos_and_reaches_the_gates():
 def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_path):
     from benchmarks.core.checkpoint import LAST
     from benchmarks.core.store import Store
+    from benchmarks.engine.config import RunConfig
     from benchmarks.engine.evaluate import EvalConfig, evaluate
-    from benchmarks.engine.runs import Recipe, RunConfig
+    from benchmarks.engine.recipe import Recipe
     from benchmarks.engine.train import train
 
     def config(out, **changes) -> RunConfig:
@@ -132,7 +133,7 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
 
     joint = train(config("joint"))
     assert joint["status"] == "completed" and "train_efficiency" in joint["history"][0]
-    tuned = train(config("finetune", vared2_stage="finetune", init=str(tmp_path / "joint" / LAST)))
+    tuned = train(config("finetune", method_options={"stage": "finetune"}, init=str(tmp_path / "joint" / LAST)))
     assert tuned["history"][0]["train_loss"] > tuned["history"][0]["train_ce"]  # the efficiency term is on
     with pytest.raises(ValueError, match="X3D row"):
         train(config("mobilenet", row=3))

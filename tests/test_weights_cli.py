@@ -25,7 +25,8 @@ from baselines.movinet import MoViNet, MovinetSpec
 from baselines.weights import CHECKPOINTS, GRW_AUTHORS_CONVERTER, Checkpoint
 from benchmarks.core.store import Store
 from benchmarks.engine import public_weights as weights
-from benchmarks.engine.runs import Recipe, build_run_model, load_trained, resolve_spec
+from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.runs import build_run_model, load_trained, resolve_spec
 from benchmarks.run import main
 from benchmarks.table1 import report
 from benchmarks.table1.compare import compare

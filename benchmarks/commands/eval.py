@@ -16,7 +16,8 @@ as ``weights_source`` (name, URL, source sha256, converter), labelled "public we
 (``benchmarks.table1.protocols``): every N-frame clip of every video is one sample, square resize, top-1
 over clips; the run records ``protocol``.
 
-A3D checkpoints (``train --method a3d``): ``--sweep`` evaluates every configuration of the run's range
+A method may evaluate its checkpoints its own way, with flags of its own (``Method.EvalOptions``). A3D
+checkpoints (``train --method a3d``): ``--sweep`` evaluates every configuration of the run's range
 with BatchNorm recalibrated per configuration and stores the configuration-budget table
 (``benchmarks.methods.a3d.sweep``); ``--config WxSxT`` evaluates one configuration, ``--budget GFLOPS`` the one
 the stored sweep chose for that budget.
@@ -29,10 +30,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.commands.train import check_data
 from benchmarks.core.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from benchmarks.core.cli import UsageError, default, from_args
-from benchmarks.core.store import Store, read_json
+from benchmarks.core.options import from_dict
+from benchmarks.core.store import Store
 from benchmarks.engine.evaluate import EvalConfig
 from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
 from benchmarks.engine.method import METHODS
@@ -46,8 +49,6 @@ from benchmarks.engine.public_weights import (
 )
 from benchmarks.engine.runs import parse_row_list
 from benchmarks.engine.tasks import EvalTask
-from benchmarks.methods.a3d.model import Configuration
-from benchmarks.methods.a3d.sweep import select, sweep
 from benchmarks.table1.protocols import OVERRIDABLE, PROTOCOLS, authors_protocol
 from benchmarks.table1.specs import AUTHORS_EVALUATION
 
@@ -83,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "of DATA, sorted, which must be all of NAME's classes)")
     group.add_argument("--cache-dir",
                        help="weights cache (default: $GRW_BENCH_WEIGHTS, else ~/.cache/grw-bench/weights)")
-    parser.add_argument("--method", choices=tuple(METHODS),
+    parser.add_argument("--method", choices=METHODS.names(),
                         help="the method the checkpoint was trained with, checked (default: read from the checkpoint; "
                              "vared2 stores each video's GFLOPs and options, a3d takes --sweep/--config/--budget)")
     parser.add_argument("--setting", help="the training method's evaluation setting (default: its first)")
@@ -100,20 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
     parser.add_argument("--refresh", action="store_true",
                         help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
-    group = parser.add_argument_group("A3D checkpoints (train --method a3d; benchmarks.methods.a3d.sweep; run here)")
-    choice = group.add_mutually_exclusive_group()
-    choice.add_argument("--sweep", action="store_true",
-                        help="every width x side x frames configuration of the run's range, BatchNorm recalibrated "
-                             "per configuration, on the val and test splits; stores the configuration-budget table "
-                             "(chosen on val) in runs/a3d/")
-    choice.add_argument("--config", dest="a3d_config", metavar="WxSxT",
-                        help="one configuration, e.g. 0.5x0.71x0.25 (gamma_w x gamma_s x gamma_t), on --split")
-    choice.add_argument("--budget", type=float, metavar="GFLOPS",
-                        help="the configuration the latest stored sweep of this checkpoint chose for this many "
-                             "GFLOPs per clip, evaluated on --split")
-    group.add_argument("--calibration-videos", type=int, default=200,
-                       help="training videos the BatchNorm statistics of a configuration are recomputed on "
-                            "(default: %(default)s)")
+    add_component_options(parser, METHODS.items(), "method", option_class="EvalOptions")
     add_launch_arguments(parser)
 
 
@@ -207,50 +195,37 @@ def print_run(name: str, record: dict) -> None:
           f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({counts})  wrote {record['path']}")
 
 
-def a3d_main(args: argparse.Namespace, config: EvalConfig) -> int:
-    """``--sweep``, ``--config`` or ``--budget`` for one A3D checkpoint."""
+def method_evaluation(args: argparse.Namespace, configs: list[EvalConfig]) -> int | None:
+    """A method's own evaluation when its flags were given (A3D: ``--sweep``, ``--config``, ``--budget``),
+    else None. It runs here, for one checkpoint trained with that method."""
+    trained_with = {load_checkpoint(config.checkpoint).get("config", {}).get("method", "standard")
+                    for config in configs}
+    method_name = args.method or (next(iter(trained_with)) if len(trained_with) == 1 else None)
+    given = component_flags(args, METHODS.items(), method_name, "method", option_class="EvalOptions",
+                            flag_of_choice="a checkpoint trained with --method")
+    if not given:
+        return None
+    if len(configs) != 1:
+        raise UsageError(f"{', '.join('--' + name.replace('_', '-') for name in given)} take one row and checkpoint")
     if args.launch != "none":
-        raise UsageError("--sweep/--config/--budget run here; drop --launch")
+        raise UsageError(f"{', '.join('--' + name.replace('_', '-') for name in given)} run here; drop --launch")
+    method = METHODS.get(method_name)()
     try:
-        if args.sweep:
-            record = sweep(config.checkpoint, config.data, args.store, calibration_videos=args.calibration_videos,
-                           batch_size=config.batch_size)
-        else:
-            configuration = (Configuration.parse(args.a3d_config) if args.a3d_config
-                             else stored_choice(config.checkpoint, args.budget, args.store))
-            record = sweep(config.checkpoint, config.data, args.store, configurations=[configuration],
-                           splits=(config.split,), calibration_videos=args.calibration_videos,
-                           batch_size=config.batch_size)
+        options = from_dict(method.EvalOptions, given, f"method {method_name}")
+        record = method.evaluate(options, configs[0], args.store)
     except ValueError as error:
         raise UsageError(str(error)) from error
-    print(tabulate([{key: row[key] for key in ("configuration", "frames", "side", "gflops", "params",
-                                                *(k for k in row if k.endswith("_top1")))}
-                    for row in (record["budget_table"] if args.sweep else record["configurations"])],
-                   headers="keys", tablefmt="github", floatfmt=".4g"))
+    print(tabulate(record["table"], headers="keys", tablefmt="github", floatfmt=".4g"))
     print(f"wrote {record['path']}")
     return 0
-
-
-def stored_choice(checkpoint: str, budget: float, store: Store) -> Configuration:
-    """The configuration the latest stored sweep of ``checkpoint`` (same sha256) chose for ``budget``."""
-    sha256 = file_sha256(checkpoint)
-    sweeps = sorted((read_json(path) for path in (store.runs / "a3d").glob("a3d-sweep-*.json")),
-                    key=lambda record: record["date"])
-    mine = [record for record in sweeps if record["checkpoint_sha256"] == sha256 and record.get("budget_table")
-            and len(record["configurations"]) > 1]
-    if not mine:
-        raise ValueError(f"no stored sweep of {checkpoint}: run eval --sweep first")
-    row = select(mine[-1]["budget_table"], budget)
-    return Configuration(row["width"], row["spatial"], row["temporal"])
 
 
 def main(args: argparse.Namespace) -> int:
     check_launch_arguments(args)
     configs = configs_from_args(args)
-    if args.sweep or args.a3d_config or args.budget is not None:
-        if len(configs) != 1:
-            raise UsageError("--sweep/--config/--budget take one row and checkpoint")
-        return a3d_main(args, configs[0])
+    own = method_evaluation(args, configs)
+    if own is not None:
+        return own
     options = options_from_args(args)
     stored = {config.row: None if args.refresh else stored_run(config, args.store) for config in configs}
     todo = [config for config in configs if stored[config.row] is None]

@@ -4,9 +4,10 @@ The row's spec gives the model, its GRW settings and its input (frames, fps, res
 normalisation); ``--frames/--res/--fps`` override the input for small experiments and are recorded
 as deviations. GRW: MoViNet GRW rows train their head with the GRW loss (``--no-grw`` keeps the head
 and drops the loss); MobileNetV3/TSM rows get intermediate GRW taps with ``--grw``. ``--method``
-chooses the training method (``benchmarks.engine.method``: ``standard``, or ``a3d`` for an X3D row: A3D,
-seed 002, one adaptive network over width x side x frames, ``--a3d-range``; ``vared2`` for an X3D
-row: VA-RED2, seed 004, dynamic convolutions with gates, ``--stage joint|finetune``).
+chooses the training method (``benchmarks.engine.method.METHODS``: ``standard``, or ``a3d`` for an X3D row:
+A3D, seed 002, one adaptive network over width x side x frames, ``--a3d-range``; ``vared2`` for an X3D
+row: VA-RED2, seed 004, dynamic convolutions with gates, ``--stage joint|finetune``); each method's and
+schedule's own options are flags of their own, listed by ``--help``.
 
 Outputs in ``OUT/``: ``config.json``, ``classes.json``, ``metrics.csv`` (one row per epoch: train
 loss terms, val top-1 of the raw and the EMA weights, lr, time, skipped videos), ``tb/``
@@ -19,7 +20,7 @@ Multi-GPU: launch with ``torchrun``. Several rows: ``--row 1,6`` trains each in 
 resumed after the time-limit signal (``benchmarks.engine.tasks``). A row whose ``OUT`` holds a
 finished run with the same settings is skipped unless ``--refresh``.
 
-``--schedule multigrid`` trains with multigrid (seed 003; ``benchmarks.methods.multigrid.schedule``): long and short
+``--schedule multigrid`` trains with multigrid (seed 003; ``benchmarks.methods.multigrid``): long and short
 cycles of mini-batch shapes, sub-batch BatchNorm, PySlowFast's lr policy with ``--optimizer sgd
 --lr-policy steps --lr-steps ...``; with AdamW or the cosine it runs and records the deviation in
 ``OUT/config.json`` (``schedule``). It resumes mid-cycle exactly, under SLURM as well.
@@ -37,27 +38,17 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.core.checkpoint import LAST, CheckpointError, load_checkpoint
 from benchmarks.core.cli import UsageError, default, from_args
+from benchmarks.engine.config import CHANNELS_LAST_MODES, RESUMABLE_CHANGES, RunConfig
 from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
 from benchmarks.engine.method import METHODS
 from benchmarks.engine.public_weights import WeightsError, catalogue, resolve_init
-from benchmarks.engine.runs import (
-    AMP_MODES,
-    CHANNELS_LAST_MODES,
-    MULTIGRID_CYCLES,
-    OPTIMIZERS,
-    RESUMABLE_CHANGES,
-    SCHEDULES,
-    VARED2_STAGES,
-    Recipe,
-    RunConfig,
-    parse_row_list,
-    resolve_spec,
-)
-from benchmarks.engine.schedules import LR_POLICIES
+from benchmarks.engine.recipe import AMP_MODES, LR_POLICIES, OPTIMIZERS, Recipe
+from benchmarks.engine.runs import parse_row_list, resolve_spec
+from benchmarks.engine.schedules import SCHEDULES
 from benchmarks.engine.tasks import TrainingStopped, TrainTask, preemptible
-from benchmarks.methods.a3d.model import A3D_RANGES
 from benchmarks.table1.specs import AUTHORS_RECIPE, SUITE_CHOICE, GrwSettings
 
 
@@ -69,8 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints); "
                         "with several rows, OUT/row<N> for each")
     parser.add_argument("--annotations", help="directory of <split>.csv or one Kinetics CSV (default DATA/annotations)")
-    parser.add_argument("--method", choices=tuple(METHODS), default=default(RunConfig, "method"),
-                        help="training method (default: %(default)s)")
+    parser.add_argument("--method", choices=METHODS.names(), default=default(RunConfig, "method"),
+                        help="training method (benchmarks.engine.method.METHODS; default: %(default)s); its options "
+                        "are listed under 'method NAME' below")
     starts = parser.add_mutually_exclusive_group()
     starts.add_argument("--resume", action="store_true",
                         help="continue from OUT/last.pt when it exists (launched tasks always do)")
@@ -80,17 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from public weights (a `weights list` name, from the weights cache) or a suite "
                         "checkpoint; tensors whose shape differs (another class count) and modules the weights lack "
                         "(a GRW head) stay random and are listed in OUT/init.json")
-    parser.add_argument("--a3d-range", choices=tuple(A3D_RANGES), default=default(RunConfig, "a3d_range"),
-                        help="--method a3d: the paper's computation range; [0.016,1]: width ~ U[0.5, 1], side x "
-                             "{0.57, 0.71, 0.86, 1}, frames x {0.25, 0.5, 0.75, 1}; [0.06,1]: U[0.63, 1], "
-                             "{0.63, 0.8, 1}, {0.4, 0.63, 1} (default: %(default)s)")
-    parser.add_argument("--stage", dest="vared2_stage", choices=VARED2_STAGES,
-                        default=default(RunConfig, "vared2_stage"),
-                        help="--method vared2: joint (accuracy loss only) or finetune (start from the joint run with "
-                             "--init OUT/last.pt; adds the efficiency loss) (default: %(default)s)")
-    parser.add_argument("--efficiency-weight", dest="vared2_weight", type=float,
-                        default=default(RunConfig, "vared2_weight"),
-                        help="--method vared2 --stage finetune: lambda_e of the efficiency loss (default: %(default)s)")
     group = parser.add_argument_group("input and GRW (default: the row's spec; recorded as deviations)")
     group.add_argument("--frames", type=int)
     group.add_argument("--res", type=int)
@@ -124,17 +105,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="epochs at which --lr-policy steps decays the lr")
     group.add_argument("--lr-gamma", type=float, default=default(Recipe, "lr_gamma"),
                        help="lr decay per step of --lr-policy steps (default: %(default)s)")
-    group = parser.add_argument_group("schedule (benchmarks.engine.schedules, benchmarks.methods.multigrid.schedule)")
-    group.add_argument("--schedule", choices=SCHEDULES, default=default(RunConfig, "schedule"),
-                       help="standard: every step at the row's input and --batch-size; multigrid (seed 003): "
-                            "mini-batch shapes that cycle over fewer frames and smaller sides with larger batches "
-                            "and lr, sub-batch BatchNorm over 8 clips, as PySlowFast (default: %(default)s)")
-    group.add_argument("--multigrid", choices=tuple(MULTIGRID_CYCLES), default=default(RunConfig, "multigrid"),
-                       metavar="long,short|long|short",
-                       help="multigrid's cycles (default: %(default)s)")
-    group.add_argument("--multigrid-epoch-factor", type=float, default=default(RunConfig, "multigrid_epoch_factor"),
-                       help="multigrid trains this many times --epochs, in fewer steps (default: %(default)s, "
-                            "PySlowFast's)")
+    parser.add_argument("--schedule", choices=SCHEDULES.names(), default=default(RunConfig, "schedule"),
+                        help="how the steps are laid out (benchmarks.engine.schedules.SCHEDULES): standard, every step "
+                             "at the row's input and --batch-size; multigrid (seed 003): mini-batch shapes that cycle "
+                             "over fewer frames and smaller sides with larger batches and lr, sub-batch BatchNorm over "
+                             "8 clips, as PySlowFast (default: %(default)s)")
     group = parser.add_argument_group("execution")
     group.add_argument("--no-val", dest="validate", action="store_false", help="skip per-epoch validation")
     group.add_argument("--num-workers", type=int, default=default(RunConfig, "num_workers"),
@@ -149,6 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     group.add_argument("--log-every", type=int, default=default(RunConfig, "log_every"),
                        help="optimizer steps between log lines (default: %(default)s)")
+    add_component_options(parser, METHODS.items(), "method")
+    add_component_options(parser, SCHEDULES.items(), "schedule")
     add_launch_arguments(parser)
     parser.epilog = authors_recipe_epilog(parser)
 
@@ -200,7 +177,9 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         except WeightsError as error:
             raise UsageError(str(error)) from error
         init = {"init": args.init if args.init in catalogue() else str(path.resolve()), "init_sha256": sha256}
-    configs = [from_args(RunConfig, args, row=spec.row, resume=resume, **init,
+    components = {"method_options": component_flags(args, METHODS.items(), args.method, "method"),
+                  "schedule_options": component_flags(args, SCHEDULES.items(), args.schedule, "schedule")}
+    configs = [from_args(RunConfig, args, row=spec.row, resume=resume, **init, **components,
                          out=str(Path(args.out) / f"row{spec.row}") if len(specs) > 1 else args.out)
                for spec in specs]
     for config in configs:

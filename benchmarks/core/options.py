@@ -16,6 +16,11 @@ from typing import Any
 from benchmarks.core.registry import Registry
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """A method or schedule without options of its own."""
+
+
 def option(default: Any, help: str, *, flag: str | None = None, choices: Sequence[Any] | None = None,
            metavar: str | None = None) -> Any:
     """A dataclass field that is also a command-line option (``--name-with-dashes`` unless ``flag``)."""

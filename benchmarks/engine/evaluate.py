@@ -178,7 +178,7 @@ def evaluate(config: EvalConfig, store: Store | None = None) -> dict:
         raise ValueError(f"--protocol authors exists only for the GRW rows {sorted(AUTHORS_EVALUATION)}; "
                          f"{config.checkpoint} is row {spec.row} ({spec.name})")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    method = get_method(trained.config.method)
+    method = trained.config.training_method()
     setting = config.setting or method.eval_settings()[0]
 
     mode = "per-clip" if config.protocol == "authors" else evaluation_mode(spec)

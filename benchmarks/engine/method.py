@@ -2,8 +2,12 @@
 
 A run's ``method`` (``RunConfig.method``, ``--method``) is looked up in :data:`METHODS`. GRW is not a
 method: it is a property of the row (its spec), and works with any method. The training loop and the
-evaluation call only this interface, so a method is added by writing a class, not by branching the loop:
+evaluation call only this interface, so a method is added by writing a class in its own folder
+(``benchmarks/methods/<name>/``) and registering it, not by branching the loop:
 
+- ``Options``: a dataclass of the method's own options (``benchmarks.core.options.option`` fields; they
+  become ``train`` flags and are stored in the run config as ``method_options``); ``legacy_fields`` maps
+  the ``RunConfig`` fields older checkpoints stored them in.
 - ``prepare(model, spec)``: the network the method trains (e.g. slimmable layers for A3D, dynamic
   convolutions and gates for VA-RED2); standard returns it as is.
 - ``loss(model, videos, labels, criterion)``: the training loss of one micro-batch and its named
@@ -11,14 +15,14 @@ evaluation call only this interface, so a method is added by writing a class, no
   distillation term; VA-RED2 adds the efficiency loss on the gates; standard is cross-entropy plus
   the model's own auxiliary (GRW) terms.
 - ``eval_settings()`` / ``setting(model, name)``: the configurations a trained model is evaluated
-  at (A3D: width x side x frames budgets; standard: one, ``"default"``), and a context manager that
-  puts the model in one; ``predict`` returns the logits and, per video, any measured extras (VA-RED2:
-  the GFLOPs its gates chose).
+  at (standard: one, ``"default"``), and a context manager that puts the model in one; ``predict``
+  returns the logits and, per video, any measured extras (VA-RED2: the GFLOPs its gates chose).
+- ``EvalOptions`` and ``evaluate(options, config, store)``: evaluations of the method's own (A3D's sweep
+  over configurations); their options become ``eval`` flags.
 
-``standard``, ``a3d`` (seed 002, ``benchmarks.methods.a3d.model``) and ``vared2`` (seed 004, ``baselines.vared2``)
-are implemented. How the steps are laid out (plain or multigrid, seed 003: shapes, batch
-sizes, steps per epoch, lr) is not a method but the run's schedule (``RunConfig.schedule``,
-``benchmarks.engine.schedules``), so it combines with any method.
+How the steps are laid out (plain or multigrid: shapes, batch sizes, steps per epoch, lr) is not a
+method but the run's schedule (``RunConfig.schedule``, ``benchmarks.engine.schedules``), so it combines
+with any method.
 """
 
 from __future__ import annotations
@@ -26,21 +30,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from baselines import vared2
-from baselines.slimmable import make_slimmable
-from benchmarks.core.counting import count_gflops
-from benchmarks.methods.a3d.model import A3D_RANGES, a3d_loss, x3d_of
+from benchmarks.core.options import NoOptions, from_dict
+from benchmarks.core.registry import Registry
 
 if TYPE_CHECKING:
-    from benchmarks.engine.runs import RunConfig
+    from benchmarks.core.store import Store
     from benchmarks.table1.specs import RowSpec
-
-DEFAULT_A3D_RANGE = "[0.016,1]"
 
 
 def logits_of(output: Tensor | tuple[Tensor, dict]) -> Tensor:
@@ -51,11 +51,14 @@ def logits_of(output: Tensor | tuple[Tensor, dict]) -> Tensor:
 class Method:
     """Plain supervised training and evaluation: the interface's default behaviour."""
 
-    name = "standard"
-    terms: tuple[str, ...] = ("loss", "ce", "grw")  # what ``loss`` reports, logged per step and epoch
+    name: ClassVar[str] = "standard"
+    terms: ClassVar[tuple[str, ...]] = ("loss", "ce", "grw")  # what ``loss`` reports, logged per step and epoch
+    Options: ClassVar[type] = NoOptions
+    EvalOptions: ClassVar[type] = NoOptions
+    legacy_fields: ClassVar[dict[str, str]] = {}  # RunConfig fields of older checkpoints -> option names
 
-    def __init__(self, run: RunConfig | None = None) -> None:
-        """``run``: the run's configuration, for methods with options of their own."""
+    def __init__(self, options: Any = None) -> None:
+        self.options = options if options is not None else self.Options()
 
     def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
         return model
@@ -85,83 +88,18 @@ class Method:
         """Logits of a batch and per-video extras (none for standard)."""
         return logits_of(model(videos)), {}
 
-
-class A3DMethod(Method):
-    """A3D (seed 002, ``benchmarks.methods.a3d.model``): the X3D made slimmable, trained with the full network and two
-    sampled sub-networks per step (CE + the distillation of Eq. 3). Evaluated as trained at the full
-    configuration; every other configuration is evaluated by the sweep (``benchmarks.methods.a3d.sweep``),
-    which recomputes BatchNorm statistics per configuration."""
-
-    name = "a3d"
-    terms = ("loss", "ce", "distill")
-
-    def __init__(self, run: RunConfig | None = None) -> None:
-        self.range = A3D_RANGES[run.a3d_range if run is not None else DEFAULT_A3D_RANGE]
-
-    def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
-        try:
-            make_slimmable(x3d_of(model))
-        except ValueError as error:
-            raise ValueError(f"--method a3d needs an X3D row; row {spec.row} ({spec.name}) is {spec.model}") from error
-        return model
-
-    def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
-             criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
-        loss, terms, _ = a3d_loss(model, videos, labels, criterion, self.range, logits_of)
-        return loss, terms
+    def evaluate(self, options: Any, config: Any, store: Store) -> dict:
+        """The method's own evaluation of one checkpoint (``config``: an ``EvalConfig``) with its
+        ``EvalOptions``; returns the stored record (with ``path`` and ``table``: rows to print)."""
+        raise NotImplementedError(f"method {self.name!r} has no evaluation of its own")
 
 
-class VARED2Method(Method):
-    """VA-RED2 (seed 004, ``baselines.vared2``): the X3D's pointwise convolutions (``conv_a`` and ``conv_c``
-    of every block) become dynamic convolutions with a gate. Stage ``joint`` trains with the accuracy loss
-    alone; stage ``finetune`` (from the joint run's weights, ``--init``) adds the efficiency loss with
-    weight ``vared2_weight`` (the paper's lambda_e 0.8). ``predict`` reports each video's GFLOPs (the
-    static layers plus what its gates chose; gates and cheap operations excluded) and each dynamic layer's
-    option (R, r)."""
-
-    name = "vared2"
-    terms = ("loss", "ce", "efficiency")
-
-    def __init__(self, run: RunConfig | None = None) -> None:
-        finetune = run is not None and run.vared2_stage == "finetune"
-        self.efficiency_weight = run.vared2_weight if finetune else 0.0
-
-    def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
-        try:
-            net = x3d_of(model)
-        except ValueError as error:
-            raise ValueError(f"--method vared2 needs an X3D row; row {spec.row} ({spec.name}) "
-                             f"is {spec.model}") from error
-        layers = [name for name, m in net.named_modules() if name.endswith(("conv_a.0", "conv_c.0"))
-                  and isinstance(m, nn.Conv3d)]
-        net.vared2_macs = vared2.convert(net, layers, (1, 3, spec.frames, spec.res, spec.res))
-        return model
-
-    def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
-             criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
-        logits = logits_of(model(videos))
-        ce = criterion(logits.float(), labels)
-        net = x3d_of(model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model)
-        efficiency = vared2.efficiency_loss(net, net.vared2_macs, logits.argmax(1) == labels)
-        loss = ce + self.efficiency_weight * efficiency
-        return loss, {"loss": loss.item(), "ce": ce.item(), "efficiency": efficiency.item()}
-
-    def predict(self, model: nn.Module, videos: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        net = x3d_of(model)
-        if not hasattr(net, "vared2_static_gflops"):  # fvcore of the layers that are not dynamic, at this input
-            with vared2.full_option(net):
-                total = count_gflops(net, (1, *videos.shape[1:]))
-            net.vared2_static_gflops = total - sum(net.vared2_macs.values()) / 1e9
-        logits = logits_of(model(videos))  # after the count: its forward pass sets what each layer spent
-        gflops = vared2.spent_gflops(net, net.vared2_macs, net.vared2_static_gflops)
-        return logits, {"gflops": gflops, **vared2.chosen_options(net)}
+METHODS: Registry[type[Method]] = Registry("method")
+METHODS.register(Method.name, Method)
 
 
-METHODS: dict[str, type[Method]] = {"standard": Method, "a3d": A3DMethod, "vared2": VARED2Method}
+def get_method(name: str, options: dict[str, Any] | None = None) -> Method:
+    """The method ``name`` with ``options`` (a dict, as stored in run configs; defaults for the rest)."""
+    cls = METHODS.get(name)
+    return cls(from_dict(cls.Options, options, f"method {name}"))
 
-
-def get_method(name: str, run: RunConfig | None = None) -> Method:
-    """The method ``name``; ``run`` gives it the run's options (A3D's range)."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; implemented: {', '.join(METHODS)}")
-    return METHODS[name](run)

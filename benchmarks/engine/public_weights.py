@@ -72,7 +72,9 @@ from baselines.weights import GRW_AUTHORS_CONVERTER, Checkpoint
 from benchmarks.core.checkpoint import CheckpointError, file_sha256, load_checkpoint, model_weights, save_checkpoint
 from benchmarks.core.store import write_json
 from benchmarks.engine import authors
-from benchmarks.engine.runs import Recipe, RunConfig, build_run_model, resolve_spec, run_record
+from benchmarks.engine.config import RunConfig
+from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.runs import build_run_model, resolve_spec, run_record
 from benchmarks.table1.specs import RowSpec, all_specs
 
 CACHE_ENV = "GRW_BENCH_WEIGHTS"

@@ -16,8 +16,7 @@ on three stage outputs, with ``grw=True`` (:data:`DEFAULT_TAPS`). The training m
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,10 @@ from torch.nn.modules.lazy import LazyModuleMixin
 
 from benchmarks.core.checkpoint import load_checkpoint, model_weights
 from benchmarks.data.videos import Sampling
-from benchmarks.engine.method import DEFAULT_A3D_RANGE, METHODS, get_method
-from benchmarks.engine.schedules import LR_POLICIES, ConstantSchedule, Schedule, StepShape, recipe_policy
-from benchmarks.methods.a3d.model import A3D_RANGES
-from benchmarks.methods.multigrid.schedule import MultigridConfig, MultigridSchedule
+from benchmarks.engine.config import RunConfig
+from benchmarks.engine.method import Method, get_method
+from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.schedules import Schedule
 from benchmarks.table1.specs import GrwSettings, RowSpec, build_model, get_spec, parse_rows
 from grw import GrwModel
 
@@ -45,145 +44,6 @@ DEFAULT_TAPS["mobilenet_v3_large_tsm"] = DEFAULT_TAPS["mobilenet_v3_large"]
 # X3D: the outputs of its 1/8, 1/16 and 1/32 stages (see baselines/x3d.py, ``X3D.tap_points``).
 for _x3d in ("x3d_xs", "x3d_s", "x3d_m", "x3d_l"):
     DEFAULT_TAPS[_x3d] = ("res3", "res4", "res5")
-
-AMP_MODES = ("bf16", "fp16", "none")
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("standard", "multigrid")
-VARED2_STAGES = ("joint", "finetune")
-MULTIGRID_CYCLES = {"long,short": (True, True), "long": (True, False), "short": (False, True)}
-CHANNELS_LAST_MODES = ("auto", "on", "off")
-# RunConfig fields that may change between a run and its resumption (they do not change the result).
-RESUMABLE_CHANGES = {"resume", "num_workers", "device", "log_every", "data", "annotations", "out", "channels_last"}
-
-
-@dataclass
-class Recipe:
-    """How to train: AdamW or SGD (no weight decay on biases and norms), per-step linear warmup then a
-    cosine decay or step-wise decay (``benchmarks.engine.schedules``), label smoothing, gradient accumulation,
-    an EMA of the weights, bf16 autocast or fp16 with a GradScaler on CUDA (CPU trains in float32).
-    ``lr`` is for the global batch ``batch_size x accumulate x processes``. ``dropout``/``stochastic_depth``
-    None keep the model's defaults; ``ema_decay`` 0 turns the EMA off. SGD is PySlowFast's (momentum 0.9,
-    Nesterov), the optimizer multigrid was defined with."""
-
-    epochs: int = 30
-    batch_size: int = 8  # per process
-    accumulate: int = 1  # micro-batches per optimizer step
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
-    label_smoothing: float = 0.1
-    ema_decay: float = 0.9998  # per optimizer step
-    dropout: float | None = None
-    stochastic_depth: float | None = None
-    amp: str = "bf16"
-    seed: int = 0
-    crop_min_area: float = 0.25  # training crops: a random area fraction in [crop_min_area, 1]; 1: whole frames
-    optimizer: str = "adamw"  # or "sgd"
-    lr_policy: str = "cosine"  # or "steps": lr x lr_gamma at each of lr_steps
-    lr_steps: tuple[int, ...] = ()  # epochs at which the step policy decays the lr
-    lr_gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        self.lr_steps = tuple(int(epoch) for epoch in self.lr_steps)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.lr_policy not in LR_POLICIES:
-            raise ValueError(f"lr_policy must be one of {LR_POLICIES}, got {self.lr_policy!r}")
-        if self.lr_policy == "steps" and not self.lr_steps:
-            raise ValueError("lr_policy 'steps' needs lr_steps (the epochs at which the lr decays, "
-                             "e.g. --lr-steps 8,12)")
-        if self.lr_policy == "cosine" and self.lr_steps:
-            raise ValueError(f"lr_steps {list(self.lr_steps)} given with the cosine lr policy (add --lr-policy steps)")
-        bounds = (0, *self.lr_steps, self.epochs + 1)
-        if any(b <= a for a, b in zip(bounds, bounds[1:])):
-            raise ValueError(f"lr_steps must increase within (0, epochs={self.epochs}], got {list(self.lr_steps)}")
-        if not 0 < self.lr_gamma <= 1:
-            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
-        for name in ("epochs", "batch_size", "accumulate"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_epochs >= 0, got "
-                             f"{self.lr}, {self.weight_decay}, {self.warmup_epochs}")
-        if not 0 < self.crop_min_area <= 1:
-            raise ValueError(f"crop_min_area must be in (0, 1], got {self.crop_min_area}")
-        if not 0 <= self.ema_decay < 1 or not 0 <= self.label_smoothing < 1 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"ema_decay and label_smoothing must be in [0, 1), min_lr_ratio in [0, 1], got "
-                             f"{self.ema_decay}, {self.label_smoothing}, {self.min_lr_ratio}")
-        for name in ("dropout", "stochastic_depth"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-
-
-@dataclass
-class RunConfig:
-    """One training run. ``grw`` None follows the row's spec; the input overrides None keep the spec's."""
-
-    row: int | str  # number or name; stored as the number
-    data: str
-    out: str
-    recipe: Recipe = field(default_factory=Recipe)
-    method: str = "standard"
-    annotations: str | None = None  # a directory of <split>.csv, or one CSV; default DATA/annotations
-    frames: int | None = None
-    res: int | None = None
-    fps: float | None = None
-    grw: bool | None = None
-    grw_weight: float | None = None
-    grw_window: int | None = None
-    validate: bool = True  # evaluate raw and EMA weights on the val split after each epoch
-    resume: bool = False
-    num_workers: int = 4
-    cache_videos: bool = False  # keep the decoded training videos in memory (small datasets, num_workers 0)
-    device: str | None = None  # default: CUDA when available
-    channels_last: str = "auto"  # convolutions in channels-last memory: "auto" on CPU only (use_channels_last)
-    log_every: int = 20  # optimizer steps between log lines
-    init: str | None = None  # start from these weights: a catalogue name (public_weights) or a checkpoint file
-    init_sha256: str | None = None  # the sha256 of the file ``init`` names, checked when training starts
-    schedule: str = "standard"  # or "multigrid" (seed 003; benchmarks.methods.multigrid.schedule)
-    multigrid: str = "long,short"  # multigrid's cycles: "long,short", "long" or "short"
-    multigrid_epoch_factor: float = 1.5  # multigrid trains this many times the recipe's epochs (PySlowFast: 1.5)
-    a3d_range: str = DEFAULT_A3D_RANGE  # --method a3d: the computation range (benchmarks.methods.a3d.model.A3D_RANGES)
-    vared2_stage: str = "joint"  # --method vared2: "joint" (accuracy loss) or "finetune" (+ efficiency loss)
-    vared2_weight: float = 0.8  # --method vared2, finetune stage: lambda_e of the efficiency loss (the paper's 0.8)
-
-    def __post_init__(self) -> None:
-        self.row = get_spec(self.row).row  # "1", 1 and "MoViNet-A0-S-GRW" are the same run
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.multigrid not in MULTIGRID_CYCLES:
-            raise ValueError(f"multigrid cycles must be one of {tuple(MULTIGRID_CYCLES)}, got {self.multigrid!r}")
-        if self.vared2_stage not in VARED2_STAGES:
-            raise ValueError(f"vared2_stage must be one of {VARED2_STAGES}, got {self.vared2_stage!r}")
-        if self.vared2_weight < 0:
-            raise ValueError(f"vared2_weight must be >= 0, got {self.vared2_weight}")
-        if self.a3d_range not in A3D_RANGES:
-            raise ValueError(f"a3d_range must be one of {tuple(A3D_RANGES)}, got {self.a3d_range!r}")
-        if not self.multigrid_epoch_factor > 0:
-            raise ValueError(f"multigrid_epoch_factor must be > 0, got {self.multigrid_epoch_factor}")
-        if self.schedule == "multigrid" and self.recipe.accumulate != 1:
-            raise ValueError("multigrid sets the batch of every step itself: accumulate must be 1, got "
-                             f"{self.recipe.accumulate}")
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; implemented: {', '.join(METHODS)}")
-        if self.channels_last not in CHANNELS_LAST_MODES:
-            raise ValueError(f"channels_last must be one of {CHANNELS_LAST_MODES}, got {self.channels_last!r}")
-        if self.num_workers < 0 or self.log_every < 1:
-            raise ValueError(f"need num_workers >= 0 and log_every >= 1, got {self.num_workers}, {self.log_every}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """The inverse of :meth:`to_dict` (how configs are stored in checkpoints and config.json)."""
-        values = dict(values)
-        recipe = Recipe(**values.pop("recipe", {}))
-        return cls(recipe=recipe, **values)
 
 
 # --------------------------------------------------------------------------- the row a run trains
@@ -218,10 +78,12 @@ def resolve_spec(config: RunConfig) -> tuple[RowSpec, dict[str, dict]]:
             deviations[f"grw_{name}"] = {"spec": published, "used": used}
     if resolved.grw and resolved.grw.window > resolved.frames:
         raise ValueError(f"GRW window {resolved.grw.window} is longer than the clip ({resolved.frames} frames)")
-    shortest = shortest_clip(config, resolved.frames)
+    kind, options = config.schedule_kind()
+    shortest = kind.shortest_clip(options, resolved.frames)
     if resolved.grw and resolved.grw.window > shortest:
-        raise ValueError(f"multigrid's long cycle trains on clips of {shortest} frames, shorter than the GRW window "
-                         f"{resolved.grw.window}: use --multigrid short, more --frames or a shorter --grw-window")
+        raise ValueError(f"the {config.schedule} schedule trains on clips of {shortest} frames, shorter than the GRW "
+                         f"window {resolved.grw.window}: use more --frames, a shorter --grw-window or other "
+                         "schedule options")
     return resolved, deviations
 
 
@@ -256,11 +118,11 @@ def parse_row_list(text: str) -> list[RowSpec]:
 # --------------------------------------------------------------------------- model and input
 
 
-def build_run_model(spec: RowSpec, num_classes: int, recipe: Recipe, method: str = "standard") -> nn.Module:
+def build_run_model(spec: RowSpec, num_classes: int, recipe: Recipe, method: Method | None = None) -> nn.Module:
     """The row's model as trained (and as evaluated from a checkpoint): same options, same modules."""
     options = {name: getattr(recipe, name) for name in ("dropout", "stochastic_depth")
                if getattr(recipe, name) is not None}
-    model = get_method(method).prepare(build_model(spec, num_classes, **options), spec)
+    model = (method or get_method("standard")).prepare(build_model(spec, num_classes, **options), spec)
     _materialize_lazy_modules(model, spec)
     return model
 
@@ -352,45 +214,16 @@ def annotation_file(data: str | Path, annotations: str | Path | None, split: str
 # --------------------------------------------------------------------------- the schedule
 
 
-def shortest_clip(config: RunConfig, frames: int) -> int:
-    """The fewest frames a training clip of the run has (multigrid's long cycle shortens them)."""
-    if config.schedule != "multigrid" or not MULTIGRID_CYCLES[config.multigrid][0]:
-        return frames
-    return min(int(round(frames * t)) for t, _ in MultigridConfig().long_cycle_factors)
-
-
 def build_schedule(config: RunConfig, spec: RowSpec, videos_per_process: int) -> Schedule:
-    """How the run's steps are laid out (``benchmarks.engine.schedules``) for ``videos_per_process`` training
-    samples per process and epoch: constant, or multigrid over the spec's input as the default shape."""
-    recipe = config.recipe
-    if config.schedule == "standard":
-        micro_batches = math.ceil(videos_per_process / recipe.batch_size)
-        return ConstantSchedule(StepShape(recipe.batch_size, spec.frames, spec.res),
-                                math.ceil(micro_batches / recipe.accumulate), recipe.epochs,
-                                recipe_policy(recipe) if recipe.lr_policy == "steps" else None)
-    long_cycle, short_cycle = MULTIGRID_CYCLES[config.multigrid]
-    multigrid = MultigridConfig(long_cycle=long_cycle, short_cycle=short_cycle,
-                                epoch_factor=config.multigrid_epoch_factor)
-    return MultigridSchedule(multigrid, recipe_policy(recipe), batch_size=recipe.batch_size, frames=spec.frames,
-                             side=spec.res, videos_per_process=videos_per_process)
+    """How the run's steps are laid out (``benchmarks.engine.schedules``) for ``videos_per_process``
+    training samples per process and epoch, with the spec's input as the default shape."""
+    kind, options = config.schedule_kind()
+    return kind.for_run(options, config.recipe, spec.frames, spec.res, videos_per_process)
 
 
 def schedule_record(config: RunConfig, schedule: Schedule) -> dict[str, Any]:
-    """What a run's config.json says about its schedule, with its deviations from PySlowFast's multigrid."""
-    record: dict[str, Any] = {"name": config.schedule, "total_epochs": schedule.total_epochs,
-                              "total_steps": schedule.total_steps}
-    if isinstance(schedule, MultigridSchedule):
-        recipe = config.recipe
-        deviations = []
-        if recipe.optimizer != "sgd":
-            deviations.append(f"optimizer {recipe.optimizer} (PySlowFast: SGD with momentum)")
-        if recipe.lr_policy != "steps":
-            deviations.append(f"lr policy {recipe.lr_policy}: one long cycle over all epochs, no fine-tuning phase, "
-                              "lr times the long-cycle batch factor (PySlowFast: step-wise, a long cycle per stage)")
-        record.update(cycles=config.multigrid, epoch_factor=config.multigrid_epoch_factor,
-                      phases=schedule.describe(), policy=dataclasses.asdict(schedule.policy),
-                      deviations_from_pyslowfast=deviations)
-    return record
+    """What a run's config.json says about its schedule."""
+    return schedule.record(config.schedule_kind()[1], config.recipe)
 
 
 # --------------------------------------------------------------------------- trained models
@@ -422,7 +255,7 @@ def load_trained(checkpoint: str | Path | dict[str, Any], weights: str | None = 
     config = RunConfig.from_dict(state["config"])
     spec = RowSpec.from_dict(state["spec"])
     classes = tuple(state["classes"])
-    model = build_run_model(spec, len(classes), config.recipe, config.method)
+    model = build_run_model(spec, len(classes), config.recipe, config.training_method())
     weights_state, used = model_weights(state, weights)
     model.load_state_dict(weights_state)
     model.eval()

@@ -23,16 +23,20 @@ Learning-rate policies (``Recipe.lr_policy``, :func:`lr_factor`):
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from benchmarks.engine.runs import Recipe
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-LR_POLICIES = ("cosine", "steps")
+from benchmarks.core.options import NoOptions
+from benchmarks.core.registry import Registry
+from benchmarks.data.videos import make_loader
+from benchmarks.engine.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,59 @@ class Schedule:
     """Step shapes, steps per epoch and step-wise lr as pure functions of (epoch, step in epoch).
 
     Subclasses give ``total_epochs``, ``steps_in_epoch``, ``shape`` and ``relative_lr``; counting
-    global steps is shared.
+    global steps is shared. A schedule registered in :data:`SCHEDULES` is a subclass with a ``name``, its
+    ``Options`` dataclass (``benchmarks.core.options.option`` fields, which become ``train`` flags) and the
+    class methods ``check``, ``shortest_clip`` and ``for_run``; the training loop calls only the hooks
+    below (``prepare_model``, ``loader``, ``before_step``, ``model_state``, ``load_model_state``, ``record``),
+    so a schedule that changes the data or the model (multigrid) does so without a branch in the loop.
     """
 
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    legacy_fields: ClassVar[dict[str, str]] = {}  # RunConfig fields of older checkpoints -> option names
     total_epochs: int
+
+    # -- choosing and building the schedule of a run (class methods: no schedule exists yet)
+
+    @classmethod
+    def check(cls, options: Any, recipe: Recipe) -> None:
+        """Raise ``ValueError`` when ``options`` do not go with ``recipe``."""
+
+    @classmethod
+    def shortest_clip(cls, options: Any, frames: int) -> int:
+        """The fewest frames a training clip has when the row's clip has ``frames``."""
+        return frames
+
+    @classmethod
+    def for_run(cls, options: Any, recipe: Recipe, frames: int, side: int, videos_per_process: int) -> Schedule:
+        raise NotImplementedError
+
+    # -- what the training loop asks of it
+
+    def prepare_model(self, model: nn.Module) -> None:
+        """Change the model before training (multigrid: sub-batch BatchNorm); nothing by default."""
+
+    def loader(self, dataset: Dataset, sampler: DistributedSampler, epoch: int, first: int, batch_size: int,
+               num_workers: int) -> tuple[DataLoader, int]:
+        """The epoch's training micro-batches from micro-batch ``first`` on, and how many the epoch has:
+        this process's shard in the sampler's order, in batches of ``batch_size``."""
+        loader = make_loader(dataset, batch_size, num_workers=num_workers,
+                             sampler=ResumeSampler(sampler, first * batch_size))
+        return loader, math.ceil(len(sampler) / batch_size)
+
+    def before_step(self, models: Sequence[nn.Module], epoch: int, step: int) -> None:
+        """Prepare ``models`` (the model and its EMA copy) for a step; nothing by default."""
+
+    def model_state(self, model: nn.Module) -> dict | None:
+        """What a checkpoint must keep about the model beyond its state dict (None: nothing)."""
+        return None
+
+    def load_model_state(self, model: nn.Module, state: dict | None) -> None:
+        """Restore what :meth:`model_state` kept."""
+
+    def record(self, options: Any, recipe: Recipe) -> dict[str, Any]:
+        """What the run's config.json says about its schedule."""
+        return {"name": self.name, "total_epochs": self.total_epochs, "total_steps": self.total_steps}
 
     def steps_in_epoch(self, epoch: int) -> int:
         raise NotImplementedError
@@ -183,9 +236,10 @@ class Schedule:
 
 @dataclass(frozen=True, eq=False)
 class ConstantSchedule(Schedule):
-    """Plain training: every step has the run's own shape; ``policy`` is the recipe's step-wise lr
-    policy (None with the cosine)."""
+    """Plain training (``--schedule standard``): every step has the run's own shape; ``policy`` is the
+    recipe's step-wise lr policy (None with the cosine)."""
 
+    name: ClassVar[str] = "standard"
     step_shape: StepShape
     steps_per_epoch: int
     total_epochs: int
@@ -201,6 +255,35 @@ class ConstantSchedule(Schedule):
         if self.policy is None:
             raise ValueError("this schedule has no step-wise lr policy (the recipe's lr_policy is the cosine)")
         return steps_with_relative_lrs(epoch + step / self.steps_per_epoch, self.policy.steps, self.policy.lrs, 1.0)
+
+
+    @classmethod
+    def for_run(cls, options: NoOptions, recipe: Recipe, frames: int, side: int,
+                videos_per_process: int) -> ConstantSchedule:
+        micro_batches = math.ceil(videos_per_process / recipe.batch_size)
+        return cls(StepShape(recipe.batch_size, frames, side), math.ceil(micro_batches / recipe.accumulate),
+                   recipe.epochs, recipe_policy(recipe) if recipe.lr_policy == "steps" else None)
+
+
+class ResumeSampler(Sampler[int]):
+    """``sampler``'s indices for the epoch from position ``start`` on: resumes an epoch mid-way
+    without decoding the videos already trained on."""
+
+    def __init__(self, sampler: DistributedSampler, start: int = 0) -> None:
+        self.sampler, self.start = sampler, start
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.sampler), self.start, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.start)
+
+
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
+SCHEDULES.register(ConstantSchedule.name, ConstantSchedule)
 
 
 def recipe_policy(recipe: Recipe) -> StepPolicy:

@@ -41,9 +41,9 @@ import submitit
 from submitit.helpers import DelayedSubmission, TorchDistributedEnvironment
 
 from benchmarks.core.store import Store, command_line, set_cli_command
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
 from benchmarks.engine.launch import ResumableTask, SlurmOptions
-from benchmarks.engine.runs import RunConfig
 from benchmarks.engine.train import train
 
 PREEMPT_SIGNAL = signal.SIGUSR1  # one of benchmarks.engine.train.PREEMPTION_SIGNALS

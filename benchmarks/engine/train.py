@@ -3,8 +3,9 @@
 What the run trains (model, input, GRW, deviations from the row) is resolved by ``benchmarks.engine.runs``;
 the loss of a micro-batch by the run's method (``benchmarks.engine.method``: standard, A3D, VA-RED2); the
 shape, batch and learning rate of every step, and the steps of every epoch, by the run's schedule
-(``benchmarks.engine.schedules``: constant, or multigrid with its batch sampler ``StepBatchSampler`` and
-sub-batch BatchNorm). The command line is ``benchmarks.commands.train``.
+(``benchmarks.engine.schedules``: constant, or another registered schedule such as multigrid, which
+samples its own batches and changes the model's BatchNorm through the schedule's hooks). The command
+line is ``benchmarks.commands.train``.
 
 Outputs in ``out/``: ``config.json``, ``classes.json``, ``init.json`` (with ``config.init``: what the
 initial weights filled and what stays random), ``metrics.csv`` (one row per epoch: train
@@ -33,13 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -51,7 +50,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -59,12 +58,11 @@ from benchmarks.core.checkpoint import BEST, LAST, file_sha256, latest_checkpoin
 from benchmarks.core.store import write_csv, write_json
 from benchmarks.data.videos import VideoDataset, VideoIndex, make_loader, save_classes, set_epoch
 from benchmarks.engine import distributed
-from benchmarks.engine.method import Method, get_method
+from benchmarks.engine.config import RESUMABLE_CHANGES, RunConfig
+from benchmarks.engine.method import Method
 from benchmarks.engine.public_weights import InitReport, initial_state, load_initial
+from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.runs import (
-    RESUMABLE_CHANGES,
-    Recipe,
-    RunConfig,
     annotation_file,
     build_run_model,
     build_schedule,
@@ -78,14 +76,6 @@ from benchmarks.engine.runs import (
     use_channels_last,
 )
 from benchmarks.engine.schedules import Schedule, lr_factor
-from benchmarks.methods.multigrid.schedule import (
-    MultigridSchedule,
-    ShapeSampling,
-    convert_to_sub_batch_bn,
-    load_sub_batch_bn_state,
-    set_bn_splits,
-    sub_batch_bn_state,
-)
 from benchmarks.table1.specs import RowSpec
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -102,51 +92,6 @@ def build_index(config: RunConfig, split: str, env: distributed.Distributed,
     index = build() if env.is_main else None
     distributed.barrier(env)
     return index if index is not None else build()
-
-
-class ResumeSampler(Sampler[int]):
-    """``sampler``'s indices for the epoch from position ``start`` on: resumes an epoch mid-way
-    without decoding the videos already trained on."""
-
-    def __init__(self, sampler: DistributedSampler, start: int = 0) -> None:
-        self.sampler, self.start = sampler, start
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.sampler), self.start, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.start)
-
-
-class StepBatchSampler(Sampler[list]):
-    """One batch per optimizer step of ``epoch`` from step ``start`` on, each of the size and clip shape
-    the schedule gives that step (multigrid): ``(index, ShapeSampling)`` pairs for ``VideoDataset``.
-
-    The indices are ``sampler``'s order for the epoch, consumed batch after batch, so every process
-    (each with its shard) takes the same steps, and a resumed epoch skips the clips already trained on
-    without decoding them."""
-
-    def __init__(self, sampler: DistributedSampler, schedule: MultigridSchedule, epoch: int, start: int = 0) -> None:
-        self.sampler, self.schedule, self.epoch, self.start = sampler, schedule, epoch, start
-
-    def _shapes(self) -> list[tuple[int, ShapeSampling]]:
-        shapes = [self.schedule.shape(self.epoch, step) for step in range(self.schedule.steps_in_epoch(self.epoch))]
-        return [(shape.batch_size, self.schedule.sampling_for(shape)) for shape in shapes]
-
-    def __iter__(self) -> Iterator[list[tuple[int, ShapeSampling]]]:
-        self.sampler.set_epoch(self.epoch)
-        order = list(self.sampler)
-        shapes = self._shapes()
-        used = sum(size for size, _ in shapes[:self.start])
-        for size, sampling in shapes[self.start:]:
-            yield [(i, sampling) for i in order[used:used + size]]
-            used += size
-
-    def __len__(self) -> int:
-        return max(0, self.schedule.steps_in_epoch(self.epoch) - self.start)
 
 
 # --------------------------------------------------------------------------- schedule, state
@@ -239,10 +184,6 @@ class _Run:
     def recipe(self) -> Recipe:
         return self.config.recipe
 
-    @property
-    def multigrid(self) -> bool:
-        return self.config.schedule == "multigrid"
-
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.env.device.startswith("cuda") or self.recipe.amp == "none":
             return contextlib.nullcontext()
@@ -285,15 +226,14 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
         val_index = build_index(config, "val", env, classes=classes)
 
     torch.manual_seed(recipe.seed)
-    method = get_method(config.method, config)
-    raw_model = build_run_model(spec, len(classes), recipe, config.method).to(env.device)
+    method = config.training_method()
+    raw_model = build_run_model(spec, len(classes), recipe, method).to(env.device)
     channels_last = use_channels_last(raw_model, env.device, config.channels_last)
     if channels_last:
         to_channels_last(raw_model)
     init = _initialise(raw_model, config) if checkpoint is None and config.init else None
     schedule = build_schedule(config, spec, math.ceil(len(train_index) / env.world_size))
-    if config.schedule == "multigrid":  # BatchNorm statistics over groups of clips, whatever the batch
-        convert_to_sub_batch_bn(raw_model)
+    schedule.prepare_model(raw_model)
     optimizer, scheduler, scaler, ema = _optimization(raw_model, recipe, env.device, schedule)
     progress = Progress()
     if checkpoint is not None:
@@ -301,8 +241,7 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
         for part, state in ((ema, "ema"), (optimizer, "optimizer"), (scheduler, "scheduler"), (scaler, "scaler")):
             if part is not None:
                 part.load_state_dict(checkpoint[state])
-        if checkpoint.get("sub_batch_bn"):
-            load_sub_batch_bn_state(raw_model, checkpoint["sub_batch_bn"])
+        schedule.load_model_state(raw_model, checkpoint.get("schedule_state", checkpoint.get("sub_batch_bn")))
         progress = Progress(**checkpoint["progress"])
         if not env.is_main:  # the saved partial-epoch sums are over all processes: count them once
             progress.running = dict.fromkeys(progress.running, 0.0)
@@ -411,7 +350,8 @@ def train_one_epoch(run: _Run, progress: Progress, flag: PreemptionFlag) -> int:
         group_size = min(recipe.accumulate, micro_batches - group)
         if i == group:
             _seed_step(recipe.seed, epoch, progress.step, env.rank)
-            _set_bn_splits(run, epoch, progress.step)
+            run.schedule.before_step([run.raw_model, *([run.ema.module] if run.ema is not None else [])],
+                                     epoch, progress.step)
             had_backward = False
         videos, labels, load_errors = next(batches)
         sums["load_errors"] += load_errors
@@ -448,28 +388,10 @@ def train_one_epoch(run: _Run, progress: Progress, flag: PreemptionFlag) -> int:
 
 def _epoch_loader(run: _Run, epoch: int, first: int) -> tuple[DataLoader, int]:
     """The epoch's training micro-batches from micro-batch ``first`` on, and how many the epoch has:
-    this process's shard in the (seed, epoch) order, in batches of the recipe's size, or with multigrid
-    one batch per step at the schedule's shape."""
+    this process's shard in the (seed, epoch) order, batched as the schedule says."""
     sampler = DistributedSampler(run.train_data, num_replicas=run.env.world_size, rank=run.env.rank, shuffle=True,
                                  seed=run.recipe.seed)
-    if run.multigrid:
-        batches = StepBatchSampler(sampler, run.schedule, epoch, first)
-        loader = make_loader(run.train_data, None, num_workers=run.config.num_workers, batch_sampler=batches)
-        return loader, run.schedule.steps_in_epoch(epoch)
-    batch_size = run.recipe.batch_size
-    loader = make_loader(run.train_data, batch_size, num_workers=run.config.num_workers,
-                         sampler=ResumeSampler(sampler, first * batch_size))
-    return loader, math.ceil(len(sampler) / batch_size)
-
-
-def _set_bn_splits(run: _Run, epoch: int, step: int) -> None:
-    """Sub-batch BatchNorm groups for this step (multigrid), in the model and in its EMA copy, whose
-    buffers mirror the model's."""
-    splits = run.schedule.bn_splits(epoch, step)
-    if splits is not None:
-        set_bn_splits(run.raw_model, splits)
-        if run.ema is not None:
-            set_bn_splits(run.ema.module, splits)
+    return run.schedule.loader(run.train_data, sampler, epoch, first, run.recipe.batch_size, run.config.num_workers)
 
 
 def _train_step(run: _Run, videos: torch.Tensor, labels: torch.Tensor, group_size: int) -> dict[str, float]:
@@ -577,7 +499,7 @@ def _checkpoint_state(run: _Run, progress: Progress, complete: bool) -> dict:
         "scheduler": run.scheduler.state_dict(),
         "scaler": run.scaler.state_dict(),
         "progress": dataclasses.asdict(progress),
-        "sub_batch_bn": sub_batch_bn_state(run.raw_model) if run.multigrid else None,
+        "schedule_state": run.schedule.model_state(run.raw_model),
         **run_record(run.config, run.spec, run.deviations, run.train_data.index.classes),
         "complete": complete,
     }

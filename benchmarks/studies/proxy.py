@@ -55,8 +55,10 @@ from benchmarks.core.statistics import format_ci, mean_ci
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.data import airplanes
 from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
-from benchmarks.engine.runs import Recipe, RunConfig, eval_sampling, load_trained
+from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.runs import eval_sampling, load_trained
 from benchmarks.engine.train import train
 from benchmarks.methods.a3d import report as a3d_report
 from benchmarks.methods.vared2 import report as vared2_report

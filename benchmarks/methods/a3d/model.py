@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.slimmable import active_channels
-from baselines.x3d import X3D, width_channels
+from baselines.x3d import width_channels, x3d_of
 
 
 @dataclass(frozen=True)
@@ -116,14 +116,6 @@ def scale_clip(videos: Tensor, configuration: Configuration) -> Tensor:
     if side != videos.shape[-1]:
         videos = F.interpolate(videos, size=(frames, side, side), mode="trilinear", align_corners=False)
     return videos
-
-
-def x3d_of(model: nn.Module) -> X3D:
-    """The X3D inside ``model`` (itself, DDP's ``module`` or a GRW wrapper's backbone)."""
-    found = [m for m in model.modules() if isinstance(m, X3D)]
-    if len(found) != 1:
-        raise ValueError(f"A3D needs exactly one X3D in the model, found {len(found)}")
-    return found[0]
 
 
 def configured(model: nn.Module, configuration: Configuration):

@@ -27,7 +27,7 @@ from benchmarks.core.cli import from_args
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.processes import map_in_processes
 from benchmarks.core.store import Store, provenance, write_json
-from benchmarks.engine.runs import RunConfig
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.train import train
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration
 from benchmarks.methods.a3d.report import baseline_table, write_outputs
@@ -58,7 +58,8 @@ def run_config(proxy: ProxyConfig, seed: int, out: str, method: str = "standard"
     """X3D-XS at the proxy's recipe; a baseline at its configuration's input, A3D at the full input."""
     frames, side = (configuration or Configuration()).input_shape(proxy.frames, proxy.size)
     return RunConfig(row=ROW, data=proxy.data, out=out, recipe=proxy.recipe(seed), method=method, frames=frames,
-                     res=side, fps=proxy.fps, a3d_range=a3d_range, validate=False, num_workers=0, cache_videos=True,
+                     res=side, fps=proxy.fps, method_options={"range": a3d_range} if method == "a3d" else {},
+                     validate=False, num_workers=0, cache_videos=True,
                      device="cpu", log_every=10_000)
 
 

@@ -24,14 +24,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from baselines.slimmable import recompute_batchnorm
-from baselines.x3d import X3D, scaled_config
+from baselines.x3d import X3D, scaled_config, x3d_of
 from benchmarks.core.checkpoint import file_sha256
 from benchmarks.core.counting import LogitsOnly, count_gflops
 from benchmarks.core.store import Store, provenance, write_json
 from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.runs import eval_sampling, load_trained
-from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, configured, grid, scale_clip, x3d_of
+from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, configured, grid, scale_clip
 
 
 def decoded_clips(data: str, split: str, classes: tuple[str, ...], sampling, videos: int | None = None,
@@ -109,7 +109,7 @@ def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Se
     if trained.config.method != "a3d":
         raise ValueError(f"{checkpoint} was trained with --method {trained.config.method}, not a3d")
     model, classes = trained.model.eval(), trained.classes
-    a3d_range = A3D_RANGES[trained.config.a3d_range]
+    a3d_range = A3D_RANGES[trained.config.method_options["range"]]
     configurations = list(configurations or grid(a3d_range))
     sampling = eval_sampling(trained.spec, model, views=False)
     calibration, _ = decoded_clips(data, "train", classes, sampling, calibration_videos, batch_size)

@@ -39,7 +39,9 @@ from benchmarks.core.processes import map_in_processes
 from benchmarks.core.statistics import format_ci, mean_ci, paired_difference
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.data import airplanes
-from benchmarks.engine.runs import Recipe, RunConfig, build_run_model, build_schedule, resolve_spec
+from benchmarks.engine.config import RunConfig
+from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.runs import build_run_model, build_schedule, resolve_spec
 from benchmarks.engine.schedules import Schedule
 from benchmarks.methods.multigrid.schedule import MultigridSchedule
 from benchmarks.studies.proxy import train_and_test
@@ -91,8 +93,12 @@ class StudyConfig:
 def run_config(config: StudyConfig, schedule: str, seed: int) -> RunConfig:
     return RunConfig(row=config.row, data=config.data, out=f"{config.work}/{schedule}-seed{seed}",
                      recipe=config.recipe(seed), frames=config.frames, res=config.size, fps=config.fps,
-                     schedule=schedule, multigrid_epoch_factor=config.epoch_factor, validate=False, num_workers=0,
-                     cache_videos=True, device="cpu", log_every=10_000)
+                     schedule=schedule, schedule_options=_schedule_options(schedule, config), validate=False,
+                     num_workers=0, cache_videos=True, device="cpu", log_every=10_000)
+
+
+def _schedule_options(schedule: str, config: StudyConfig) -> dict:
+    return {"epoch_factor": config.epoch_factor} if schedule == "multigrid" else {}
 
 
 def training_gflops(schedule: Schedule, videos: int, clip_gflops) -> float:

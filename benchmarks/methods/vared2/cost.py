@@ -26,7 +26,7 @@ from baselines import vared2
 from benchmarks.core.cli import UsageError
 from benchmarks.core.counting import count_gflops, count_gflops_by_module
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
-from benchmarks.engine.method import VARED2Method
+from benchmarks.methods.vared2.method import VARED2Method
 from benchmarks.table1.specs import RowSpec, get_spec
 
 DEFAULT_ROWS = (5, 13)  # X3D-XS, X3D-M

@@ -31,8 +31,8 @@ from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.processes import map_in_processes
 from benchmarks.core.store import Store, provenance, write_json
 from benchmarks.data.airplanes import SPEED_SPLITS, generate_speed_splits
+from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
-from benchmarks.engine.runs import RunConfig
 from benchmarks.engine.train import train
 from benchmarks.methods.vared2.report import render_markdown, write_outputs
 from benchmarks.studies.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm, redraw_latest
@@ -70,7 +70,7 @@ def trained_checkpoints(proxy: ProxyConfig, config: VARED2StudyConfig, model: st
     joint = train(run_config(proxy, seed, f"{config.work}/vared2-joint-seed{seed}", method="vared2"))
     recipe = dataclasses.replace(proxy.recipe(seed), epochs=config.finetune_epochs)
     tuned = train(run_config(proxy, seed, f"{config.work}/vared2-finetune-seed{seed}", method="vared2",
-                             recipe=recipe, vared2_stage="finetune", vared2_weight=config.efficiency_weight,
+                             recipe=recipe, method_options={"stage": "finetune", "weight": config.efficiency_weight},
                              init=joint["last_checkpoint"]))
     joint_seconds = sum(epoch["time_s"] for epoch in joint["history"])
     return {"vared2-joint": (joint["last_checkpoint"], joint_seconds),

@@ -1,0 +1,87 @@
+"""Command-line flags from options dataclasses (``benchmarks.core.options``): one flag per field, its help
+text and default from the field, so methods, schedules and method subcommands declare their options as data
+and only this package touches argparse."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any
+
+from benchmarks.core.cli import UsageError
+from benchmarks.core.options import flag_of, from_dict
+
+UNSET = None  # flags default to None, so a flag the user gave can be told from a default
+
+
+def _dest(prefix: str, field: dataclasses.Field) -> str:
+    return f"{prefix}__{field.name}" if prefix else field.name
+
+
+def _value_type(cls: type, field: dataclasses.Field) -> type:
+    hint = typing.get_type_hints(cls)[field.name]
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return args[0] if args else hint
+
+
+def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, prefix: str = "",
+                defaults: bool = True) -> None:
+    """One flag per field of ``cls``. With ``defaults=False`` a flag not given stays None (its default
+    shown in the help), so :func:`given_options` can tell what the user set."""
+    for field in dataclasses.fields(cls):
+        kind = _value_type(cls, field)
+        meta = field.metadata
+        shown = "" if field.default is None else f" (default: {field.default})"
+        kwargs: dict[str, Any] = {"dest": _dest(prefix, field), "help": (meta.get("help") or "") + shown}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if field.default else "store_true"
+            kwargs["default"] = field.default if defaults else UNSET
+        else:
+            kwargs.update(type=kind, default=field.default if defaults else UNSET)
+            if meta.get("choices") is not None:
+                kwargs["choices"] = meta["choices"]
+            if meta.get("choices") is None:
+                kwargs["metavar"] = meta.get("metavar") or field.name.upper()
+        parser.add_argument(flag_of(field), **kwargs)
+
+
+def given_options(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:
+    """The fields of ``cls`` whose flags were given (added with ``defaults=False``)."""
+    values = {field.name: getattr(args, _dest(prefix, field), UNSET) for field in dataclasses.fields(cls)}
+    return {name: value for name, value in values.items() if value is not UNSET}
+
+
+def options_from_args(args: argparse.Namespace, cls: type, prefix: str = "", owner: str = "") -> Any:
+    """``cls`` from the parsed flags (added with ``defaults=True``); a bad value is a ``UsageError``."""
+    values = {field.name: getattr(args, _dest(prefix, field)) for field in dataclasses.fields(cls)}
+    try:
+        return from_dict(cls, values, owner or cls.__name__)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def component_flags(args: argparse.Namespace, registered, chosen: str, kind: str, option_class: str = "Options",
+                    flag_of_choice: str | None = None) -> dict[str, Any]:
+    """The options of the ``chosen`` component (a method or a schedule) from its flags; a flag of another
+    component is a ``UsageError`` (it would silently do nothing)."""
+    chosen_options: dict[str, Any] = {}
+    for name, component in registered:
+        given = given_options(args, getattr(component, option_class), prefix=f"{kind}_{name}")
+        if name == chosen:
+            chosen_options = given
+        elif given:
+            fields = {field.name: field for field in dataclasses.fields(getattr(component, option_class))}
+            flags = ", ".join(flag_of(fields[field]) for field in given)
+            raise UsageError(f"{flags} belongs to {kind} {name}: add {flag_of_choice or '--' + kind} {name}")
+    return chosen_options
+
+
+def add_component_options(parser: argparse.ArgumentParser, registered, kind: str,
+                          option_class: str = "Options") -> None:
+    """An argument group of flags per registered component that has options."""
+    for name, component in registered:
+        cls = getattr(component, option_class)
+        if dataclasses.fields(cls):
+            group = parser.add_argument_group(f"{kind} {name} ({component.__module__})")
+            add_options(group, cls, prefix=f"{kind}_{name}", defaults=False)

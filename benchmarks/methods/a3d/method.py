@@ -1,0 +1,108 @@
+"""A3D as a training method (``train --method a3d``) and its own evaluations (``eval --sweep|--config|--budget``).
+
+The X3D is made slimmable and trained with the full network and two sampled sub-networks per step
+(CE + the distillation of Eq. 3; :mod:`.model`). It is evaluated as trained at the full configuration; every
+other configuration is evaluated by the sweep (:mod:`.sweep`), which recomputes BatchNorm statistics per
+configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from baselines.slimmable import make_slimmable
+from baselines.x3d import x3d_of
+from benchmarks.core.checkpoint import file_sha256
+from benchmarks.core.options import option
+from benchmarks.core.store import Store, read_json
+from benchmarks.engine.method import Method, logits_of
+from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss
+from benchmarks.methods.a3d.sweep import select, sweep
+from benchmarks.table1.specs import RowSpec
+
+
+@dataclass(frozen=True)
+class A3DOptions:
+    range: str = option("[0.016,1]", "the paper's computation range; [0.016,1]: width ~ U[0.5, 1], side x "
+                        "{0.57, 0.71, 0.86, 1}, frames x {0.25, 0.5, 0.75, 1}; [0.06,1]: U[0.63, 1], "
+                        "{0.63, 0.8, 1}, {0.4, 0.63, 1}", flag="--a3d-range", choices=A3D_RANGES)
+
+
+@dataclass(frozen=True)
+class A3DEvalOptions:
+    sweep: bool = option(False, "every width x side x frames configuration of the run's range, BatchNorm "
+                         "recalibrated per configuration, on the val and test splits; stores the configuration-budget "
+                         "table (chosen on val) in runs/a3d/")
+    config: str | None = option(None, "one configuration, e.g. 0.5x0.71x0.25 (gamma_w x gamma_s x gamma_t), on "
+                                "--split", metavar="WxSxT")
+    budget: float | None = option(None, "the configuration the latest stored sweep of this checkpoint chose for "
+                                  "this many GFLOPs per clip, evaluated on --split", metavar="GFLOPS")
+    calibration_videos: int = option(200, "training videos the BatchNorm statistics of a configuration are "
+                                     "recomputed on")
+
+    def __post_init__(self) -> None:
+        if sum((self.sweep, self.config is not None, self.budget is not None)) > 1:
+            raise ValueError("give one of --sweep, --config and --budget")
+
+    def __bool__(self) -> bool:
+        """Whether an evaluation of A3D's own was asked for."""
+        return self.sweep or self.config is not None or self.budget is not None
+
+
+class A3DMethod(Method):
+    """A3D (seed 002): one adaptive X3D over width x side x frames."""
+
+    name: ClassVar[str] = "a3d"
+    terms: ClassVar[tuple[str, ...]] = ("loss", "ce", "distill")
+    Options: ClassVar[type] = A3DOptions
+    EvalOptions: ClassVar[type] = A3DEvalOptions
+    legacy_fields: ClassVar[dict[str, str]] = {"a3d_range": "range"}
+
+    @property
+    def range(self):
+        return A3D_RANGES[self.options.range]
+
+    def prepare(self, model: nn.Module, spec: RowSpec) -> nn.Module:
+        try:
+            make_slimmable(x3d_of(model))
+        except ValueError as error:
+            raise ValueError(f"--method a3d needs an X3D row; row {spec.row} ({spec.name}) is {spec.model}") from error
+        return model
+
+    def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
+             criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
+        loss, terms, _ = a3d_loss(model, videos, labels, criterion, self.range, logits_of)
+        return loss, terms
+
+    def evaluate(self, options: A3DEvalOptions, config, store: Store) -> dict:
+        """``--sweep``, ``--config`` or ``--budget`` for one checkpoint (``config``: an ``EvalConfig``)."""
+        if options.sweep:
+            record = sweep(config.checkpoint, config.data, store, calibration_videos=options.calibration_videos,
+                           batch_size=config.batch_size)
+        else:
+            configuration = (Configuration.parse(options.config) if options.config is not None
+                             else stored_choice(config.checkpoint, options.budget, store))
+            record = sweep(config.checkpoint, config.data, store, configurations=[configuration],
+                           splits=(config.split,), calibration_videos=options.calibration_videos,
+                           batch_size=config.batch_size)
+        rows = record["budget_table"] if options.sweep else record["configurations"]
+        record["table"] = [{key: row[key] for key in ("configuration", "frames", "side", "gflops", "params",
+                                                      *(k for k in row if k.endswith("_top1")))} for row in rows]
+        return record
+
+
+def stored_choice(checkpoint: str, budget: float, store: Store) -> Configuration:
+    """The configuration the latest stored sweep of ``checkpoint`` (same sha256) chose for ``budget``."""
+    sha256 = file_sha256(checkpoint)
+    sweeps = sorted((read_json(path) for path in (store.runs / "a3d").glob("a3d-sweep-*.json")),
+                    key=lambda record: record["date"])
+    mine = [record for record in sweeps if record["checkpoint_sha256"] == sha256 and record.get("budget_table")
+            and len(record["configurations"]) > 1]
+    if not mine:
+        raise ValueError(f"no stored sweep of {checkpoint}: run eval --sweep first")
+    row = select(mine[-1]["budget_table"], budget)
+    return Configuration(row["width"], row["spatial"], row["temporal"])
