@@ -17,13 +17,12 @@ import cloudpickle
 import pytest
 import submitit
 
+from benchmarks.commands.launching import add_launch_arguments, options_from_args
 from benchmarks.engine.launch import (
     LaunchReport,
     ResumableTask,
     SlurmOptions,
-    add_launch_arguments,
     launch,
-    options_from_args,
     parse_sbatch_options,
     parse_time_minutes,
     wait_for_results,

@@ -91,7 +91,7 @@ def test_bad_rows_exit_2(results, args, capsys):
 
 
 def test_launching_without_sbatch_is_a_one_line_error(results, monkeypatch, capsys):
-    monkeypatch.setattr("benchmarks.engine.launch.shutil.which", lambda name: None)
+    monkeypatch.setattr("benchmarks.commands.launching.shutil.which", lambda name: None)
     assert run_main(["table1", "--rows", "5", "--launch", "slurm"]) == 2
     assert "table1: error: sbatch not found" in capsys.readouterr().err
     assert not (results / "measured").exists()

@@ -30,6 +30,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchmarks.commands.launching import (
+    add_launch_arguments,
+    check_launch_arguments,
+    launch_command,
+    options_from_args,
+)
 from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.commands.train import check_data
 from benchmarks.core.checkpoint import CheckpointError, file_sha256, load_checkpoint
@@ -37,7 +43,6 @@ from benchmarks.core.cli import UsageError, default, from_args
 from benchmarks.core.options import from_dict
 from benchmarks.core.store import Store
 from benchmarks.engine.evaluate import EvalConfig
-from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
 from benchmarks.engine.method import METHODS
 from benchmarks.engine.public_weights import (
     WeightsError,

@@ -21,9 +21,14 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.commands.launching import (
+    add_launch_arguments,
+    check_launch_arguments,
+    launch_command,
+    options_from_args,
+)
 from benchmarks.core.cli import UsageError
 from benchmarks.core.store import command_line, write_json
-from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
 from benchmarks.table1 import report
 from benchmarks.table1.measure import measure_row, rows_to_measure
 from benchmarks.table1.specs import parse_rows

@@ -38,11 +38,16 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks.commands.launching import (
+    add_launch_arguments,
+    check_launch_arguments,
+    launch_command,
+    options_from_args,
+)
 from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.core.checkpoint import LAST, CheckpointError, load_checkpoint
 from benchmarks.core.cli import UsageError, default, from_args
 from benchmarks.engine.config import CHANNELS_LAST_MODES, RESUMABLE_CHANGES, RunConfig
-from benchmarks.engine.launch import add_launch_arguments, check_launch_arguments, launch_command, options_from_args
 from benchmarks.engine.method import METHODS
 from benchmarks.engine.public_weights import WeightsError, catalogue, resolve_init
 from benchmarks.engine.recipe import AMP_MODES, LR_POLICIES, OPTIMIZERS, Recipe
