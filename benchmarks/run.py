@@ -48,6 +48,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "vared2-study": ("benchmarks.methods.vared2.study",
                       "X3D-XS with and without VA-RED2 on the synthetic airplanes (CPU): top-1 and per-video GFLOPs on "
                       "static, slow and fast videos"),
+    "speed": ("benchmarks.commands.speed",
+              "time every implemented row on this machine: latency per video and frame, throughput, stream state"),
     "warmup": ("benchmarks.studies.warmup",
                 "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }

@@ -27,11 +27,12 @@ from tabulate import tabulate  # noqa: E402
 
 from benchmarks.core.plots import save_figure  # noqa: E402
 from benchmarks.core.store import Store, write_csv, write_text  # noqa: E402
+from benchmarks.table1 import speed_report  # noqa: E402
 from benchmarks.table1.specs import all_specs  # noqa: E402
 
 KINETICS = "kinetics600"
 TERMINAL_WIDTH = 120
-DEVICE_PREFERENCE = ("cuda", "cpu")  # published memory is GPU memory: prefer a CUDA measurement
+DEVICE_PREFERENCE = ("cpu", "cuda")  # the main columns: the CPU measurement, which every checkout can make
 
 
 def _preferred_measurements(measurements: list[dict]) -> dict[int, dict]:
@@ -42,6 +43,11 @@ def _preferred_measurements(measurements: list[dict]) -> dict[int, dict]:
         if current is None or rank < DEVICE_PREFERENCE.index(current["device"]):
             by_row[m["row"]] = m
     return by_row
+
+
+def _cuda_measurements(measurements: list[dict]) -> dict[int, dict]:
+    """The CUDA measurement of each row that has one (its peak memory is a column of its own)."""
+    return {m["row"]: m for m in measurements if m["device"].startswith("cuda")}
 
 
 def _latest_runs(runs: list[dict]) -> dict[int, dict]:
@@ -73,8 +79,10 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
                 runs: list[dict] | None = None) -> pd.DataFrame:
     """One row per Table 1 row: published vs measured vs reproduced, with the status of each."""
     store = store or Store.default()
-    measured = _preferred_measurements(store.load_measurements() if measurements is None else measurements)
+    measurements = store.load_measurements() if measurements is None else measurements
+    measured, cuda = _preferred_measurements(measurements), _cuda_measurements(measurements)
     reproduced = _latest_runs(store.load_runs() if runs is None else runs)
+    latency = speed_report.latency_column(store)
     records = []
     for spec in all_specs():
         m = measured.get(spec.row)
@@ -118,6 +126,9 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
                 "clips_x_frames": f"{spec.views} x {spec.frames}",
                 "implemented": spec.implemented,
                 "status": status,
+                **({"latency_ms": latency[1].get(spec.row), "latency_setting": latency[0]} if latency else {}),
+                **({"peak_memory_mb_cuda": cuda[spec.row]["peak_memory_mb"] if spec.row in cuda else None,
+                    "cuda_hardware": cuda[spec.row]["hardware"] if spec.row in cuda else None} if cuda else {}),
             }
         )
     return pd.DataFrame.from_records(records)
@@ -160,6 +171,13 @@ def display_table(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "notes": table["status"].map(note),
         }
     )
+    if "peak_memory_mb_cuda" in table:
+        shown.insert(shown.columns.get_loc("input"), "memory\nCUDA (MB)",
+                     table["peak_memory_mb_cuda"].map(lambda v: _fmt(v, 0)))
+    if "latency_ms" in table:
+        setting = table["latency_setting"].dropna().iloc[0]
+        shown.insert(shown.columns.get_loc("input"), setting.replace(" (", "\n("),
+                     table["latency_ms"].map(lambda v: _fmt(v, 0)))
     return shown, [f"[{number}] {status}" for status, number in footnotes.items()]
 
 
@@ -170,6 +188,12 @@ def render_table(table: pd.DataFrame, tablefmt: str = "github") -> str:
         shown.columns = [name.replace("\n", " ") for name in shown.columns]
     legend = ("Input: clips x frames x side. top-1 K600: reproduced on Kinetics-600 by a stored run ('*': that run "
               "deviates from the row's spec, see its note); '-': no such run, nothing claimed.")
+    if "latency_ms" in table:
+        legend += (" CPU ms/video: median latency of one video's inference, the newest eager CPU run of "
+                   "`python -m benchmarks.run speed` (speed.md).")
+    if "cuda_hardware" in table:
+        gpus = sorted(set(table["cuda_hardware"].dropna()))
+        legend += f" memory CUDA: torch.cuda.max_memory_allocated on {', '.join(gpus)} (`table1 --device cuda`)."
     lines = [tabulate(shown, headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True), ""]
     for text in [*footnotes, "", legend]:
         lines += textwrap.wrap(text, width=TERMINAL_WIDTH, subsequent_indent="    ") or [""]
@@ -252,7 +276,7 @@ def plot_pareto(table: pd.DataFrame, out_dir: Path, title: str = "Kinetics-600")
 
 
 def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per video (log2)",
-                  arrow: bool = True, join_grw: bool = True) -> plt.Figure:
+                  arrow: bool = True, join_grw: bool = True, x_name: str = "GFLOPs") -> plt.Figure:
     """The Pareto figure of ``points`` (the columns of ``plot_points``; an optional ``label`` column
     names the points, else their row number): the FLOPs-ratio arrow unless ``arrow=False``, a line
     through the GRW points unless ``join_grw=False``."""
@@ -266,7 +290,7 @@ def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per vi
             marker = "*" if top1_source == "reproduced" else "o"
             ax.scatter(subset["gflops"], subset["top1"], marker=marker, s=110 if marker == "*" else 40, zorder=2,
                        edgecolors=colour, facecolors=colour if gflops_source == "measured" else "none",
-                       label=f"{label}: {top1_source} top-1, {gflops_source} GFLOPs")
+                       label=f"{label}: {top1_source} top-1, {gflops_source} {x_name}")
     for _, p in points.iterrows():
         ax.annotate(str(p.get("label", p["row"])), (p["gflops"], p["top1"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8, color="tab:red" if p["grw"] else "tab:blue")
@@ -290,7 +314,22 @@ def pareto_figure(points: pd.DataFrame, title: str, xlabel: str = "GFLOPs per vi
     return fig
 
 
+def plot_latency(table: pd.DataFrame, out_dir: Path, title: str = "Kinetics-600") -> list[Path]:
+    """Top-1 vs measured latency per video (log2 x axis), next to the GFLOPs figure; nothing when no
+    speed run is stored."""
+    if "latency_ms" not in table or table["latency_ms"].isna().all():
+        return []
+    points = plot_points(table)
+    points["gflops"] = table["latency_ms"]
+    points = points.dropna(subset=["gflops"])
+    setting = table["latency_setting"].dropna().iloc[0]
+    fig = pareto_figure(points, f"{title}: top-1 vs measured latency (numbers = Table 1 rows)",
+                        xlabel=f"{setting}, log2 (python -m benchmarks.run speed)", arrow=False,
+                        x_name="latency")
+    return save_figure(fig, [out_dir / "k600_latency.png"])
+
+
 def write_all(store: Store, table: pd.DataFrame | None = None) -> list[Path]:
-    """Tables and figure from whatever is stored (or ``table``); what ``figures`` and ``table1`` end with."""
+    """Tables and figures from whatever is stored (or ``table``); what ``figures`` and ``table1`` end with."""
     table = build_table(store) if table is None else table
-    return write_tables(table, store.root) + plot_pareto(table, store.root)
+    return write_tables(table, store.root) + plot_pareto(table, store.root) + plot_latency(table, store.root)

@@ -1,0 +1,114 @@
+"""``results/speed.md`` and the latency column of Table 1, from stored ``speed`` runs only (no model is
+built here): per row, latency per video and per frame, state size and throughput, next to the measured
+GFLOPs, and the pairs of rows that CPU latency orders differently from GFLOPs."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from benchmarks.core.store import Store, provenance_line, read_json, write_text
+
+SUBFOLDER = "speed"
+REPORT = "speed.md"
+
+
+def speed_runs(store: Store) -> list[dict]:
+    """Every stored speed run, oldest first, each with its ``path``."""
+    paths = sorted((store.runs / SUBFOLDER).glob("speed-*.json"))
+    return [{**read_json(path), "path": str(path)} for path in paths]
+
+
+def setting_of(run: dict) -> str:
+    config = run["config"]
+    extras = [name for name in ("channels_last", "amp") if config.get(name)]
+    return (f"{config['device']}, {config['threads']} thread{'s' if config['threads'] > 1 else ''}, "
+            f"{config['backend']}" + "".join(f", {name.replace('_', '-')}" for name in extras))
+
+
+def latest_by_setting(runs: list[dict]) -> dict[str, dict]:
+    """The newest run of every setting (device, threads, backend, layout, AMP), rows merged newest first."""
+    latest: dict[str, dict] = {}
+    for run in runs:
+        latest[setting_of(run)] = run
+    return latest
+
+
+def rows_table(run: dict, gflops: dict[int, float] | None = None) -> pd.DataFrame:
+    records = []
+    for row in run["rows"]:
+        video, frame = row["latency_per_video_ms"], row.get("latency_per_frame_ms")
+        record = {"row": row["row"], "model": row["name"], "GFLOPs": (gflops or {}).get(row["row"]),
+                  "ms/video": video["median"], "IQR": video["iqr"], "views": row["input"]["views"],
+                  "ms/frame": frame["median"] if frame else None,
+                  "state KiB": row["state_bytes"] / 1024 if "state_bytes" in row else None,
+                  "timed": video["n"]}
+        for batch, value in row["throughput"].items():
+            record[f"videos/s @{batch}"] = value["videos_per_s"]
+        records.append(record)
+    return pd.DataFrame(records).sort_values("row").reset_index(drop=True)
+
+
+def rank_differences(table: pd.DataFrame) -> list[str]:
+    """Pairs of rows where more GFLOPs take less time (or fewer GFLOPs more), by ms per video."""
+    known = table.dropna(subset=["GFLOPs"])
+    lines = []
+    for (_, a), (_, b) in combinations(known.iterrows(), 2):
+        cheaper, dearer = (a, b) if a["GFLOPs"] < b["GFLOPs"] else (b, a)
+        if cheaper["GFLOPs"] < dearer["GFLOPs"] and cheaper["ms/video"] > dearer["ms/video"]:
+            lines.append(f"- row {cheaper['row']} {cheaper['model']} ({cheaper['GFLOPs']:.3g} GFLOPs) takes "
+                         f"{cheaper['ms/video']:.4g} ms per video, row {dearer['row']} {dearer['model']} "
+                         f"({dearer['GFLOPs']:.3g} GFLOPs) {dearer['ms/video']:.4g} ms")
+    return lines
+
+
+def measured_gflops(store: Store, device: str = "cpu") -> dict[int, float]:
+    return {record["row"]: record["gflops"] for record in store.load_measurements() if record["device"] == device}
+
+
+def render(run: dict, gflops: dict[int, float]) -> str:
+    table = rows_table(run, gflops)
+    load = run["load"]
+    warning = (f"\n**The machine was loaded** (1-minute load {load['before']:.2f} before, {load['after']:.2f} after, "
+               f"on {load['cores']} usable cores): these times are slower than an idle machine's.\n"
+               if load["overloaded"] else "")
+    differences = rank_differences(table)
+    order = ("\nRows that time orders differently from GFLOPs (fewer GFLOPs, more milliseconds):\n\n"
+             + "\n".join(differences) + "\n") if differences else "\nTime orders the rows as GFLOPs do.\n"
+    software = run["software"]
+    return (f"### {setting_of(run)}\n\n"
+            f"Median over timed calls after {run['config']['warmup']} warm-up calls (IQR: interquartile range, "
+            "ms); ms/video = one clip's latency x views; videos/s at batch B = B / (ms per call x views). "
+            f"torch {software['torch']}, oneDNN {software.get('onednn')}; load {load['before']:.2f} -> "
+            f"{load['after']:.2f} on {load['cores']} cores.\n{warning}\n"
+            + tabulate(table, headers="keys", tablefmt="github", floatfmt=".4g", showindex=False, missingval="")
+            + "\n" + order + "\n" + provenance_line(run) + f" Stored: `{Path(run['path']).name}`.\n")
+
+
+def write_report(store: Store) -> list[Path]:
+    """``speed.md`` from the newest run of every setting; nothing when no run is stored."""
+    latest = latest_by_setting(speed_runs(store))
+    if not latest:
+        return []
+    gflops = measured_gflops(store)
+    text = ("# Time on this machine: `python -m benchmarks.run speed`\n\n"
+            "Generated from the stored speed runs (`results/runs/speed/`); absolute times hold for the hardware "
+            "named under each table only. GFLOPs: the Table 1 measurement (`table1`).\n\n"
+            + "\n".join(render(run, gflops) for run in latest.values()))
+    return [write_text(store.root / REPORT, text)]
+
+
+def latency_column(store: Store) -> tuple[str, dict[int, float]] | None:
+    """Table 1's latency column: ms per video from the newest eager CPU run (its thread count in the
+    column's name), or None when there is none."""
+    runs = [run for run in speed_runs(store) if run["config"]["device"] == "cpu"
+            and run["config"]["backend"] == "eager" and not run["config"].get("amp")]
+    if not runs:
+        return None
+    run = runs[-1]
+    threads = run["config"]["threads"]
+    values = {row["row"]: row["latency_per_video_ms"]["median"] for row in run["rows"]}
+    return f"CPU ms/video ({threads} thread{'s' if threads > 1 else ''})", values
