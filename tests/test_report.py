@@ -54,14 +54,18 @@ def test_table_marks_what_is_measured_reproduced_or_published(results):
     assert table.loc[5, "status"] == "not measured yet"
 
 
-def test_cuda_measurement_preferred_and_kinetics_run_wins(results):
+def test_cuda_memory_is_a_column_of_its_own_and_kinetics_run_wins(results):
     store_measurement(2, 2.7, "cpu")
     store_measurement(2, 2.75, "cuda")
     store_run("2-a", run_record(2, 71.0, "kinetics600", "2026-01-01"))
     store_run("2-b", run_record(2, 60.0, "toy-motion", "2026-02-01"))
     table = report.build_table().set_index("row")
-    assert table.loc[2, "memory_device"] == "cuda" and table.loc[2, "measured_gflops"] == 2.75
+    assert table.loc[2, "memory_device"] == "cpu" and table.loc[2, "measured_gflops"] == 2.7
+    assert table.loc[2, "peak_memory_mb_cuda"] == table.loc[2, "peak_memory_mb"]  # the helper stores one value
+    assert pd.isna(table.loc[1, "peak_memory_mb_cuda"])
     assert table.loc[2, "reproduced_dataset"] == "kinetics600"
+    text = report.render_markdown(report.build_table())
+    assert "memory CUDA (MB)" in text and "torch.cuda.max_memory_allocated on" in text
 
 
 def test_figure_uses_reproduced_only_for_kinetics_runs(results):

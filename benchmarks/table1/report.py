@@ -128,7 +128,8 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
                 "status": status,
                 **({"latency_ms": latency[1].get(spec.row), "latency_setting": latency[0]} if latency else {}),
                 **({"peak_memory_mb_cuda": cuda[spec.row]["peak_memory_mb"] if spec.row in cuda else None,
-                    "cuda_hardware": cuda[spec.row]["hardware"] if spec.row in cuda else None} if cuda else {}),
+                    "cuda_hardware": cuda[spec.row].get("hardware", "a CUDA GPU") if spec.row in cuda else None}
+                   if cuda else {}),
             }
         )
     return pd.DataFrame.from_records(records)
