@@ -113,3 +113,33 @@ def test_speed_usage_errors_exit_2(results, argv, capsys):
         raise SystemExit(code)
     assert exited.value.code == 2
     assert not results.exists()
+
+
+def test_peers_are_timed_alternately_and_missing_packages_are_named(results, monkeypatch):
+    from benchmarks.table1 import peers
+
+    mobilenet = next(peer for peer in peers.PEERS if peer.ours == "mobilenet_v3_small")
+    missing = peers.Peer("nothing", "x3d_xs", 5, "no_such_package_here", "pip install it", lambda: None)
+    monkeypatch.setattr(peers, "PEERS", (mobilenet, missing))
+    assert run_main(["speed", "--peers", *FAST, "--results", str(results)]) == 0
+    run = speed_report.speed_runs(Store(results), "peers")[0]
+    timed, absent = run["rows"]
+    assert timed["ratio"]["n"] == 1 and timed["ours_ms"]["n"] == timed["peer_ms"]["n"] == 1
+    assert timed["ratio"]["median"] == pytest.approx(timed["ours_ms"]["median"] / timed["peer_ms"]["median"])
+    assert "no_such_package_here is not installed" in absent["unavailable"]
+    text = (results / "speed.md").read_text()
+    assert "Against the public implementations" in text and "not timed: no_such_package_here" in text
+
+
+def test_our_models_compute_what_the_peers_compute_on_the_same_input():
+    """The pairs are the same architecture: same parameter count (MobileNetV3 and X3D)."""
+    from benchmarks.table1 import peers
+
+    for peer in peers.PEERS:
+        if peer.package == "movinets" or peers.unavailable(peer):
+            continue
+        import baselines
+
+        ours, theirs = baselines.build(peer.ours, num_classes=peer.num_classes), peer.build()
+        count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+        assert abs(count(ours) / count(theirs) - 1) < 0.01, peer.name

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 from tqdm import tqdm
 
 from benchmarks.core.cli import UsageError
 from benchmarks.core.store import provenance, write_json
 from benchmarks.table1 import report, speed_report
+from benchmarks.table1.peers import PEERS
 from benchmarks.table1.specs import implemented_specs, parse_rows
-from benchmarks.table1.speed import BACKENDS, DEVICES, SpeedConfig, speed_run
+from benchmarks.table1.speed import BACKENDS, DEVICES, SpeedConfig, peers_run, speed_run
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -54,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed calls per quantity, at most (default: %(default)s)")
     parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds,
                         help="stop timing a quantity after this long, once 3 calls are timed (default: %(default)s)")
+    parser.add_argument("--peers", action="store_true",
+                        help="instead of the rows, time this suite's models against the public implementations of the "
+                             "same architectures (MoViNet-pytorch, PyTorchVideo X3D, torchvision MobileNetV3) on the "
+                             "same input and threads, alternating, and report ours/peer time ratios")
     parser.add_argument("--refuse-loaded", action="store_true",
                         help="do not store a run made while the load average exceeded the usable cores")
 
@@ -84,15 +90,17 @@ def main(args: argparse.Namespace) -> int:
     configs = configs_from_args(args)
     status = 0
     for config in configs:
-        with tqdm(total=len(specs), desc=f"speed ({config.threads} threads)", unit="row", file=sys.stderr) as bar:
-            run = speed_run(specs, config, on_row=lambda record, bar=bar: bar.update())
+        total = len(PEERS) if args.peers else len(specs)
+        with tqdm(total=total, desc=f"speed ({config.threads} threads)", unit="model", file=sys.stderr) as bar:
+            measure = peers_run if args.peers else partial(speed_run, specs)
+            run = measure(config, on_row=lambda record, bar=bar: bar.update())
         run.update(provenance(config.device))
         if run["load"]["overloaded"] and args.refuse_loaded:
             print(f"not stored: load {run['load']['before']:.2f} -> {run['load']['after']:.2f} exceeded the "
                   f"{run['load']['cores']} usable cores", file=sys.stderr)
             status = 1
             continue
-        path = write_json(args.store.new_run_path("speed", speed_report.SUBFOLDER), run)
+        path = write_json(args.store.new_run_path("peers" if args.peers else "speed", speed_report.SUBFOLDER), run)
         print(f"wrote {path}")
     for path in speed_report.write_report(args.store) + report.write_all(args.store):
         print(f"wrote {path}")

@@ -240,17 +240,30 @@ def speed_run(specs: Sequence[RowSpec], config: SpeedConfig,
               on_row: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Every row timed under one configuration, with the machine's load before and after; ``on_row``
     is called with each row's record as it is done."""
+    return _timed_run("speed", [lambda spec=spec: measure_row_speed(spec, config) for spec in specs], config, on_row)
+
+
+def peers_run(config: SpeedConfig, on_row: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """The suite's models against the public implementations (``benchmarks.table1.peers``)."""
+    from benchmarks.table1.peers import PEERS
+
+    return _timed_run("peers", [lambda peer=peer: measure_peer(peer, config) for peer in PEERS], config, on_row)
+
+
+def _timed_run(experiment: str, measurements: Sequence[Callable[[], dict]], config: SpeedConfig,
+               on_row: Callable[[dict], None] | None) -> dict[str, Any]:
     load_before = load_average()
     started = time.perf_counter()
     rows = []
-    for spec in specs:
-        rows.append(measure_row_speed(spec, config))
-        if on_row:
-            on_row(rows[-1])
+    with pinned_threads(config.threads):
+        for measure in measurements:
+            rows.append(measure())
+            if on_row:
+                on_row(rows[-1])
     load_after = load_average()
     cores = usable_cores()
     return {
-        "experiment": "speed",
+        "experiment": experiment,
         "config": asdict(config),
         "rows": rows,
         "load": {"before": load_before, "after": load_after, "cores": cores,
@@ -258,6 +271,22 @@ def speed_run(specs: Sequence[RowSpec], config: SpeedConfig,
         "software": software(config),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
+
+
+def measure_peer(peer: Any, config: SpeedConfig) -> dict[str, Any]:
+    """Ours and the peer alternately on the same input: each one's time and the ratio ours / peer."""
+    from benchmarks.table1.peers import build_pair, unavailable
+
+    record: dict[str, Any] = {"peer": peer.name, "ours": peer.ours, "row": peer.row, "mode": peer.mode,
+                              "package": peer.package}
+    reason = unavailable(peer)
+    if reason:
+        return {**record, "unavailable": reason}
+    spec, ours, theirs = build_pair(peer, config.device)
+    timing = time_alternating(ours, theirs, config)
+    return {**record, "input": {"frames": spec.frames, "res": spec.res},
+            "ours_ms": summarise(timing.ours), "peer_ms": summarise(timing.peer),
+            "ratio": summarise(timing.ratios(), scale=1.0)}
 
 
 @dataclass

@@ -16,9 +16,10 @@ SUBFOLDER = "speed"
 REPORT = "speed.md"
 
 
-def speed_runs(store: Store) -> list[dict]:
-    """Every stored speed run, oldest first, each with its ``path``."""
-    paths = sorted((store.runs / SUBFOLDER).glob("speed-*.json"))
+def speed_runs(store: Store, experiment: str = "speed") -> list[dict]:
+    """Every stored run of ``experiment`` ("speed", or "peers" for ``speed --peers``), oldest first, each
+    with its ``path``."""
+    paths = sorted((store.runs / SUBFOLDER).glob(f"{experiment}-*.json"))
     return [{**read_json(path), "path": str(path)} for path in paths]
 
 
@@ -88,16 +89,46 @@ def render(run: dict, gflops: dict[int, float]) -> str:
             + "\n" + order + "\n" + provenance_line(run) + f" Stored: `{Path(run['path']).name}`.\n")
 
 
+def peers_table(run: dict) -> pd.DataFrame:
+    records = []
+    for row in run["rows"]:
+        record = {"architecture": row["peer"], "ours": row["ours"], "peer package": row["package"]}
+        if "unavailable" in row:
+            record["ours / peer"] = f"not timed: {row['unavailable'].split(';')[0]}"
+        else:
+            ratio = row["ratio"]
+            record.update({"input": f"{row['input']['frames']}x{row['input']['res']}",
+                           "ours ms": row["ours_ms"]["median"], "peer ms": row["peer_ms"]["median"],
+                           "ours / peer": f"{ratio['median']:.2f} [{ratio['q1']:.2f}, {ratio['q3']:.2f}]",
+                           "pairs": ratio["n"]})
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def render_peers(run: dict) -> str:
+    load = run["load"]
+    return (f"### Against the public implementations: {setting_of(run)}\n\n"
+            "`python -m benchmarks.run speed --peers`: each pair called alternately on the same input (stream "
+            "rows: one frame on a warm state; MobileNetV3: the clip's frames as a batch); ours / peer is the "
+            f"median [q1, q3] of the per-pair ratios. Load {load['before']:.2f} -> {load['after']:.2f} on "
+            f"{load['cores']} cores.\n\n"
+            + tabulate(peers_table(run), headers="keys", tablefmt="github", floatfmt=".4g", showindex=False,
+                       missingval="")
+            + "\n\n" + provenance_line(run) + f" Stored: `{Path(run['path']).name}`.\n")
+
+
 def write_report(store: Store) -> list[Path]:
     """``speed.md`` from the newest run of every setting; nothing when no run is stored."""
     latest = latest_by_setting(speed_runs(store))
-    if not latest:
+    peers = latest_by_setting(speed_runs(store, "peers"))
+    if not latest and not peers:
         return []
     gflops = measured_gflops(store)
     text = ("# Time on this machine: `python -m benchmarks.run speed`\n\n"
             "Generated from the stored speed runs (`results/runs/speed/`); absolute times hold for the hardware "
             "named under each table only. GFLOPs: the Table 1 measurement (`table1`).\n\n"
-            + "\n".join(render(run, gflops) for run in latest.values()))
+            + "\n".join(render(run, gflops) for run in latest.values())
+            + "\n".join(render_peers(run) for run in peers.values()))
     return [write_text(store.root / REPORT, text)]
 
 
