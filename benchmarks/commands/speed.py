@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from benchmarks.core.cli import UsageError
 from benchmarks.core.store import provenance, write_json
-from benchmarks.table1 import report, speed_report
+from benchmarks.table1 import deploy, report, speed_report
 from benchmarks.table1.peers import PEERS
 from benchmarks.table1.specs import implemented_specs, parse_rows
 from benchmarks.table1.speed import BACKENDS, DEVICES, SpeedConfig, peers_run, speed_run
@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eager, or torch.compile (default: %(default)s)")
     parser.add_argument("--channels-last", action="store_true", help="convolutions and clips in channels-last memory")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
+    parser.add_argument("--fold-bn", action="store_true",
+                        help="the suite's inference path: BatchNorm folded into the convolutions, refused unless the "
+                             "logits equal the unfolded model's within 1e-4")
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed calls (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=defaults.repeats,
                         help="timed calls per quantity, at most (default: %(default)s)")
@@ -72,7 +75,7 @@ def configs_from_args(args: argparse.Namespace) -> list[SpeedConfig]:
             raise UsageError("--device cuda: no CUDA device is available here")
     try:
         return [SpeedConfig(device=args.device, threads=threads, batch_sizes=args.batch_sizes, backend=args.backend,
-                            channels_last=args.channels_last, amp=args.amp, warmup=args.warmup,
+                            channels_last=args.channels_last, amp=args.amp, fold_bn=args.fold_bn, warmup=args.warmup,
                             repeats=args.repeats, min_repeats=min(3, args.repeats), max_seconds=args.max_seconds)
                 for threads in args.threads]
     except ValueError as error:
@@ -93,7 +96,10 @@ def main(args: argparse.Namespace) -> int:
         total = len(PEERS) if args.peers else len(specs)
         with tqdm(total=total, desc=f"speed ({config.threads} threads)", unit="model", file=sys.stderr) as bar:
             measure = peers_run if args.peers else partial(speed_run, specs)
-            run = measure(config, on_row=lambda record, bar=bar: bar.update())
+            try:
+                run = measure(config, on_row=lambda record, bar=bar: bar.update())
+            except deploy.FoldError as error:
+                raise UsageError(f"--fold-bn refused: {error}") from error
         run.update(provenance(config.device))
         if run["load"]["overloaded"] and args.refuse_loaded:
             print(f"not stored: load {run['load']['before']:.2f} -> {run['load']['after']:.2f} exceeded the "

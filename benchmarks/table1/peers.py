@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 import baselines
+from benchmarks.table1 import deploy
 from benchmarks.table1.specs import RowSpec, get_spec
 
 
@@ -119,11 +120,15 @@ def peer_call(peer: Peer, model: nn.Module, spec: RowSpec, device: str) -> Calla
     return lambda: model(clip)
 
 
-def build_pair(peer: Peer, device: str) -> tuple[RowSpec, Callable[[], object], Callable[[], object]]:
-    """The row's input and the two calls to time, both models seeded and in eval mode on ``device``."""
+def build_pair(peer: Peer, device: str, fold_bn: bool = False) -> tuple[RowSpec, Callable[[], object],
+                                                                     Callable[[], object]]:
+    """The row's input and the two calls to time, both models seeded and in eval mode on ``device``;
+    with ``fold_bn`` ours is the suite's inference path (BatchNorm folded, checked), the peer as published."""
     spec = get_spec(peer.row)
     torch.manual_seed(0)
     ours = baselines.build(peer.ours, num_classes=peer.num_classes).eval().to(device)
+    if fold_bn:
+        ours = deploy.folded(ours, lambda model: deploy.reference_output(model, spec, device))
     torch.manual_seed(0)
     theirs = peer.build().eval().to(device)
 

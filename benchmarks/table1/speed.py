@@ -29,12 +29,14 @@ import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 
 from benchmarks.core.counting import LogitsOnly
+from benchmarks.table1 import deploy
 from benchmarks.table1.specs import RowSpec, build_model
 
 BACKENDS = ("eager", "compile")  # onnxruntime: see benchmarks.table1.export (when present)
@@ -51,6 +53,7 @@ class SpeedConfig:
     backend: str = "eager"
     channels_last: bool = False
     amp: bool = False  # bf16 autocast
+    fold_bn: bool = False  # BatchNorm folded into the convolutions (benchmarks.table1.deploy), checked
     warmup: int = 2
     repeats: int = 20
     min_repeats: int = 3
@@ -139,9 +142,11 @@ def software(config: SpeedConfig) -> dict[str, Any]:
 
 def prepared_model(spec: RowSpec, config: SpeedConfig, model: nn.Module | None = None) -> nn.Module:
     """The row's model (seeded random weights unless given) on the device, in eval mode, in the layout
-    and backend asked for."""
+    and backend asked for; with ``fold_bn``, folded and checked against the unfolded model."""
     torch.manual_seed(0)
     model = (model if model is not None else build_model(spec)).eval().to(config.device)
+    if config.fold_bn:
+        model = deploy.folded(model, partial(deploy.reference_output, spec=spec, device=config.device))
     if config.channels_last:
         for module in model.modules():
             if isinstance(module, nn.Conv3d):
@@ -282,7 +287,7 @@ def measure_peer(peer: Any, config: SpeedConfig) -> dict[str, Any]:
     reason = unavailable(peer)
     if reason:
         return {**record, "unavailable": reason}
-    spec, ours, theirs = build_pair(peer, config.device)
+    spec, ours, theirs = build_pair(peer, config.device, fold_bn=config.fold_bn)
     timing = time_alternating(ours, theirs, config)
     return {**record, "input": {"frames": spec.frames, "res": spec.res},
             "ours_ms": summarise(timing.ours), "peer_ms": summarise(timing.peer),

@@ -25,7 +25,7 @@ def speed_runs(store: Store, experiment: str = "speed") -> list[dict]:
 
 def setting_of(run: dict) -> str:
     config = run["config"]
-    extras = [name for name in ("channels_last", "amp") if config.get(name)]
+    extras = [name for name in ("channels_last", "amp", "fold_bn") if config.get(name)]
     return (f"{config['device']}, {config['threads']} thread{'s' if config['threads'] > 1 else ''}, "
             f"{config['backend']}" + "".join(f", {name.replace('_', '-')}" for name in extras))
 
