@@ -1,6 +1,16 @@
 """A3D (seed 002): one adaptive X3D over width x side x frames (``train --method a3d``, ``eval --sweep``,
 ``a3d-cost``, ``a3d-study``)."""
 
+from benchmarks.core.options import SUBCOMMANDS, Subcommand
 from benchmarks.engine.method import METHODS
+from benchmarks.studies.reports import PROXY_OVERLAYS, REPORTS, Overlay, Report
 
 METHODS.register("a3d", "benchmarks.methods.a3d.method:A3DMethod")
+SUBCOMMANDS.register("a3d-cost", Subcommand(
+    "a3d-cost", "A3D on an X3D row: GFLOPs and params of every configuration, memory, training step vs plain X3D",
+    "benchmarks.methods.a3d.cost"))
+SUBCOMMANDS.register("a3d-study", Subcommand(
+    "a3d-study", "one A3D X3D-XS vs X3D-XS trained at matching inputs on the synthetic airplanes (CPU)",
+    "benchmarks.methods.a3d.study"))
+REPORTS.register("a3d-study", Report("a3d-study", "a3d", "benchmarks.methods.a3d.report:write_outputs"))
+PROXY_OVERLAYS.register("a3d-study", Overlay("a3d-study", "a3d", "benchmarks.methods.a3d.report:draw_study"))
