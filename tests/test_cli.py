@@ -183,3 +183,19 @@ def test_only_commands_define_arguments():
                 if called in ARGPARSE_CALLS:
                     offenders.append(f"{name}:{node.lineno} {called}")
     assert not offenders, offenders
+
+
+NO_TORCH = """
+import sys
+from benchmarks.run import main
+import benchmarks.methods  # the methods' registrations: strings, nothing heavy
+assert "torch" not in sys.modules, "registering the methods imported torch"
+assert main(["figures", "--results", sys.argv[1]]) == 0
+assert "torch" not in sys.modules, "figures imported torch"
+"""
+
+
+def test_figures_and_the_method_registrations_import_no_torch(tmp_path):
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
