@@ -27,6 +27,45 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert len(lines) == 1 and "error" in lines[0]
 
 
+def every_subcommand() -> list[str]:
+    from benchmarks.core.options import SUBCOMMANDS
+    from benchmarks.run import SUBCOMMANDS as COMMANDS
+
+    return [*COMMANDS, *(name for registered in SUBCOMMANDS.names()
+                         for name in (registered, *SUBCOMMANDS.get(registered).aliases))]
+
+
+def test_every_subcommand_has_help():
+    names = every_subcommand()
+    assert {"figures", "grw-loss-speed", "a3d-cost", "a3d-study", "vared2-cost", "vared2-study", "multigrid-study",
+            "multigrid"} <= set(names)
+    for name in names:
+        result = run_cli(name, "--help")
+        assert result.returncode == 0, (name, result.stderr)
+        assert "--results DIR" in result.stdout, name
+
+
+def test_method_subcommands_keep_their_flags_and_defaults():
+    from benchmarks.commands.parser import build_parser
+    from benchmarks.run import SUBCOMMANDS as COMMANDS
+
+    args = build_parser(COMMANDS, "a3d-cost").parse_args(["a3d-cost", "--a3d-range", "[0.06,1]", "--frames", "8"])
+    assert (args.row, args.frames, args.res, args.a3d_range, args.batch_size, args.steps) == (13, 8, None, "[0.06,1]",
+                                                                                              4, 3)
+    args = build_parser(COMMANDS, "vared2-cost").parse_args(["vared2-cost", "--rows", "5"])
+    assert args.rows == (5,)
+    assert build_parser(COMMANDS, "vared2-cost").parse_args(["vared2-cost"]).rows == (5, 13)
+    args = build_parser(COMMANDS, "multigrid").parse_args(["multigrid", "--seeds", "2"])
+    assert (args.seeds, args.epochs, args.processes) == (2, 6, 2)
+
+
+@pytest.mark.parametrize("argv, message", [(["a3d-study", "--seeds", "0"], "at least 1"),
+                                           (["vared2-cost", "--rows", "1"], "X3D rows only")])
+def test_method_subcommands_report_bad_options_as_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_main_returns_int_for_help():
     with pytest.raises(SystemExit) as info:
         main(["--help"])
@@ -124,3 +163,39 @@ def test_each_module_imports_on_its_own():
                             capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{}"
+
+
+ARGPARSE_CALLS = {"add_argument", "add_argument_group", "add_mutually_exclusive_group", "add_parser",
+                  "add_subparsers", "ArgumentParser"}
+
+
+def test_only_commands_define_arguments():
+    """No module outside ``benchmarks/commands/`` builds a parser or defines an argument: a method or a
+    study declares its options as data (``benchmarks.core.options``) and ``benchmarks.commands`` turns
+    them into flags."""
+    offenders = []
+    for name, path in benchmark_modules().items():
+        if name.startswith("benchmarks.commands."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+                if called in ARGPARSE_CALLS:
+                    offenders.append(f"{name}:{node.lineno} {called}")
+    assert not offenders, offenders
+
+
+NO_TORCH = """
+import sys
+from benchmarks.run import main
+import benchmarks.methods  # the methods' registrations: strings, nothing heavy
+assert "torch" not in sys.modules, "registering the methods imported torch"
+assert main(["figures", "--results", sys.argv[1]]) == 0
+assert "torch" not in sys.modules, "figures imported torch"
+"""
+
+
+def test_figures_and_the_method_registrations_import_no_torch(tmp_path):
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr

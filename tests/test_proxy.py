@@ -9,7 +9,7 @@ import torch
 
 from benchmarks.core import store
 from benchmarks.run import main as run_main
-from benchmarks.studies import proxy
+from benchmarks.studies import harness, proxy
 from benchmarks.table1 import report
 
 
@@ -131,7 +131,7 @@ def test_longest_runs_start_first_and_the_summary_keeps_the_variants_order(resul
         started.extend((variant.name, seed) for _, variant, seed, _ in jobs)
         return [proxy_run(variant.name, variant.row, variant.grw, 50.0, seed) for _, variant, seed, _ in jobs]
 
-    monkeypatch.setattr(proxy, "map_in_processes", fake_map)
+    monkeypatch.setattr(harness, "map_in_processes", fake_map)
     monkeypatch.setattr(proxy, "prepare_data", lambda config: None)
     summary = proxy.run_proxy(store.Store(results), proxy.ProxyConfig(seeds=2), proxy.VARIANTS)
     assert started[:2] == [("X3D-XS + GRW taps", 0), ("X3D-XS + GRW taps", 1)]

@@ -21,8 +21,28 @@ def _dest(prefix: str, field: dataclasses.Field) -> str:
 
 def _value_type(cls: type, field: dataclasses.Field) -> type:
     hint = typing.get_type_hints(cls)[field.name]
+    if typing.get_origin(hint) is tuple:
+        return hint
     args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
     return args[0] if args else hint
+
+
+def _comma_list(hint: Any):
+    """A parser of ``"a,b,c"`` into a tuple of the hint's item type (``tuple[int, ...]``: ints)."""
+    item = next((arg for arg in typing.get_args(hint) if arg is not Ellipsis), str)
+
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {item.__name__} values, got {text!r}") from None
+
+    parse.__name__ = f"comma-separated {item.__name__} list"
+    return parse
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, prefix: str = "",
@@ -32,13 +52,18 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
     for field in dataclasses.fields(cls):
         kind = _value_type(cls, field)
         meta = field.metadata
-        shown = "" if field.default is None else f" (default: {field.default})"
-        kwargs: dict[str, Any] = {"dest": _dest(prefix, field), "help": (meta.get("help") or "") + shown}
+        text = meta.get("help") or ""
+        if "%(default)" in text:  # the help says where the default goes
+            text = text.replace("%(default)s", _shown(field.default).replace("%", "%%"))
+        elif field.default is not None:
+            text += f" (default: {_shown(field.default)})"
+        kwargs: dict[str, Any] = {"dest": _dest(prefix, field), "help": text}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if field.default else "store_true"
             kwargs["default"] = field.default if defaults else UNSET
         else:
-            kwargs.update(type=kind, default=field.default if defaults else UNSET)
+            parse = _comma_list(kind) if typing.get_origin(kind) is tuple else kind
+            kwargs.update(type=parse, default=field.default if defaults else UNSET)
             if meta.get("choices") is not None:
                 kwargs["choices"] = meta["choices"]
             if meta.get("choices") is None:

@@ -61,6 +61,7 @@ class Subcommand:
     name: str
     help: str  # one line, for the list of subcommands
     module: str
+    aliases: tuple[str, ...] = ()  # other names it answers to (an older name, say)
 
 
 SUBCOMMANDS: Registry[Subcommand] = Registry("subcommand")

@@ -20,6 +20,8 @@ T = TypeVar("T")
 PLUGINS_ENV = "GRW_BENCH_PLUGINS"  # comma-separated modules imported by discover(), after the suite's methods
 BUILTIN_PLUGINS = "benchmarks.methods"
 _discovered = False
+_REGISTRIES: dict[str, Registry] = {}  # by kind
+_PENDING: dict[str, dict[str, object]] = {}  # kind -> name -> item, registered before the registry existed
 
 
 def discover() -> None:
@@ -33,6 +35,16 @@ def discover() -> None:
         importlib.import_module(module)
 
 
+def register(kind: str, name: str, item: object) -> None:
+    """Register ``item`` as ``name`` in the registry of ``kind`` (``"method"``, ``"schedule"``, ...) without
+    importing the module that defines it (and its torch): it joins the registry when the registry is
+    first looked up, after the items registered there directly."""
+    if kind in _REGISTRIES:
+        _REGISTRIES[kind].register(name, item)
+    else:
+        _PENDING.setdefault(kind, {})[name] = item
+
+
 class Registry(Generic[T]):
     """Named items of one kind, in registration order. An item may be registered as ``"module:attribute"``:
     it is imported when first looked up, so registering costs no import."""
@@ -40,6 +52,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        _REGISTRIES[kind] = self
 
     def register(self, name: str, item: T) -> T:
         """Add ``item`` as ``name``; registering the same item again is harmless, another one is an error."""
@@ -51,9 +64,14 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> None:
         self._items.pop(name, None)
 
+    def _discover(self) -> None:
+        discover()
+        for name, item in _PENDING.pop(self.kind, {}).items():
+            self.register(name, item)  # type: ignore[arg-type]
+
     def get(self, name: str) -> T:
-        if name not in self._items:
-            discover()
+        if name not in self._items or self.kind in _PENDING:
+            self._discover()
         if name not in self._items:
             raise ValueError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
         item = self._items[name]
@@ -63,7 +81,7 @@ class Registry(Generic[T]):
         return item
 
     def names(self) -> tuple[str, ...]:
-        discover()
+        self._discover()
         return tuple(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
@@ -71,5 +89,5 @@ class Registry(Generic[T]):
         return iter([(name, self.get(name)) for name in self.names()])
 
     def __contains__(self, name: object) -> bool:
-        discover()
+        self._discover()
         return name in self._items

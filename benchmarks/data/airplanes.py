@@ -13,7 +13,6 @@ noise. Videos are written in the Kinetics layout ``ROOT/{train,val,test}/<class>
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -363,33 +362,3 @@ def _remove_stale_videos(root: Path, keep: set[Path]) -> None:
             for path in (root / split / cls).glob("*.mp4"):
                 if path not in keep:
                     path.unlink()
-
-
-# --- command line -----------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="dataset root (created if missing)")
-    parser.add_argument("--train", type=int, default=1000, metavar="N", help="training videos (default: 1000)")
-    parser.add_argument("--val", type=int, default=100, metavar="N", help="validation videos (default: 100)")
-    parser.add_argument("--test", type=int, default=100, metavar="N", help="test videos (default: 100)")
-    parser.add_argument("--frames", type=int, default=16, metavar="T", help="frames per video (default: 16)")
-    parser.add_argument(
-        "--size", type=int, default=112, metavar="PX",
-        help="frame height = width, even; decord cannot read 16, 24, 48 or 72 (default: 112)",
-    )
-    parser.add_argument("--fps", type=int, default=8, metavar="F", help="frame rate of the mp4 files (default: 8)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="dataset seed (default: 0)")
-    parser.add_argument("--speed-splits", type=int, default=0, metavar="N",
-                        help="also write N videos each of test_static, test_slow and test_fast: the test split's "
-                             "videos at one speed range each (for VA-RED2's per-video cost; default: none)")
-
-
-def main(args: argparse.Namespace) -> int:
-    root = generate(args.out, args.train, args.val, args.test, args.frames, args.size, args.fps, args.seed)
-    counts = json.loads((root / "dataset.json").read_text())["videos"]
-    if args.speed_splits:
-        generate_speed_splits(root, args.speed_splits, args.frames, args.size, args.fps, args.seed)
-        counts.update(dict.fromkeys(SPEED_SPLITS, args.speed_splits))
-    print(f"warm-up airplanes dataset at {root}: " + ", ".join(f"{n} {split}" for split, n in counts.items()))
-    return 0

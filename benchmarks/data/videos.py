@@ -60,7 +60,6 @@ from typing import Any, NamedTuple, Protocol
 import decord
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
@@ -422,6 +421,8 @@ def random_resized_crop_box(height: int, width: int, scale: tuple[float, float],
 
 def train_transform(clip: torch.Tensor, sampling: Sampling, rng: np.random.Generator) -> torch.Tensor:
     """uint8 ``[T, 3, H, W]`` -> random resized crop (same box for every frame) + random flip."""
+    import torchvision.transforms.v2.functional as F  # here: torchvision takes a second to import
+
     top, left, h, w = random_resized_crop_box(*clip.shape[-2:], sampling.crop_scale, sampling.crop_ratio, rng)
     clip = F.resized_crop(clip, top, left, h, w, [sampling.size, sampling.size], antialias=True)
     if sampling.flip and rng.random() < 0.5:
@@ -432,6 +433,8 @@ def train_transform(clip: torch.Tensor, sampling: Sampling, rng: np.random.Gener
 def eval_crops(clip: torch.Tensor, sampling: Sampling) -> torch.Tensor:
     """uint8 ``[T, 3, H, W]`` -> ``[crops, T, 3, size, size]``: short side resized to ``resize``,
     then crops evenly spaced along the long side (one crop: the centre)."""
+    import torchvision.transforms.v2.functional as F  # here: torchvision takes a second to import
+
     clip = F.resize(clip, [sampling.resize or sampling.size], antialias=True)
     height, width = clip.shape[-2:]
     size, n = sampling.size, sampling.crops
@@ -445,6 +448,8 @@ def eval_crops(clip: torch.Tensor, sampling: Sampling) -> torch.Tensor:
 
 def normalize(clips: torch.Tensor, sampling: Sampling) -> torch.Tensor:
     """uint8 ``[..., T, 3, H, W]`` -> float32 ``[..., 3, T, H, W]`` of ``(x / 255 - mean) / std``."""
+    import torchvision.transforms.v2.functional as F  # here: torchvision takes a second to import
+
     x = F.normalize(F.to_dtype(clips, torch.float32, scale=True), list(sampling.mean), list(sampling.std))
     return x.transpose(-4, -3).contiguous()
 

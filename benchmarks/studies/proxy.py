@@ -34,25 +34,18 @@ the previous defaults (1,000 videos, 6 epochs for all, MobileNetV3 at lr 5e-4, 3
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
-from tabulate import tabulate
 from torch import nn
 
 from baselines.slimmable import recompute_batchnorm
 from benchmarks.core.checkpoint import save_checkpoint
-from benchmarks.core.cli import UsageError, from_args
 from benchmarks.core.paths import REPO_ROOT
-from benchmarks.core.plots import save_figure
-from benchmarks.core.processes import map_in_processes
-from benchmarks.core.statistics import format_ci, mean_ci
-from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
+from benchmarks.core.store import Store
 from benchmarks.data import airplanes
 from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.config import RunConfig
@@ -60,9 +53,17 @@ from benchmarks.engine.evaluate import EvalConfig, evaluate
 from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.runs import eval_sampling, load_trained
 from benchmarks.engine.train import train
-from benchmarks.methods.a3d import report as a3d_report
-from benchmarks.methods.vared2 import report as vared2_report
-from benchmarks.table1 import report
+from benchmarks.studies.harness import cpu_settings, run_jobs, store_summary, training_seconds
+from benchmarks.studies.proxy_report import (  # noqa: F401  (the proxy's outputs, also as proxy.*)
+    CHANCE,
+    display_table,
+    plot_proxy,
+    point_labels,
+    proxy_table,
+    redraw_latest,
+    render_markdown,
+    write_outputs,
+)
 from benchmarks.table1.specs import GrwSettings, get_spec, parse_rows
 
 
@@ -150,7 +151,6 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("X3D-XS + GRW taps", row=5, grw=True, minutes=2.7, grw_weight=0.0005),
 )
 
-CHANCE = 100 / 3
 
 
 def select_variants(rows: str | None) -> tuple[Variant, ...]:
@@ -189,11 +189,7 @@ def train_config(config: ProxyConfig, variant: Variant, seed: int) -> RunConfig:
         grw=grw,
         grw_weight=variant.weight(config),
         grw_window=config.grw_window if grw else None,
-        validate=False,  # the val split is for choosing settings, not part of a run's budget
-        num_workers=config.num_workers,
-        cache_videos=config.num_workers == 0,  # decode each training video once, not once per epoch
-        device="cpu",
-        log_every=10_000,
+        **cpu_settings(config.num_workers),
     )
 
 
@@ -279,7 +275,7 @@ def run_variant(config: ProxyConfig, variant: Variant, seed: int, store: Store) 
         "top1": record["top1"],
         "gflops_per_clip": record["gflops_per_view"],
         "params_m": record["params"] / 1e6,
-        "train_time_s": sum(epoch["time_s"] for epoch in summary["history"]),
+        "train_time_s": training_seconds(summary),
         "run": Path(record["path"]).name,  # in results/runs/
     }
 
@@ -290,196 +286,7 @@ def run_proxy(store: Store, config: ProxyConfig = ProxyConfig(), variants: tuple
     prepare_data(config)
     jobs = sorted(((config, variant, seed, store) for variant in variants for seed in range(config.seeds)),
                   key=lambda job: -job[1].minutes)  # longest first; the table keeps the variants' order
-    runs = map_in_processes(run_variant, jobs, config.processes, "proxy runs")
+    runs = run_jobs(run_variant, jobs, config.processes, "proxy runs")
     runs.sort(key=lambda run: ([variant.name for variant in variants].index(run["variant"]), run["seed"]))
-    summary = {
-        "experiment": "table1-proxy",
-        **setting(config),
-        "runs": runs,
-        "wall_time_s": round(time.perf_counter() - started, 1),
-        **provenance("cpu"),
-    }
-    summary["path"] = str(write_json(store.new_run_path("proxy", "proxy"), summary))
-    summary["outputs"] = [str(path) for path in write_outputs(summary, store.root)]
-    return summary
-
-
-# --------------------------------------------------------------------------- table and figure
-
-
-def proxy_table(summary: dict) -> pd.DataFrame:
-    """One row per variant, in run order: top-1 mean/std over seeds, GFLOPs, parameters, time."""
-    records = []
-    for variant, runs in pd.DataFrame(summary["runs"]).groupby("variant", sort=False):
-        first = runs.iloc[0]
-        top1 = mean_ci(runs["top1"].tolist())
-        records.append({
-            "variant": variant,
-            "row": int(first["row"]),
-            "table1_model": first["table1_model"],
-            "grw": bool(first["grw"]),
-            "lr": float(first["lr"]),
-            "epochs": int(first["epochs"]),
-            "grw_weight": first["grw_weight"],
-            "top1": top1["mean"],
-            "top1_std": top1["std"],
-            "top1_text": format_ci(top1, ".1f", interval=False),
-            "gflops_per_clip": float(first["gflops_per_clip"]),
-            "params_m": float(first["params_m"]),
-            "train_time_s": runs["train_time_s"].mean(),
-            "seeds": len(runs),
-        })
-    return pd.DataFrame.from_records(records)
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The proxy table's human-readable columns."""
-    return pd.DataFrame({
-        "model": table["variant"],
-        "stands for (Table 1 row)": [f"{name} ({row})" for name, row in zip(table["table1_model"], table["row"])],
-        "GRW weight": [f"{w:g}" if grw else "" for grw, w in zip(table["grw"], table["grw_weight"])],
-        "epochs": table["epochs"],
-        "lr": table["lr"].map(lambda v: f"{v:g}"),
-        "test top-1 (%)": table["top1_text"],
-        "GFLOPs per clip (proxy input)": table["gflops_per_clip"].map(lambda v: f"{v:.4f}"),
-        "params (M)": table["params_m"].map(lambda v: f"{v:.2f}"),
-        "train time (s)": table["train_time_s"].map(lambda v: f"{v:.0f}"),
-    })
-
-
-def render_markdown(summary: dict, table: pd.DataFrame) -> str:
-    config = summary["config"]
-    grw = summary["grw"]
-    seeds = int(table["seeds"].max())
-    lines = [
-        "# CPU proxy of Table 1 on synthetic data (warm-up airplanes): NOT Kinetics-600",
-        "",
-        f"Every model is trained from scratch ({_count(seeds, 'seed')}; epochs and learning rate per model in the "
-        f"table) on the {config['train_videos']:,} synthetic training videos of the warm-up airplanes (3 classes: "
-        f"yaw, pitch, roll; chance {CHANCE:.1f}%) at {config['size']} x {config['size']} px, "
-        f"{config['frames']}-frame clips, on CPU, and evaluated on its {config['test_videos']} test videos. "
-        "GFLOPs: fvcore, per clip, at this input (not at the Table 1 input). These numbers say nothing about "
-        "Kinetics-600 accuracy; the Kinetics-600 table is `results/table1.md`, which never shows these runs.",
-        "",
-        f"GRW: window {grw['window']}, alpha {grw['alpha']}, weight per model in the table (head on MoViNet, "
-        "intermediate taps on MobileNetV3). Frame-wise MobileNetV3 averages per-frame logits and cannot see "
-        "motion, which is all that separates the classes: it is the control.",
-        "",
-        f"Recipe: batch {config.get('batch_size', '?')}, AdamW at each model's lr (column), "
-        f"{config.get('warmup_epochs', '?')} warm-up epochs then cosine, no EMA, "
-        f"{_crops(config.get('crop_min_area', 0.25))}, horizontal flips; "
-        + ("BatchNorm statistics recomputed on the training clips before evaluation (precise BN)."
-           if config.get("precise_bn") else "BatchNorm statistics as trained."),
-        "",
-        tabulate(display_table(table), headers="keys", tablefmt="github", showindex=False,
-                 disable_numparse=True),
-        "",
-        provenance_line(summary),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _crops(min_area: float) -> str:
-    return "whole frames" if min_area >= 1 else f"training crops covering {min_area:.0%}-100% of the frame"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
-
-
-def point_labels(table: pd.DataFrame, tolerance: float = 2.0) -> pd.Series:
-    """Each point's label in the figure: the variant's number (1, 2, ... in table order). Variants at
-    the same GFLOPs whose top-1 lie within ``tolerance`` points of each other (with and without GRW
-    at chance, say) share one label, ``"3,4"``, on the first of them; the others get none."""
-    labels = pd.Series("", index=table.index)
-    for _, group in table.groupby(table["gflops_per_clip"].round(6), sort=False):
-        clusters: list[list[int]] = []
-        for index, top1 in group["top1"].sort_values().items():
-            if clusters and top1 - table.loc[clusters[-1][-1], "top1"] <= tolerance:
-                clusters[-1].append(index)
-            else:
-                clusters.append([index])
-        for cluster in clusters:
-            cluster.sort()
-            labels[cluster[0]] = ",".join(str(index + 1) for index in cluster)
-    return labels
-
-
-def plot_proxy(table: pd.DataFrame, path: Path, a3d_study: dict | None = None,
-               vared2_study: dict | None = None) -> list[Path]:
-    """Test top-1 vs GFLOPs per clip at the proxy input; points numbered, the key beside the axes; with
-    an A3D or a VA-RED2 study (``benchmarks.methods.a3d.study``, ``benchmarks.methods.vared2.study``: same data and
-    input), their models too."""
-    points = pd.DataFrame({
-        "row": table["row"],
-        "label": point_labels(table),
-        "grw": table["grw"],
-        "top1": table["top1"],
-        "top1_source": "proxy (airplanes)",
-        "gflops": table["gflops_per_clip"],
-        "gflops_source": "measured",
-    })
-    fig = report.pareto_figure(points, "CPU proxy on synthetic warm-up airplanes (NOT Kinetics-600)",
-                               xlabel="GFLOPs per clip at the proxy input (log2)", arrow=False, join_grw=False)
-    fig.set_size_inches(14, 6)
-    fig.subplots_adjust(right=0.6)
-    ax = fig.axes[0]
-    ax.margins(x=0.15, y=0.1)
-    if a3d_study is not None:
-        a3d_report.draw_study(ax, a3d_study)
-    if vared2_study is not None:
-        vared2_report.draw_study(ax, vared2_study)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.03, 0.62), fontsize=8)
-    ax.axhline(CHANCE, color="gray", ls="--", lw=1)
-    ax.text(1.0, CHANCE, "chance ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8,
-            color="gray")
-    key = [f"{number}  {name}: {top1}%" for number, (name, top1) in
-           enumerate(zip(table["variant"], table["top1_text"]), start=1)]
-    ax.text(1.03, 1.0, "\n".join(key), transform=ax.transAxes, va="top", fontsize=9, family="monospace")
-    return save_figure(fig, [path])
-
-
-def write_outputs(summary: dict, out_dir: Path) -> list[Path]:
-    """``proxy_table1.md`` and ``proxy_flops.png`` from a proxy summary (the figure with the newest A3D
-    and VA-RED2 studies of the same results store, where there are some)."""
-    table = proxy_table(summary)
-    markdown = write_text(out_dir / "proxy_table1.md", render_markdown(summary, table))
-    store = Store(out_dir)
-    return [markdown, *plot_proxy(table, out_dir / "proxy_flops.png", store.latest("a3d-study", "a3d"),
-                                  store.latest("vared2-study", "vared2"))]
-
-
-def redraw_latest(store: Store) -> list[Path]:
-    """The outputs of the newest stored proxy run again, if there is one: a study of the same data that
-    its figure draws (A3D, VA-RED2) calls this after storing itself."""
-    summary = store.latest("proxy", "proxy")
-    return write_outputs(summary, store.root) if summary else []
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = ProxyConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E", help="(default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
-                        help="seeds 0..K-1 per model (default: %(default)s)")
-    parser.add_argument("--processes", type=int, default=defaults.processes,
-                        help="runs in parallel, one torch thread each (default: %(default)s)")
-    parser.add_argument("--rows", help="comma-separated Table 1 rows whose proxy models to run (default: all of "
-                        f"{', '.join(str(row) for row in sorted({variant.row for variant in VARIANTS}))})")
-
-
-def main(args: argparse.Namespace) -> int:
-    """``--rows`` picks variants; each run uses one torch thread (more spin against each other on 2 cores)."""
-    config = from_args(ProxyConfig, args)
-    try:
-        variants = select_variants(args.rows)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    summary = run_proxy(args.store, config, variants)
-    print(tabulate(display_table(proxy_table(summary)), headers="keys", tablefmt="github", showindex=False,
-                   disable_numparse=True))
-    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
-    return 0
+    return store_summary(store, "proxy", "proxy", {"experiment": "table1-proxy", **setting(config)}, runs, started,
+                         write_outputs)

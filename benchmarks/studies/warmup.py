@@ -82,7 +82,6 @@ parallel processes (``--processes``, one torch thread each). Outputs:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -100,11 +99,9 @@ import torch.nn.functional as F  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from benchmarks.core.cli import from_args  # noqa: E402
 from benchmarks.core.paths import REPO_ROOT  # noqa: E402
-from benchmarks.core.processes import map_in_processes  # noqa: E402
 from benchmarks.core.statistics import format_ci, mean_ci, paired_difference  # noqa: E402
-from benchmarks.core.store import Store, atomic_path, provenance, write_json  # noqa: E402
+from benchmarks.core.store import Store, atomic_path  # noqa: E402
 from benchmarks.data import airplanes  # noqa: E402
 from benchmarks.data.videos import decode_video  # noqa: E402
 from benchmarks.engine.schedules import warmup_cosine  # noqa: E402
@@ -114,6 +111,7 @@ from benchmarks.studies.geometry import (  # noqa: E402
     principal_components,
     trajectory_metrics,
 )
+from benchmarks.studies.harness import run_jobs, store_summary  # noqa: E402
 from grw import GrwModel, TemporalHead  # noqa: E402
 
 VIDEO_FRAMES = 8  # rendered per video; a clip is ``frames`` consecutive ones
@@ -305,7 +303,7 @@ def run_warmup(config: WarmupConfig, store: Store) -> dict:
     figure = plot_embeddings({figure_title(name, run): embeddings[(run["grw"], run["seed"])]
                               for name, run in shown.items()},
                              test.labels, store.root / "warmup_embeddings.png", config.figure_clips_per_class)
-    summary = {
+    fields = {
         "experiment": "warmup",
         "dataset": "warmup-airplanes (synthetic)",
         "videos": {"train": len(train.labels), "test": len(test.labels), "skipped": 0},
@@ -323,19 +321,14 @@ def run_warmup(config: WarmupConfig, store: Store) -> dict:
             metric: paired_difference([run[metric] for run in arms["with GRW"]],
                                       [run[metric] for run in arms["without GRW"]])
             for metric in METRIC_LABELS},
-        "runs": runs,
         "figure": {"path": str(figure), "runs": {name: run["seed"] for name, run in shown.items()}},
-        "wall_time_s": round(time.perf_counter() - started, 1),
-        **provenance("cpu"),
     }
-    summary["path"] = str(write_json(store.new_run_path("warmup", "warmup"), summary))
-    return summary
+    return store_summary(store, "warmup", "warmup", fields, runs, started, lambda summary, root: [figure])
 
 
 def run_all(config: WarmupConfig, jobs: Sequence[tuple[bool, int]], train: Clips, test: Clips) -> list[dict]:
     """``run_one`` for every (grw, seed), ``config.processes`` at a time."""
-    return map_in_processes(run_one, [(config, grw, seed, train, test) for grw, seed in jobs], config.processes,
-                            "warmup runs")
+    return run_jobs(run_one, [(config, grw, seed, train, test) for grw, seed in jobs], config.processes, "warmup runs")
 
 
 def median_run(runs: Sequence[dict]) -> dict:
@@ -397,40 +390,3 @@ def summary_table(summary: dict) -> str:
              stats["top1"]["n"]] for name, stats in [*summary["arms"].items(), ("with - without (paired)", difference)]]
     return tabulate(rows, headers=["arm", *METRIC_LABELS.values(), "seeds"], tablefmt="github",
                     disable_numparse=True)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = WarmupConfig()
-    parser.add_argument("--data", default=defaults.data, help="airplanes dataset root, rendered if needed "
-                        "(default: runs_local/airplanes)")
-    parser.add_argument("--train", dest="train_videos", type=int, default=defaults.train_videos, metavar="N",
-                        help="training videos (default: %(default)s)")
-    parser.add_argument("--val", dest="val_videos", type=int, default=defaults.val_videos, metavar="N",
-                        help="validation videos, rendered for choosing settings (default: %(default)s)")
-    parser.add_argument("--test", dest="test_videos", type=int, default=defaults.test_videos, metavar="N",
-                        help="test videos (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=defaults.size, metavar="PX",
-                        help=f"frame size, even; decord cannot read 16, 24, 48 or 72 (default: {defaults.size})")
-    parser.add_argument("--frames", type=int, default=defaults.frames, metavar="T",
-                        help=f"clip length, at most {VIDEO_FRAMES} (default: {defaults.frames})")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E", help="(default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
-                        help="seeds 0..K-1 per arm (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="(default: %(default)s)")
-    parser.add_argument("--grw-weight", type=float, default=defaults.grw_weight, help="(default: %(default)s)")
-    parser.add_argument("--grw-window", type=int, default=defaults.grw_window,
-                        help="frames per GRW window, at most --frames (default: %(default)s)")
-    parser.add_argument("--processes", type=int, default=defaults.processes,
-                        help="runs in parallel, one torch thread each (default: %(default)s)")
-
-
-def main(args: argparse.Namespace) -> int:
-    config = from_args(WarmupConfig, args)
-    summary = run_warmup(config, args.store)
-    print(summary_table(summary))
-    print(f"wrote {summary['figure']['path']} and {summary['path']} ({summary['wall_time_s']:.0f} s)")
-    return 0

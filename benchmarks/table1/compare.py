@@ -11,25 +11,13 @@ published Kinetics-400 points of A3D and VA-RED2 (``benchmarks.table1.kinetics40
 
 from __future__ import annotations
 
-import argparse
-
 import pandas as pd
-from tabulate import tabulate
 
-from benchmarks.core.cli import UsageError
-from benchmarks.table1 import kinetics400, report
-from benchmarks.table1.specs import get_spec, parse_rows
+from benchmarks.table1 import report
+from benchmarks.table1.specs import get_spec
 
 # How each protocol's top-1 is counted (benchmarks.table1.protocols).
 PROTOCOL_LABELS = {"suite": "per video (suite)", "authors": "per clip (GRW authors')"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
-                        help="allowed |measured / published - 1| for GFLOPs, in percent (default: 5)")
-    parser.add_argument("--top1-tolerance", type=float, default=1.0, metavar="PP",
-                        help="allowed |reproduced - published| top-1 on Kinetics-600, in points (default: 1)")
-    parser.add_argument("--rows", help="comma-separated rows to compare (default: every implemented row)")
 
 
 def compare(table: pd.DataFrame, rows: list[int], tolerance: float,
@@ -66,23 +54,3 @@ def compare(table: pd.DataFrame, rows: list[int], tolerance: float,
         })
     notes = [f"[{number}] {reason}" for reason, number in reasons.items()]
     return pd.DataFrame.from_records(records), failures, notes
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.tolerance < 0 or args.top1_tolerance < 0:
-        raise UsageError(f"tolerances must be >= 0, got --tolerance {args.tolerance:g} "
-                         f"--top1-tolerance {args.top1_tolerance:g}")
-    try:
-        rows = [spec.row for spec in parse_rows(args.rows)]
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    result, failures, notes = compare(report.build_table(args.store), rows, args.tolerance, args.top1_tolerance)
-    print(tabulate(result, headers="keys", tablefmt="github", showindex=False))
-    if notes:
-        print("\nKnown deviations (measured, reported as they are):\n" + "\n".join(f"- {note}" for note in notes))
-    print(f"{failures} row(s) out of tolerance" if failures else "all compared rows within tolerance or documented")
-    print("\nOther efficiency methods, published on Kinetics-400 (not Kinetics-600; never in Table 1; "
-          f"figure: {kinetics400.FIGURE}):")
-    print(tabulate(kinetics400.table(kinetics400.published_points()), headers="keys", tablefmt="github",
-                   showindex=False, disable_numparse=True))
-    return 1 if failures else 0

@@ -3,32 +3,32 @@
 The claim of the MoViNet paper (Table 3) that this reproduces is the shape: a base model's memory
 grows with the clip length, a stream model fed frame by frame (with its state buffers) stays flat.
 Writes results/memory_vs_frames.csv (with provenance columns) and results/memory_vs_frames.png.
+Measuring imports torch and the models; reading and plotting the CSV (``figures``) does not.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from tabulate import tabulate  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
-import baselines  # noqa: E402
-from benchmarks.core.cli import UsageError  # noqa: E402
-from benchmarks.core.counting import peak_memory_mb  # noqa: E402
-from benchmarks.core.store import atomic_path, provenance, write_csv  # noqa: E402
+from benchmarks.core.store import atomic_path, provenance  # noqa: E402
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CSV_NAME = "memory_vs_frames.csv"
 
 
-def _inference(model: torch.nn.Module, frames: int, res: int, device: str, stream: bool):
+def _inference(model: nn.Module, frames: int, res: int, device: str, stream: bool):
+    import torch
+
     def run() -> None:
         with torch.inference_mode():
             if stream:
@@ -42,6 +42,11 @@ def _inference(model: torch.nn.Module, frames: int, res: int, device: str, strea
 
 
 def measure_memory(models: list[str], frame_counts: list[int], res: int, device: str) -> pd.DataFrame:
+    from tqdm import tqdm
+
+    import baselines
+    from benchmarks.core.counting import peak_memory_mb
+
     records = []
     where = provenance(device)
     jobs = [(name, frames) for name in models for frames in frame_counts]
@@ -84,40 +89,3 @@ def plot_memory(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         fig.savefig(tmp, format="png", dpi=150)
     plt.close(fig)
     return [path]
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", default="movinet_a0,movinet_a0_stream",
-                        help="comma-separated registry names (default: movinet_a0,movinet_a0_stream)")
-    parser.add_argument("--frames", type=_int_list, default=[8, 16, 32, 64, 128, 256],
-                        help="comma-separated frame counts (default: 8,16,32,64,128,256)")
-    parser.add_argument("--res", type=int, default=172, help="input resolution (default: 172, A0's)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
-
-
-def main(args: argparse.Namespace) -> int:
-    models = [name.strip() for name in args.models.split(",") if name.strip()]
-    unknown = [name for name in models if name not in baselines.available()]
-    if unknown:
-        raise UsageError(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(baselines.available())}")
-    if args.res < 1:
-        raise UsageError(f"--res must be >= 1, got {args.res}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but CUDA is not available")
-    table = measure_memory(models, args.frames, args.res, args.device)
-    out_dir = args.store.root
-    written = [write_csv(out_dir / CSV_NAME, table), *plot_memory(table, out_dir)]
-    print(tabulate(table[["model", "mode", "frames", "res", "peak_memory_mb", "device"]], headers="keys",
-                   tablefmt="github", showindex=False))
-    print("wrote " + ", ".join(str(p) for p in written))
-    return 0

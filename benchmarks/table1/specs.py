@@ -14,11 +14,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.core.paths import published_dir
+
+if TYPE_CHECKING:
+    from torch import nn
 
 PAPER = "Goldman et al., Smooth Regularization for Efficient Video Recognition, NeurIPS 2025, Table 1"
 

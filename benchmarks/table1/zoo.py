@@ -7,7 +7,6 @@ the same convention as everywhere in the suite (benchmarks.core.counting.count_g
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pandas as pd
@@ -15,10 +14,8 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 import baselines
-from benchmarks.core.cli import UsageError
 from benchmarks.core.counting import count_gflops, count_params
 from benchmarks.core.paths import published_dir
-from benchmarks.core.store import provenance, write_csv, write_text
 
 
 def load_published_models() -> pd.DataFrame:
@@ -58,23 +55,3 @@ def render(table: pd.DataFrame, where: dict) -> str:
         "Sources: " + "; ".join(f"{m}: {s}" for m, s in zip(table["model"], table["source"])),
         "",
     ])
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", help="comma-separated registry names (default: every model)")
-
-
-def main(args: argparse.Namespace) -> int:
-    published = load_published_models()
-    if args.models:
-        wanted = [name.strip() for name in args.models.split(",") if name.strip()]
-        unknown = sorted(set(wanted) - set(published["model"]))
-        if unknown:
-            raise UsageError(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(published['model'])}")
-        published = published[published["model"].isin(wanted)]
-    table = measure_models(published)
-    markdown = render(table, provenance())
-    write_text(args.store.root / "model_zoo.md", markdown)
-    write_csv(args.store.root / "model_zoo.csv", table)
-    print(markdown)
-    return 0

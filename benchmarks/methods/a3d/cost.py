@@ -13,8 +13,8 @@ and ``runs/a3d/a3d-cost-<time>.json`` with provenance.
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -25,6 +25,7 @@ from tqdm import tqdm
 import baselines
 from benchmarks.core.cli import UsageError
 from benchmarks.core.counting import count_gflops, peak_memory_mb
+from benchmarks.core.options import option
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.engine.method import logits_of
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss, configured, grid, scale_clip
@@ -82,21 +83,22 @@ def training_costs(model_name: str, frames: int, side: int, batch: int, steps: i
     return timings
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--row", type=int, default=13, help="an X3D row of Table 1 (default: %(default)s, X3D-M)")
-    parser.add_argument("--frames", type=int, help="clip frames (default: the row's)")
-    parser.add_argument("--res", type=int, help="clip side (default: the row's)")
-    parser.add_argument("--a3d-range", choices=tuple(A3D_RANGES), default="[0.016,1]")
-    parser.add_argument("--batch-size", type=int, default=4, help="clips per timed training step (default: 4)")
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps each (default: 3)")
+@dataclass(frozen=True)
+class Options:
+    row: int = option(13, "an X3D row of Table 1 (default: %(default)s, X3D-M)")
+    frames: int | None = option(None, "clip frames (default: the row's)")
+    res: int | None = option(None, "clip side (default: the row's)")
+    a3d_range: str = option("[0.016,1]", "", choices=tuple(A3D_RANGES))
+    batch_size: int = option(4, "clips per timed training step (default: %(default)s)")
+    steps: int = option(3, "timed training steps each (default: %(default)s)")
 
 
-def main(args: argparse.Namespace) -> int:
-    spec = get_spec(args.row)
+def run(options: Options, store: Store) -> int:
+    spec = get_spec(options.row)
     if not spec.model.startswith("x3d"):
         raise UsageError(f"A3D is built on X3D; row {spec.row} ({spec.name}) is {spec.model}")
-    frames, side = args.frames or spec.frames, args.res or spec.res
-    a3d_range = A3D_RANGES[args.a3d_range]
+    frames, side = options.frames or spec.frames, options.res or spec.res
+    a3d_range = A3D_RANGES[options.a3d_range]
     model = baselines.build(spec.model, num_classes=3, adaptive=True).eval()
     table = configuration_costs(model, grid(a3d_range), frames, side, 3)
     memory = {}
@@ -105,12 +107,11 @@ def main(args: argparse.Namespace) -> int:
         with configured(model, configuration), torch.inference_mode():
             memory[configuration.name] = peak_memory_mb(
                 model, lambda configuration=configuration: model(scale_clip(clip, configuration)), "cpu")[0]
-    training = training_costs(spec.model, frames, side, args.batch_size, args.steps, a3d_range)
-    store: Store = args.store
+    training = training_costs(spec.model, frames, side, options.batch_size, options.steps, a3d_range)
     record = {"experiment": "a3d-cost", "row": spec.row, "name": spec.name, "model": spec.model,
               "input": {"frames": frames, "side": side}, "a3d_range": a3d_range.name,
               "configurations": table.to_dict("records"), "peak_memory_mb": memory,
-              "training": {**training, "batch_size": args.batch_size, "steps": args.steps}, **provenance("cpu")}
+              "training": {**training, "batch_size": options.batch_size, "steps": options.steps}, **provenance("cpu")}
     path = write_json(store.new_run_path("a3d-cost", "a3d"), record)
     shown = table.assign(gflops=table["gflops"].map(lambda v: f"{v:.4f}"), ratio=table["ratio"].map("{:.3f}".format),
                          eq2=table["eq2"].map("{:.3f}".format), params_m=table["params_m"].map("{:.2f}".format))
@@ -124,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
         "Peak inference memory (weights + CPU allocator peak, one clip): "
         + ", ".join(f"{name}: {mb:.0f} MiB" for name, mb in memory.items()) + ".",
         "",
-        f"Training step on CPU (batch {args.batch_size}, mean of {args.steps} after a warm-up step, SGD): "
+        f"Training step on CPU (batch {options.batch_size}, mean of {options.steps} after a warm-up step, SGD): "
         f"plain X3D {training['plain_step_s']:.2f} s, A3D (full + 2 sub-networks, Eq. 3) "
         f"{training['a3d_step_s']:.2f} s: {training['a3d_over_plain']:.2f}x.",
         "",

@@ -18,21 +18,21 @@ sweeps). The summary with every run goes to ``runs/a3d/a3d-study-<time>.json``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
 
-from benchmarks.core.cli import from_args
+from benchmarks.core.cli import default, from_args
+from benchmarks.core.options import option
 from benchmarks.core.paths import REPO_ROOT
-from benchmarks.core.processes import map_in_processes
-from benchmarks.core.store import Store, provenance, write_json
+from benchmarks.core.store import Store
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.train import train
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration
 from benchmarks.methods.a3d.report import baseline_table, write_outputs
 from benchmarks.methods.a3d.sweep import sweep
-from benchmarks.studies.proxy import ProxyConfig, prepare_data, redraw_latest, train_and_test
+from benchmarks.studies.harness import CPU_RUN, run_jobs, store_summary, training_seconds
+from benchmarks.studies.proxy import ProxyConfig, prepare_data, train_and_test
 
 ROW = 5  # X3D-XS
 BASELINES = ("1x1x1", "1x0.71x0.5", "1x0.57x0.25")  # inputs of separately trained X3D-XS models (width 1)
@@ -59,8 +59,7 @@ def run_config(proxy: ProxyConfig, seed: int, out: str, method: str = "standard"
     frames, side = (configuration or Configuration()).input_shape(proxy.frames, proxy.size)
     return RunConfig(row=ROW, data=proxy.data, out=out, recipe=proxy.recipe(seed), method=method, frames=frames,
                      res=side, fps=proxy.fps, method_options={"range": a3d_range} if method == "a3d" else {},
-                     validate=False, num_workers=0, cache_videos=True,
-                     device="cpu", log_every=10_000)
+                     **CPU_RUN)
 
 
 def run_a3d(proxy: ProxyConfig, config: A3DStudyConfig, seed: int, store: Store) -> dict:
@@ -69,7 +68,7 @@ def run_a3d(proxy: ProxyConfig, config: A3DStudyConfig, seed: int, store: Store)
     summary = train(run)
     record = sweep(summary["last_checkpoint"], proxy.data, store, calibration_videos=config.calibration_videos)
     return {"kind": "a3d", "seed": seed, "budget_table": record["budget_table"],
-            "train_time_s": sum(epoch["time_s"] for epoch in summary["history"]), "sweep": record["path"]}
+            "train_time_s": training_seconds(summary), "sweep": record["path"]}
 
 
 def run_baseline(proxy: ProxyConfig, config: A3DStudyConfig, name: str, seed: int, store: Store) -> dict:
@@ -78,8 +77,7 @@ def run_baseline(proxy: ProxyConfig, config: A3DStudyConfig, name: str, seed: in
     run = run_config(proxy, seed, f"{config.work}/x3d-{name}-seed{seed}", configuration=configuration)
     summary, record = train_and_test(run, store, proxy.precise_bn_videos)
     return {"kind": "x3d", "seed": seed, "configuration": name, "top1": record["top1"],
-            "gflops": record["gflops_per_view"], "train_time_s": sum(epoch["time_s"] for epoch in summary["history"]),
-            "run": record["path"]}
+            "gflops": record["gflops_per_view"], "train_time_s": training_seconds(summary), "run": record["path"]}
 
 
 def _job(kind: str, *args):
@@ -93,25 +91,22 @@ def run_study(store: Store, config: A3DStudyConfig, proxy: ProxyConfig | None = 
     prepare_data(proxy)
     jobs = [("a3d", proxy, config, seed, store) for seed in range(config.seeds)]
     jobs += [("x3d", proxy, config, name, seed, store) for name in BASELINES for seed in range(config.seeds)]
-    runs = map_in_processes(_job, jobs, config.processes, "A3D study")
-    summary = {"experiment": "a3d-vs-x3d", "dataset": "warmup-airplanes (synthetic)",
-               "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
-               "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
-    summary["path"] = str(write_json(store.new_run_path("a3d-study", "a3d"), summary))
-    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *redraw_latest(store)]]
-    return summary
+    runs = run_jobs(_job, jobs, config.processes, "A3D study")
+    return store_summary(store, "a3d-study", "a3d", {
+        "experiment": "a3d-vs-x3d", "dataset": "warmup-airplanes (synthetic)", "config": dataclasses.asdict(config),
+        "proxy": dataclasses.asdict(proxy)}, runs, started, write_outputs)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = A3DStudyConfig()
-    parser.add_argument("--seeds", type=int, default=defaults.seeds, help="(default: %(default)s)")
-    parser.add_argument("--a3d-range", choices=tuple(A3D_RANGES), default=defaults.a3d_range)
-    parser.add_argument("--processes", type=int, default=defaults.processes,
-                        help="runs in parallel, one torch thread each (default: %(default)s)")
+@dataclass(frozen=True)
+class Options:
+    seeds: int = option(default(A3DStudyConfig, "seeds"), "(default: %(default)s)")
+    a3d_range: str = option(default(A3DStudyConfig, "a3d_range"), "", choices=tuple(A3D_RANGES))
+    processes: int = option(default(A3DStudyConfig, "processes"), "runs in parallel, one torch thread each "
+                            "(default: %(default)s)")
 
 
-def main(args: argparse.Namespace) -> int:
-    summary = run_study(args.store, from_args(A3DStudyConfig, args))
+def run(options: Options, store: Store) -> int:
+    summary = run_study(store, from_args(A3DStudyConfig, options))
     print(baseline_table(summary).to_string(index=False))
     print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
     return 0

@@ -1,5 +1,11 @@
 """Multigrid training (seed 003) as a schedule (``train --schedule multigrid``, ``multigrid-study``)."""
 
-from benchmarks.engine.schedules import SCHEDULES
+from benchmarks.core.options import SUBCOMMANDS, Subcommand
+from benchmarks.core.registry import register  # into engine's registries by kind, without importing torch
+from benchmarks.studies.reports import REPORTS, Report
 
-SCHEDULES.register("multigrid", "benchmarks.methods.multigrid.training:MultigridTraining")
+register("schedule", "multigrid", "benchmarks.methods.multigrid.training:MultigridTraining")
+SUBCOMMANDS.register("multigrid-study", Subcommand(
+    "multigrid-study", "standard vs multigrid training on the synthetic airplanes (CPU): wall-clock, GFLOPs, top-1",
+    "benchmarks.methods.multigrid.study", aliases=("multigrid",)))
+REPORTS.register("multigrid", Report("multigrid", "multigrid", "benchmarks.methods.multigrid.report:write_outputs"))

@@ -14,9 +14,9 @@ convention (``benchmarks.core.counting.count_gflops``). Writes ``vared2_options.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
+from dataclasses import dataclass
 
 import pandas as pd
 from tabulate import tabulate
@@ -25,6 +25,7 @@ import baselines
 from baselines import vared2
 from benchmarks.core.cli import UsageError
 from benchmarks.core.counting import count_gflops, count_gflops_by_module
+from benchmarks.core.options import option
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.methods.vared2.method import VARED2Method
 from benchmarks.table1.specs import RowSpec, get_spec
@@ -91,20 +92,20 @@ def render(spec: RowSpec, layers: pd.DataFrame, totals: pd.DataFrame) -> list[st
     ]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rows", default=",".join(map(str, DEFAULT_ROWS)),
-                        help="comma-separated X3D rows of Table 1, each at its own input (default: %(default)s)")
+@dataclass(frozen=True)
+class Options:
+    rows: tuple[int, ...] = option(DEFAULT_ROWS, "comma-separated X3D rows of Table 1, each at its own input "
+                                   "(default: %(default)s)")
 
 
-def main(args: argparse.Namespace) -> int:
+def run(options: Options, store: Store) -> int:
     try:
-        specs = [get_spec(int(row)) for row in args.rows.split(",")]
+        specs = [get_spec(row) for row in options.rows]
     except ValueError as error:
         raise UsageError(f"--rows: {error}") from error
     wrong = [f"row {spec.row} ({spec.name})" for spec in specs if not spec.model.startswith("x3d")]
     if wrong:
         raise UsageError(f"VA-RED2 is converted on X3D rows only: {', '.join(wrong)}")
-    store: Store = args.store
     record, lines = {"experiment": "vared2-cost", "rows": []}, [
         "# VA-RED2 on X3D: GFLOPs per option per dynamic layer, measured", "",
         "Option R r: the layer computes every R-th output frame and the first r C_out filters with a really "

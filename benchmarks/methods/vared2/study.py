@@ -18,7 +18,6 @@ and ``runs/vared2/vared2-study-<time>.json``; each evaluation is a stored run wi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -26,16 +25,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.core.cli import from_args
+from benchmarks.core.cli import default, from_args
+from benchmarks.core.options import option
 from benchmarks.core.paths import REPO_ROOT
-from benchmarks.core.processes import map_in_processes
-from benchmarks.core.store import Store, provenance, write_json
+from benchmarks.core.store import Store
 from benchmarks.data.airplanes import SPEED_SPLITS, generate_speed_splits
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
 from benchmarks.engine.train import train
 from benchmarks.methods.vared2.report import render_markdown, write_outputs
-from benchmarks.studies.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm, redraw_latest
+from benchmarks.studies.harness import CPU_RUN, run_jobs, store_summary, training_seconds
+from benchmarks.studies.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm
 
 ROW = 5  # X3D-XS
 SPLITS = ("test", *SPEED_SPLITS)
@@ -57,8 +57,7 @@ class VARED2StudyConfig:
 
 def run_config(proxy: ProxyConfig, seed: int, out: str, **changes) -> RunConfig:
     return RunConfig(**{**dict(row=ROW, data=proxy.data, out=out, recipe=proxy.recipe(seed), frames=proxy.frames,
-                               res=proxy.size, fps=proxy.fps, validate=False, num_workers=0, cache_videos=True,
-                               device="cpu", log_every=10_000), **changes})
+                               res=proxy.size, fps=proxy.fps), **CPU_RUN, **changes})
 
 
 def trained_checkpoints(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int) -> dict[str, tuple]:
@@ -66,15 +65,14 @@ def trained_checkpoints(proxy: ProxyConfig, config: VARED2StudyConfig, model: st
     (VA-RED2: the joint stage, ``vared2-joint``, and the fine-tuned model, ``vared2``)."""
     if model == "x3d":
         summary = train(run_config(proxy, seed, f"{config.work}/x3d-seed{seed}"))
-        return {"x3d": (summary["last_checkpoint"], sum(epoch["time_s"] for epoch in summary["history"]))}
+        return {"x3d": (summary["last_checkpoint"], training_seconds(summary))}
     joint = train(run_config(proxy, seed, f"{config.work}/vared2-joint-seed{seed}", method="vared2"))
     recipe = dataclasses.replace(proxy.recipe(seed), epochs=config.finetune_epochs)
     tuned = train(run_config(proxy, seed, f"{config.work}/vared2-finetune-seed{seed}", method="vared2",
                              recipe=recipe, method_options={"stage": "finetune", "weight": config.efficiency_weight},
                              init=joint["last_checkpoint"]))
-    joint_seconds = sum(epoch["time_s"] for epoch in joint["history"])
-    return {"vared2-joint": (joint["last_checkpoint"], joint_seconds),
-            "vared2": (tuned["last_checkpoint"], joint_seconds + sum(epoch["time_s"] for epoch in tuned["history"]))}
+    return {"vared2-joint": (joint["last_checkpoint"], training_seconds(joint)),
+            "vared2": (tuned["last_checkpoint"], training_seconds(joint) + training_seconds(tuned))}
 
 
 def run_model(proxy: ProxyConfig, config: VARED2StudyConfig, model: str, seed: int, store: Store) -> list[dict]:
@@ -109,24 +107,21 @@ def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None
     prepare_data(proxy)
     generate_speed_splits(proxy.data, config.speed_videos, proxy.video_frames, proxy.size, proxy.fps)
     jobs = [(proxy, config, model, seed, store) for model in ("vared2", "x3d") for seed in range(config.seeds)]
-    runs = [row for rows in map_in_processes(run_model, jobs, config.processes, "VA-RED2 study") for row in rows]
-    summary = {"experiment": "vared2-vs-x3d", "dataset": "warmup-airplanes (synthetic)",
-               "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy), "runs": runs,
-               "wall_time_s": round(time.perf_counter() - started, 1), **provenance("cpu")}
-    summary["path"] = str(write_json(store.new_run_path("vared2-study", "vared2"), summary))
-    summary["outputs"] = [str(path) for path in [*write_outputs(summary, store.root), *redraw_latest(store)]]
-    return summary
+    runs = [row for rows in run_jobs(run_model, jobs, config.processes, "VA-RED2 study") for row in rows]
+    return store_summary(store, "vared2-study", "vared2", {
+        "experiment": "vared2-vs-x3d", "dataset": "warmup-airplanes (synthetic)",
+        "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy)}, runs, started, write_outputs)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = VARED2StudyConfig()
-    parser.add_argument("--seeds", type=int, default=defaults.seeds, help="(default: %(default)s)")
-    parser.add_argument("--processes", type=int, default=defaults.processes,
-                        help="runs in parallel, one torch thread each (default: %(default)s)")
+@dataclass(frozen=True)
+class Options:
+    seeds: int = option(default(VARED2StudyConfig, "seeds"), "(default: %(default)s)")
+    processes: int = option(default(VARED2StudyConfig, "processes"), "runs in parallel, one torch thread each "
+                            "(default: %(default)s)")
 
 
-def main(args: argparse.Namespace) -> int:
-    summary = run_study(args.store, from_args(VARED2StudyConfig, args))
+def run(options: Options, store: Store) -> int:
+    summary = run_study(store, from_args(VARED2StudyConfig, options))
     print(render_markdown(summary))
     print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
     return 0

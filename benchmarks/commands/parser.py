@@ -1,0 +1,98 @@
+"""The command line of ``python -m benchmarks.run``: one parser, a subparser per subcommand.
+
+Two kinds of subcommand. A command of the suite (``benchmarks.run.SUBCOMMANDS``) is a module of this
+package with ``add_arguments(parser)`` and ``main(args) -> int``. A method's subcommand is declared by
+its method folder as data (``benchmarks.core.options.SUBCOMMANDS``): a module with an ``Options``
+dataclass of ``option()`` fields, whose flags :func:`benchmarks.commands.options.add_options` builds, and
+``run(options, store) -> int``. Either way only the selected subcommand's module is imported, so
+``--help`` and usage errors come back without building anything; every command gets ``--results DIR``
+(the results store, ``args.store``), and a ``UsageError`` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+
+from benchmarks.commands.options import add_options, options_from_args
+from benchmarks.core.cli import UsageError
+from benchmarks.core.options import SUBCOMMANDS, Subcommand
+from benchmarks.core.paths import RESULTS_ENV
+from benchmarks.core.store import Store, set_cli_command
+
+DESCRIPTION = ("grw-bench: reproduce and compare Table 1 of 'Smooth Regularization for Efficient Video "
+               "Recognition' (GRW-smoothing, NeurIPS 2025).")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (exit status 2), no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def method_subcommands(commands: dict[str, tuple[str, str]]) -> dict[str, Subcommand]:
+    """The registered method subcommands (``benchmarks.core.options.SUBCOMMANDS``); a name the suite's
+    own commands already use is an error."""
+    registered = {name: SUBCOMMANDS.get(name) for name in SUBCOMMANDS.names()}
+    clashes = sorted({name for sub in registered.values() for name in (sub.name, *sub.aliases)} & set(commands))
+    if clashes:
+        raise ValueError(f"method subcommand(s) {', '.join(clashes)} clash with the suite's own commands")
+    return registered
+
+
+def _add_results(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", metavar="DIR", help=f"results directory to read and write (default: "
+                        f"${RESULTS_ENV}, else results/ of the checkout)")
+
+
+def _describe(parser: argparse.ArgumentParser, module: ModuleType, help_text: str) -> None:
+    """The subcommand's ``--help`` text: the module's ``DESCRIPTION`` (a command of a library module
+    shows the library's docstring), else its docstring."""
+    parser.description = (getattr(module, "DESCRIPTION", None) or module.__doc__ or help_text).strip()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def build_parser(commands: dict[str, tuple[str, str]], selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser of the suite's ``commands`` (name -> (module, one-line help)) and of the method
+    subcommands. Only the ``selected`` subcommand's module is imported (and its options added); when it
+    is one of ``commands``, the method subcommands are not even looked up."""
+    parser = Parser(prog="python -m benchmarks.run", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
+    sub.required = True
+    for name, (module_name, help_text) in commands.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            module = importlib.import_module(module_name)
+            _describe(p, module, help_text)
+            module.add_arguments(p)
+            _add_results(p)
+            p.set_defaults(_main=module.main)
+    if selected in commands:
+        return parser
+    for name, declared in method_subcommands(commands).items():
+        p = sub.add_parser(name, help=declared.help, description=declared.help, aliases=list(declared.aliases))
+        if selected in (name, *declared.aliases):
+            module = importlib.import_module(declared.module)
+            _describe(p, module, declared.help)
+            add_options(p, module.Options)
+            _add_results(p)
+            p.set_defaults(_main=lambda args, module=module, name=name: module.run(
+                options_from_args(args, module.Options, owner=name), args.store))
+    return parser
+
+
+def main(commands: dict[str, tuple[str, str]], argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and run the subcommand; its exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    selected = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(commands, selected).parse_args(argv)
+    args.store = Store(args.results) if args.results else Store.default()
+    set_cli_command(argv)
+    try:
+        return int(args._main(args) or 0)
+    except UsageError as error:
+        print(f"{args.command}: error: {error}", file=sys.stderr)
+        return 2
