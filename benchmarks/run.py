@@ -50,6 +50,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                       "static, slow and fast videos"),
     "speed": ("benchmarks.commands.speed",
               "time every implemented row on this machine: latency per video and frame, throughput, stream state"),
+    "export": ("benchmarks.commands.export",
+               "export a row's model to ONNX (stream rows: a frame step with its state), checked in onnxruntime"),
     "warmup": ("benchmarks.studies.warmup",
                 "warm-up airplanes: the same model with and without GRW, embeddings figure"),
 }
