@@ -82,7 +82,8 @@ def test_command_exports_and_writes_the_sidecar(tmp_path, capsys, one_thread):
                  "--results", str(tmp_path)]) == 0
     assert out.exists() and "max abs difference" in capsys.readouterr().out
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["row"] == 3 and sidecar["weights"].startswith("random")
+    assert sidecar["row"] == 3 and sidecar["weights"].startswith("random") and sidecar["opset"] == 17
+    assert {"git_commit", "command", "date"} <= set(sidecar)
     row = get_spec(3)
     assert sidecar["input_differs_from_row"] == {"row_frames": row.frames, "row_res": row.res}
 

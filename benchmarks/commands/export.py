@@ -22,8 +22,8 @@ import torch
 
 from benchmarks.core.checkpoint import CheckpointError, file_sha256
 from benchmarks.core.cli import UsageError
+from benchmarks.core.store import provenance
 from benchmarks.table1.export import (
-    DEFAULT_OPSET,
     EXPORTERS,
     FORMATS,
     SEED,
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a checkpoint written by `train` (default: the row's model with random weights, seed 0)")
     parser.add_argument("--weights-variant", choices=("ema", "raw"),
                         help="which weights of the checkpoint (default: ema when the checkpoint has it)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: 17 for torchscript, 18 for dynamo)")
     parser.add_argument("--batch", type=int, default=1, help="the graph's fixed batch size (default: %(default)s)")
     parser.add_argument("--frames", type=int,
                         help="clip length to export and verify at, not the row's (small graphs for quick checks)")
@@ -78,7 +78,7 @@ def _model(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.batch < 1 or args.opset < 7 or min(args.frames or 1, args.res or 1) < 1:
+    if args.batch < 1 or (args.opset or 7) < 7 or min(args.frames or 1, args.res or 1) < 1:
         raise UsageError(f"need --batch, --frames, --res >= 1 and --opset >= 7, got {args.batch}, {args.frames}, "
                          f"{args.res}, {args.opset}")
     spec, model, weights = _model(args)
@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else args.store.root / "exports" / f"row{spec.row:02d}-{spec.model}.onnx"
     try:
         record = export_onnx(model, spec, out, opset=args.opset, batch=args.batch, exporter=args.exporter,
-                             extra=weights)
+                             extra={**weights, **provenance()})
     except ExportError as error:
         raise UsageError(str(error)) from error
     check = record["verification"]
