@@ -102,3 +102,28 @@ def test_a_graph_that_differs_from_eager_is_refused(tmp_path, capsys, monkeypatc
 def test_unimplemented_row_is_a_usage_error(capsys):
     assert main(["export", "--row", "20"]) == 2
     assert "not implemented" in capsys.readouterr().err
+
+
+def test_command_exports_a_trained_checkpoint(tmp_path, capsys, one_thread):
+    import dataclasses
+
+    from benchmarks.core.checkpoint import file_sha256, save_checkpoint
+    from benchmarks.engine.config import RunConfig
+    from benchmarks.engine.runs import build_run_model, resolve_spec, run_record
+    from benchmarks.engine.train import Progress
+
+    config = RunConfig(row=3, data="d", out="o", res=32, frames=2)
+    spec, deviations = resolve_spec(config)
+    classes = ("a", "b", "c")
+    torch.manual_seed(1)
+    model = build_run_model(spec, len(classes), config.recipe)
+    checkpoint = tmp_path / "last.pt"
+    save_checkpoint(checkpoint, {"model": model.state_dict(), "ema": None, "progress": dataclasses.asdict(Progress()),
+                                 **run_record(config, spec, deviations, classes), "complete": False})
+    out = tmp_path / "trained.onnx"
+    assert main(["export", "--row", "3", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["checkpoint_sha256"] == file_sha256(checkpoint) and sidecar["input_shape"] == [1, 3, 2, 32, 32]
+    assert OnnxRunner(out).run(torch.rand(1, 3, 2, 32, 32)).shape == (1, 3)
+    assert main(["export", "--row", "4", "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert "is of row 3" in capsys.readouterr().err
