@@ -55,6 +55,7 @@ def test_grw_stream_row_runs_frame_by_frame_with_a_growing_state(tmp_path, one_t
     model, path, record = exported(spec, tmp_path)
     assert record["verification"]["mode"] == "frame by frame" and record["verification"]["steps_compared"] == 5
     assert record["input_shape"] == [1, 3, 1, 32, 32]
+    assert record["verification"]["last_step_vs_eager_whole_clip"] <= 1e-4
     growing = [entry for entry in record["state"] if entry["growing_axis"] is not None]
     assert [entry["name"] for entry in growing] == ["embeddings"] and growing[0]["shape"][1] == 0
     assert any(entry["name"].endswith("cgap.count") and entry["dtype"] == "int64" for entry in record["state"])

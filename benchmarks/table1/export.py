@@ -189,7 +189,7 @@ def _example_clip(shape: Sequence[int], seed: int) -> Tensor:
 
 
 def _onnx_export(graph: nn.Module, inputs: tuple[Tensor, ...], path: Path, input_names: list[str],
-                 output_names: list[str], growing: dict[str, int], opset: int, exporter: str) -> None:
+                 output_names: list[str], growing: dict[str, int], opset: int, exporter: str, label: str) -> None:
     """``torch.onnx.export`` of ``graph``; ``growing`` names the inputs/outputs with one dynamic axis."""
     if exporter not in EXPORTERS:
         raise ExportError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
@@ -201,8 +201,9 @@ def _onnx_export(graph: nn.Module, inputs: tuple[Tensor, ...], path: Path, input
             raise ExportError("--exporter dynamo needs the package onnxscript: pip install onnxscript") from error
         seen = torch.export.Dim("seen")
         shapes = [{growing[name]: seen} if name in growing else None for name in input_names]
-        options.update(dynamo=True, external_data=False, dynamic_shapes=(shapes[0], tuple(shapes[1:])) if
-                       len(inputs) > 1 else (shapes[0],))
+        # torch.export groups forward(chunk, *state)'s varargs into one tuple
+        dynamic_shapes = (shapes[0], tuple(shapes[1:])) if len(shapes) > 1 else (shapes[0],)
+        options.update(dynamo=True, external_data=False, dynamic_shapes=dynamic_shapes)
     else:
         options.update(dynamo=False, dynamic_axes={name: {axis: f"{name}.frames"} for name, axis in growing.items()})
     try:
@@ -212,7 +213,7 @@ def _onnx_export(graph: nn.Module, inputs: tuple[Tensor, ...], path: Path, input
             torch.onnx.export(graph, inputs, str(path), **options)
     except Exception as error:  # the exporters raise many types; the first line says which op failed
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ExportError(f"torch.onnx.export ({exporter}) failed: {first_line}") from error
+        raise ExportError(f"{label}: torch.onnx.export ({exporter}) failed: {first_line}") from error
 
 
 def eager_stream(model: nn.Module, clip: Tensor) -> list[Tensor]:
@@ -245,9 +246,13 @@ def verify(path: Path, model: nn.Module, spec: RowSpec, clip: Tensor, tolerance:
         mode = "frame by frame" if runner.streaming else "on the whole clip"
         raise ExportError(f"row {spec.row} ({spec.name}): onnxruntime differs from PyTorch by {difference:.3g} "
                           f"{mode} (tolerance {tolerance:g}); export refused")
-    return {"max_abs_difference": difference, "tolerance": tolerance, "steps_compared": len(ours),
-            "max_abs_logit": max(float(e.abs().max()) for e in expected),
-            "mode": "frame by frame" if runner.streaming else "whole clip"}
+    result = {"max_abs_difference": difference, "tolerance": tolerance, "steps_compared": len(ours),
+              "max_abs_logit": max(float(e.abs().max()) for e in expected),
+              "mode": "frame by frame" if runner.streaming else "whole clip"}
+    if runner.streaming:  # for information: the stream's last logits against eager on the whole clip at once
+        with torch.no_grad():
+            result["last_step_vs_eager_whole_clip"] = max_difference(ours[-1:], [LogitsOnly(model)(clip)])
+    return result
 
 
 def versions() -> dict[str, str]:
@@ -296,7 +301,7 @@ def export_onnx(model: nn.Module, spec: RowSpec, path: str | Path, *, opset: int
         else:
             graph, example, inputs, outputs, growing = LogitsOnly(model), (clip,), ["clip"], ["logits"], {}
             record.update(input_shape=list(clip.shape))
-        _onnx_export(graph, example, tmp, inputs, outputs, growing, opset, exporter)
+        _onnx_export(graph, example, tmp, inputs, outputs, growing, opset, exporter, f"row {spec.row} ({spec.name})")
         _check_graph(onnx, tmp, spec, opset)
         record["verification"] = verify(tmp, model, spec, clip, tolerance)
     record.update(inputs=inputs, outputs=outputs, path=str(path), bytes=path.stat().st_size,
