@@ -38,6 +38,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 "public checkpoints: list, download (resumable, sha256), import"),
     "speed": ("benchmarks.commands.speed",
               "time every implemented row on this machine: latency per video and frame, throughput, stream state"),
+    "export": ("benchmarks.commands.export",
+               "a row's model as an ONNX graph (stream rows: one frame step with explicit state), verified in "
+               "onnxruntime"),
     "warmup": ("benchmarks.commands.warmup",
                "warm-up airplanes: the same model with and without GRW, embeddings figure"),
     "grw-loss-speed": ("benchmarks.commands.grw_loss_speed",
