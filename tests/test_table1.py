@@ -62,11 +62,9 @@ def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
     assert calls == [5, 5, 5]
 
 
-def test_code_hash_covers_only_the_rows_own_code():
-    from benchmarks.table1.specs import get_spec
-
-    assert measure.model_code_hash(get_spec(2)) == measure.model_code_hash(get_spec(7))  # both MoViNet
-    assert measure.model_code_hash(get_spec(2)) != measure.model_code_hash(get_spec(1))  # + GRW code
+def test_model_hash_covers_only_the_rows_own_network():
+    assert measure.model_code_hash(get_spec(5)) == measure.model_code_hash(get_spec(14))  # X3D-XS, 1 and 3 crops
+    assert measure.model_code_hash(get_spec(16)) != measure.model_code_hash(get_spec(15))  # MoViNet-A3, + GRW head
     assert measure.model_code_hash(get_spec(2)) != measure.model_code_hash(get_spec(3))  # MobileNetV3
 
 

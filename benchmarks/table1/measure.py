@@ -1,12 +1,20 @@
 """The measurement of a Table 1 row (``measure_row``): GFLOPs per video, parameters and peak memory of
-one video's inference, cached in the results store under a key of the row's spec and a hash of the
-code that builds and measures its model. The counters themselves are ``benchmarks.core.counting``.
+one video's inference, cached in the results store under a key of what determines those numbers
+(``cache_key``). The counters themselves are ``benchmarks.core.counting``.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import functools
 import hashlib
+import inspect
+import json
+import sys
+import textwrap
 import time
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -14,7 +22,6 @@ import torch
 from torch import nn
 
 from benchmarks.core.counting import LogitsOnly, count_gflops, count_params, peak_memory_mb
-from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import Store, provenance, read_json
 
 if TYPE_CHECKING:
@@ -60,31 +67,156 @@ def measure_spec(spec: RowSpec, device: str) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- Table 1 measurements
+# --------------------------------------------------------------------------- the cache key
+#
+# A stored measurement is valid while what determines its numbers is unchanged: the row's input and
+# model settings, the model as built, the code it runs, the counting code and the libraries behind
+# them. Code counts as its syntax tree without docstrings and positions, taken from the object itself
+# (not from its file), so comments, docstrings, formatting, moving a module or adding unrelated code
+# do not invalidate a row.
 
-# Source files whose change invalidates a row's cached measurement, by model family.
-COMMON_SOURCES = ("baselines/__init__.py", "benchmarks/measure.py", "benchmarks/specs.py")
-FAMILY_SOURCES = {
-    "movinet": ("baselines/movinet.py", "baselines/movinet_specs.json"),
-    "mobilenet_v3": ("baselines/mobilenet.py", "baselines/tsm.py"),
-    "x3d": ("baselines/x3d.py",),
-}
-GRW_SOURCES = ("grw/*.py",)
-
-
-def model_code_hash(spec: RowSpec) -> str:
-    """Hash of the code that builds and measures this row's model."""
-    patterns = COMMON_SOURCES + FAMILY_SOURCES[spec.family] + (GRW_SOURCES if spec.grw else ())
-    digest = hashlib.sha256()
-    for pattern in patterns:
-        for path in sorted(REPO_ROOT.glob(pattern)):
-            digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+VERSIONED = ("torch", "torchvision", "fvcore")  # counted by release (below), not by source
+COUNTING_ROOTS = ("measure_spec",)  # functions of this module that produce the numbers
+_MISSING = object()
 
 
 def cache_key(spec: RowSpec, device: str) -> str:
-    return f"{spec.key()}-{model_code_hash(spec)}-{device}"
+    """``<input>-<model>-<counting>-<device>``, the key of a row's stored measurement on ``device``.
+
+    - input: the row's fields that reach the measurement (registry model, GRW settings, frames,
+      resolution, clips, crops), not its name, published numbers, sampling fps or notes;
+    - model (:func:`model_code_hash`): the network as built, structure and code, without measuring;
+    - counting (:func:`counting_hash`): ``measure_spec`` and the suite code it calls (the counters of
+      ``benchmarks.core.counting``), plus torch/torchvision major.minor and the fvcore release.
+    """
+    grw = dataclasses.asdict(spec.grw) if spec.grw else None
+    fields = {"model": spec.model, "grw": grw, "frames": spec.frames, "res": spec.res,
+              "clips": spec.clips, "crops": spec.crops}
+    return f"{_digest(fields)}-{model_code_hash(spec)}-{counting_hash()}-{device}"
+
+
+def model_code_hash(spec: RowSpec) -> str:
+    """Hash of the row's network, built on the meta device (no memory, no weights): see :func:`model_hash`."""
+    from benchmarks.table1.specs import build_model
+
+    with torch.device("meta"):
+        return model_hash(build_model(spec))
+
+
+def model_hash(model: nn.Module) -> str:
+    """Hash of a network's architecture and forward: each module's name, class, ``extra_repr()`` and
+    plain attributes; each parameter's and buffer's name, shape and dtype; the code of every class in it
+    (base classes included) and of the suite's functions and classes that code names."""
+    modules = [(name, type(module).__qualname__, module.extra_repr(), _attributes(module))
+               for name, module in model.named_modules()]
+    tensors = [(name, tuple(t.shape), str(t.dtype))
+               for name, t in (*model.named_parameters(), *model.named_buffers())]
+    classes = {cls: None for module in model.modules() for cls in type(module).__mro__}
+    held = {value: None for module in model.modules() for value in vars(module).values()
+            if isinstance(value, (type, types.FunctionType))}  # e.g. an activation function kept as a setting
+    return _digest([modules, tensors, _code_closure([*classes, *held])])
+
+
+def counting_hash() -> str:
+    """Hash of the code that turns a built model into the row's numbers, and of the libraries it runs on."""
+    return _digest([_code_closure([globals()[name] for name in COUNTING_ROOTS]), _library_versions()])
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    release = {name: version(name).split("+")[0] for name in VERSIONED}
+    return {name: ".".join(v.split(".")[:2]) if name in ("torch", "torchvision") else v
+            for name, v in release.items()}
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+def _attributes(module: nn.Module) -> list:
+    """A module's public plain attributes (``training`` aside): settings ``extra_repr`` may not show."""
+    return sorted((name, _plain(value)) for name, value in vars(module).items()
+                  if not name.startswith("_") and name != "training" and _plain(value) is not None)
+
+
+def _plain(value: object) -> object:
+    """``value`` as JSON-able data when it is a setting (number, string, sequence or mapping of them,
+    a class or function by name), else None."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        items = [_plain(v) for v in value]
+        return None if None in items else items
+    if isinstance(value, dict):
+        items = {str(k): _plain(v) for k, v in value.items()}
+        return None if None in items.values() else items
+    if isinstance(value, (type, types.FunctionType)):
+        return value.__qualname__
+    return None
+
+
+def _code_closure(roots: list) -> list[str]:
+    """Normalised code of ``roots`` and of every function, class and constant their code names
+    (module globals, ``module.attribute``), recursively; the standard library and :data:`VERSIONED`
+    libraries are not followed."""
+    code: dict[int, str] = {}
+    todo = [obj for obj in roots if _followed(obj)]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in code:
+            continue
+        tree, names = _source_tree(obj)
+        module = vars(sys.modules[obj.__module__]) if obj.__module__ in sys.modules else {}
+        constants = {}
+        for name in names:
+            found = module.get(name[0], _MISSING)
+            if len(name) == 2:  # module.attribute
+                found = getattr(found, name[1], _MISSING) if isinstance(found, types.ModuleType) else _MISSING
+            found = inspect.unwrap(found) if callable(found) and hasattr(found, "__wrapped__") else found
+            if isinstance(found, (type, types.FunctionType)):
+                todo.extend([found] if _followed(found) else [])
+            elif found is not _MISSING and _immutable(found):
+                constants[".".join(name)] = repr(found)
+        code[id(obj)] = tree + json.dumps(constants, sort_keys=True)
+    return sorted(code.values())
+
+
+@functools.cache
+def _source_tree(obj: type | types.FunctionType) -> tuple[str, tuple[tuple[str, ...], ...]]:
+    """The syntax tree of a class's or function's source without docstrings, and the names it uses
+    (``name`` or ``name.attribute``), to look up in its module."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    except (OSError, TypeError):  # no source (built at run time, compiled): its name stands for it
+        return f"{obj.__module__}.{obj.__qualname__}", ()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+                node.body = node.body[1:] or [ast.Pass()]
+        if isinstance(node, ast.Name):
+            names.add((node.id,))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            names.add((node.value.id, node.attr))
+    return ast.dump(tree, include_attributes=False), tuple(sorted(names))
+
+
+def _immutable(value: object) -> bool:
+    """A constant whose value is part of the code that names it (mutable globals, registries and caches are not)."""
+    if isinstance(value, tuple):
+        return all(_immutable(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _followed(obj: object) -> bool:
+    """Whether code is hashed as source: not for the standard library, nor for the versioned libraries."""
+    top = (getattr(obj, "__module__", None) or "builtins").split(".")[0]
+    return top not in sys.stdlib_module_names and top not in VERSIONED and top != "builtins"
+
+
+# --------------------------------------------------------------------------- Table 1 measurements
 
 
 def measure_row(spec: RowSpec, device: str, command: str | None = None) -> dict:
