@@ -70,12 +70,14 @@ def measure_spec(spec: RowSpec, device: str) -> dict:
 # --------------------------------------------------------------------------- the cache key
 #
 # A stored measurement is valid while what determines its numbers is unchanged: the row's input and
-# model settings, the model as built, the code it runs, the counting code and the libraries behind
-# them. Code counts as its syntax tree without docstrings and positions, taken from the object itself
-# (not from its file), so comments, docstrings, formatting, moving a module or adding unrelated code
-# do not invalidate a row.
+# model settings, the model as built, the code it runs and the counting code. Code counts as its syntax
+# tree without docstrings and positions, taken from the object itself (not from its file), so comments,
+# docstrings, formatting, moving a module or adding unrelated code do not invalidate a row. The libraries
+# (torch, torchvision, fvcore) are not in the key: their releases are the record's provenance (``torch``),
+# so a checkout installed with another torch (a GPU machine's, next month's PyPI release) keeps the stored
+# numbers, labelled with the torch they were measured with, instead of re-measuring every row.
 
-VERSIONED = ("torch", "torchvision", "fvcore")  # counted by release (below), not by source
+VERSIONED = ("torch", "torchvision", "fvcore")  # library code: never hashed as source
 COUNTING_ROOTS = ("measure_spec",)  # functions of this module that produce the numbers
 _MISSING = object()
 
@@ -87,7 +89,7 @@ def cache_key(spec: RowSpec, device: str) -> str:
       resolution, clips, crops), not its name, published numbers, sampling fps or notes;
     - model (:func:`model_code_hash`): the network as built, structure and code, without measuring;
     - counting (:func:`counting_hash`): ``measure_spec`` and the suite code it calls (the counters of
-      ``benchmarks.core.counting``), plus torch/torchvision major.minor and the fvcore release.
+      ``benchmarks.core.counting``); library releases are provenance, not key.
     """
     grw = dataclasses.asdict(spec.grw) if spec.grw else None
     fields = {"model": spec.model, "grw": grw, "frames": spec.frames, "res": spec.res,
@@ -118,16 +120,8 @@ def model_hash(model: nn.Module) -> str:
 
 
 def counting_hash() -> str:
-    """Hash of the code that turns a built model into the row's numbers, and of the libraries it runs on."""
-    return _digest([_code_closure([globals()[name] for name in COUNTING_ROOTS]), _library_versions()])
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    release = {name: version(name).split("+")[0] for name in VERSIONED}
-    return {name: ".".join(v.split(".")[:2]) if name in ("torch", "torchvision") else v
-            for name, v in release.items()}
+    """Hash of the suite's code that turns a built model into the row's numbers."""
+    return _digest([_code_closure([globals()[name] for name in COUNTING_ROOTS])])
 
 
 def _digest(value: object) -> str:
