@@ -88,3 +88,39 @@ def test_provenance_names_commit_hardware_and_date():
     assert set(record) >= {"command", "git_commit", "hardware", "date", "torch"}
     assert len(record["git_commit"].split("-")[0]) in (40, len("unknown"))
     assert str(os.cpu_count()) in record["hardware"]
+
+
+def test_provenance_names_gpu_driver_cuda_and_cudnn_for_cuda_only(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Test GPU")
+    monkeypatch.setattr(store, "gpu_driver_version", lambda: "580.1")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)  # needs a GPU to load cuDNN
+    cuda_fields = {"gpu", "gpu_driver", "cuda", "cudnn"}
+
+    record = store.provenance("cuda")
+    assert {name: record[name] for name in ("gpu", "gpu_driver", "hardware")} == {
+        "gpu": "NVIDIA Test GPU", "gpu_driver": "580.1", "hardware": "NVIDIA Test GPU"}
+    assert record["cuda"] == torch.version.cuda and record["cudnn"] == 91000
+    assert cuda_fields <= set(store.provenance("cuda:0"))
+    assert not cuda_fields & set(store.provenance("cpu"))
+
+
+def test_no_driver_version_without_nvidia_smi(monkeypatch):
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("nvidia-smi")
+
+    monkeypatch.setattr(store.subprocess, "run", missing)
+    assert store.gpu_driver_version() is None
+
+
+def test_a_copy_without_git_takes_its_commit_from_the_environment(monkeypatch):
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(store.subprocess, "run", no_git)
+    monkeypatch.delenv(store.COMMIT_ENV, raising=False)
+    assert store.git_commit() == "unknown"
+    monkeypatch.setenv(store.COMMIT_ENV, "0123abc")
+    assert store.git_commit() == "0123abc"

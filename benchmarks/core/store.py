@@ -32,6 +32,8 @@ from benchmarks.core.paths import REPO_ROOT, RESULTS_ENV
 if TYPE_CHECKING:
     import pandas as pd
 
+COMMIT_ENV = "GRW_BENCH_COMMIT"  # the commit of a checkout copied without .git (see git_commit)
+
 RUN_FIELDS = (
     "row", "top1", "top5", "dataset", "split", "videos_evaluated", "videos_skipped",
     "checkpoint_sha256", "git_commit", "hardware", "date", "command",
@@ -177,14 +179,15 @@ def modified_code() -> list[str] | None:
 
 
 def git_commit() -> str:
-    """The checkout's commit (with ``-dirty`` when code or configuration has uncommitted changes),
-    or ``unknown``."""
+    """The checkout's commit (with ``-dirty`` when code or configuration has uncommitted changes); where
+    git cannot tell, ``$GRW_BENCH_COMMIT`` or ``unknown``."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        # A copy of the tree without its .git (e.g. sent to a GPU machine) can be told its commit.
+        return os.environ.get(COMMIT_ENV) or "unknown"
     return commit + ("-dirty" if modified_code() else "")
 
 
@@ -226,7 +229,8 @@ def command_line() -> str:
 
 
 def provenance(device: str = "cpu") -> dict:
-    """Where a number came from: command, commit, hardware, software, date."""
+    """Where a number came from: command, commit, hardware, software, date; on a CUDA device also
+    the GPU, its driver, and the CUDA and cuDNN versions (:func:`cuda_software`)."""
     import torch
 
     modified = modified_code()
@@ -236,9 +240,33 @@ def provenance(device: str = "cpu") -> dict:
         **({"modified_files": modified} if modified else {}),
         "hardware": hardware(device),
         "torch": torch.__version__,
+        **(cuda_software(device) if device.startswith("cuda") and torch.cuda.is_available() else {}),
         "python": platform.python_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def cuda_software(device: str = "cuda") -> dict:
+    """What a CUDA number depends on besides the code: the GPU, its driver, CUDA and cuDNN as torch sees them."""
+    import torch
+
+    return {
+        "gpu": torch.cuda.get_device_name(torch.device(device)),
+        "gpu_driver": gpu_driver_version(),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+    }
+
+
+def gpu_driver_version() -> str | None:
+    """The NVIDIA driver's version from ``nvidia-smi`` (None when it cannot be run)."""
+    try:
+        output = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    versions = output.split()
+    return versions[0] if versions else None
 
 
 def provenance_line(record: dict) -> str:

@@ -1,7 +1,9 @@
 """Multi-process training under ``torchrun`` (or SLURM + torchrun): process group, device, reductions.
 
 ``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; without them everything here is a
-single-process no-op. NCCL is used with CUDA, gloo on CPU.
+single-process no-op. NCCL is used with CUDA, gloo on CPU. A process group is joined whenever there are
+several processes, and also by a single process that ``torchrun`` started (``--nproc-per-node 1``): a
+run launched for DDP trains with DDP, also on one GPU.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ class Distributed:
     local_rank: int = 0
     world_size: int = 1
     device: str = "cpu"
+    backend: str | None = None  # of the process group joined ("nccl", "gloo"); None: a single process, no DDP
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.backend is not None
 
     @property
     def is_main(self) -> bool:
@@ -47,9 +50,15 @@ def setup(device: str | None = None) -> Distributed:
             raise ValueError("device 'cuda' requested but CUDA is not available")
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
-    if world_size > 1 and not dist.is_initialized():
+    joins = world_size > 1 or launched_by_torchrun()
+    if joins and not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", rank=rank, world_size=world_size)
-    return Distributed(rank, local_rank, world_size, device)
+    return Distributed(rank, local_rank, world_size, device, str(dist.get_backend()) if joins else None)
+
+
+def launched_by_torchrun() -> bool:
+    """Whether torchrun (``torch.distributed.run``) started this process; its agent sets this variable."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def teardown(env: Distributed) -> None:

@@ -260,7 +260,8 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
         write_json(out / "config.json", {
             **run_record(config, spec, deviations, classes), "name": spec.name, "model": spec.model,
             "input": dataclasses.asdict(train_data.sampling), "classes": len(classes),
-            "world_size": env.world_size, "global_batch": recipe.batch_size * recipe.accumulate * env.world_size,
+            "world_size": env.world_size, "distributed_backend": env.backend,
+            "global_batch": recipe.batch_size * recipe.accumulate * env.world_size,
             "steps_per_epoch": schedule.steps_in_epoch(0), "schedule": schedule_record(config, schedule),
             "data": {"train": train_index.summary(), "val": val_index.summary() if val_index else None},
             **({"init_report": {"loaded": len(init.loaded), "not_initialised": len(init.not_initialised),
