@@ -143,3 +143,13 @@ def test_our_models_compute_what_the_peers_compute_on_the_same_input():
         ours, theirs = baselines.build(peer.ours, num_classes=peer.num_classes), peer.build()
         count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
         assert abs(count(ours) / count(theirs) - 1) < 0.01, peer.name
+
+
+def test_onnxruntime_backend_times_the_exported_graph_frame_by_frame():
+    spec = dataclasses.replace(get_spec(1), frames=3, res=32)
+    config = speed.SpeedConfig(backend="onnxruntime", warmup=0, repeats=1, min_repeats=1)
+    record = speed.measure_row_speed(spec, config)
+    assert record["latency_per_frame_ms"]["n"] == 1 and record["state_bytes"] > 0
+    assert set(record["throughput"]) == {"1"}
+    with pytest.raises(ValueError, match="batch 1"):
+        speed.SpeedConfig(backend="onnxruntime", batch_sizes=(1, 4))

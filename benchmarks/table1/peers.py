@@ -18,6 +18,7 @@ the same machine load; its median and quartiles are reported.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,9 +122,10 @@ def peer_call(peer: Peer, model: nn.Module, spec: RowSpec, device: str) -> Calla
 
 
 def build_pair(peer: Peer, device: str, fold_bn: bool = False) -> tuple[RowSpec, Callable[[], object],
-                                                                     Callable[[], object]]:
-    """The row's input and the two calls to time, both models seeded and in eval mode on ``device``;
-    with ``fold_bn`` ours is the suite's inference path (BatchNorm folded, checked), the peer as published."""
+                                                                     Callable[[], object], nn.Module]:
+    """The row's input, the two calls to time and our model, both models seeded and in eval mode on
+    ``device``; with ``fold_bn`` ours is the suite's inference path (BatchNorm folded, checked), the peer
+    as published."""
     spec = get_spec(peer.row)
     torch.manual_seed(0)
     ours = baselines.build(peer.ours, num_classes=peer.num_classes).eval().to(device)
@@ -138,4 +140,10 @@ def build_pair(peer: Peer, device: str, fold_bn: bool = False) -> tuple[RowSpec,
                 return call()
         return run
 
-    return spec, inference(our_call(peer, ours, spec, device)), inference(peer_call(peer, theirs, spec, device))
+    return (spec, inference(our_call(peer, ours, spec, device)), inference(peer_call(peer, theirs, spec, device)),
+            ours)
+
+
+def peer_input(peer: Peer, spec: RowSpec) -> RowSpec:
+    """The row's input as ours is exported for the pair (a plain model of the row's family: no GRW)."""
+    return dataclasses.replace(spec, grw=None, model=peer.ours)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +40,7 @@ from benchmarks.core.counting import LogitsOnly
 from benchmarks.table1 import deploy
 from benchmarks.table1.specs import RowSpec, build_model
 
-BACKENDS = ("eager", "compile")  # onnxruntime: see benchmarks.table1.export (when present)
+BACKENDS = ("eager", "compile", "onnxruntime")  # onnxruntime: the graph of benchmarks.table1.export
 DEVICES = ("cpu", "cuda")
 
 
@@ -67,6 +68,11 @@ class SpeedConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.threads < 1 or not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ValueError(f"need threads >= 1 and batch sizes >= 1, got {self.threads}, {list(self.batch_sizes)}")
+        if self.backend == "onnxruntime" and self.batch_sizes != (1,):
+            raise ValueError("--backend onnxruntime times graphs exported at batch 1: use --batch-sizes 1")
+        if self.backend == "onnxruntime" and (self.device != "cpu" or self.amp or self.channels_last):
+            raise ValueError("--backend onnxruntime runs on the CPU, in float32 and its own layout "
+                             "(no --device cuda, --amp or --channels-last)")
         if self.warmup < 0 or not 1 <= self.min_repeats <= self.repeats or self.max_seconds <= 0:
             raise ValueError(f"need warmup >= 0, 1 <= min_repeats <= repeats and max_seconds > 0, got "
                              f"{self.warmup}, {self.min_repeats}, {self.repeats}, {self.max_seconds}")
@@ -217,17 +223,42 @@ def frame_call(model: nn.Module, spec: RowSpec, config: SpeedConfig) -> tuple[Ca
     return step, state_bytes(state)
 
 
+@contextlib.contextmanager
+def onnx_graph(model: nn.Module, spec: RowSpec, threads: int) -> Iterator[Any]:
+    """``model`` exported (and verified) as the row's ONNX graph in a temporary folder, in a session."""
+    import tempfile
+
+    from benchmarks.table1.export import OnnxRunner, export_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, spec, path)
+        yield OnnxRunner(path, threads=threads)
+
+
+def onnx_calls(runner: Any, spec: RowSpec) -> tuple[Callable[[], object], Callable[[], object] | None, int | None]:
+    """The clip call, and for stream graphs the frame call on a warm state and that state's bytes."""
+    import numpy as np
+
+    if not runner.streaming:
+        clip = np.zeros(spec.clip_shape, np.float32)
+        return (lambda: runner.run(clip)), None, None
+    frame = np.zeros((1, 3, 1, spec.res, spec.res), np.float32)
+    state = runner.initial_state()
+    for _ in range(max(1, spec.frames // 2)):
+        _, state = runner.step(frame, state)
+    clip = np.zeros((1, 3, spec.frames, spec.res, spec.res), np.float32)
+    return (lambda: runner.run(clip)), (lambda: runner.step(frame, state)), sum(a.nbytes for a in state)
+
+
 def measure_row_speed(spec: RowSpec, config: SpeedConfig, model: nn.Module | None = None) -> dict[str, Any]:
     """Latency per video, throughput per batch size and (stream rows) per-frame latency and state size."""
+    if config.backend == "onnxruntime":
+        return _measure_onnx(spec, config, model)
     with pinned_threads(config.threads):
         model = prepared_model(spec, config, model)
         per_clip = summarise(time_calls(clip_call(model, spec, 1, config), config))
-        record: dict[str, Any] = {
-            "row": spec.row, "name": spec.name, "model": spec.model, "streaming": spec.streaming,
-            "input": {"frames": spec.frames, "res": spec.res, "views": spec.views},
-            "latency_per_clip_ms": per_clip,
-            "latency_per_video_ms": {k: v * spec.views if k != "n" else v for k, v in per_clip.items()},
-        }
+        record = _record(spec, per_clip)
         if spec.streaming:
             step, size = frame_call(model, spec, config)
             record["latency_per_frame_ms"] = summarise(time_calls(step, config))
@@ -239,6 +270,28 @@ def measure_row_speed(spec: RowSpec, config: SpeedConfig, model: nn.Module | Non
                                       "ms_per_call": timed}
         record["throughput"] = throughput
     return record
+
+
+def _measure_onnx(spec: RowSpec, config: SpeedConfig, model: nn.Module | None) -> dict[str, Any]:
+    """:func:`measure_row_speed` for the row's exported graph in onnxruntime (batch 1)."""
+    with pinned_threads(config.threads), onnx_graph(prepared_model(spec, config, model), spec,
+                                                    config.threads) as runner:
+        whole, frame, size = onnx_calls(runner, spec)
+        per_clip = summarise(time_calls(whole, config))
+        record = _record(spec, per_clip)
+        if frame is not None:
+            record["latency_per_frame_ms"] = summarise(time_calls(frame, config))
+            record["state_bytes"] = size
+        record["throughput"] = {"1": {"videos_per_s": 1 / (per_clip["median"] / 1e3 * spec.views),
+                                      "ms_per_call": per_clip}}
+    return record
+
+
+def _record(spec: RowSpec, per_clip: dict) -> dict[str, Any]:
+    return {"row": spec.row, "name": spec.name, "model": spec.model, "streaming": spec.streaming,
+            "input": {"frames": spec.frames, "res": spec.res, "views": spec.views},
+            "latency_per_clip_ms": per_clip,
+            "latency_per_video_ms": {k: v * spec.views if k != "n" else v for k, v in per_clip.items()}}
 
 
 def speed_run(specs: Sequence[RowSpec], config: SpeedConfig,
@@ -280,15 +333,21 @@ def _timed_run(experiment: str, measurements: Sequence[Callable[[], dict]], conf
 
 def measure_peer(peer: Any, config: SpeedConfig) -> dict[str, Any]:
     """Ours and the peer alternately on the same input: each one's time and the ratio ours / peer."""
-    from benchmarks.table1.peers import build_pair, unavailable
+    from benchmarks.table1.peers import build_pair, peer_input, unavailable
 
     record: dict[str, Any] = {"peer": peer.name, "ours": peer.ours, "row": peer.row, "mode": peer.mode,
                               "package": peer.package}
     reason = unavailable(peer)
     if reason:
         return {**record, "unavailable": reason}
-    spec, ours, theirs = build_pair(peer, config.device, fold_bn=config.fold_bn)
-    timing = time_alternating(ours, theirs, config)
+    spec, ours, theirs, ours_model = build_pair(peer, config.device, fold_bn=config.fold_bn)
+    if config.backend == "onnxruntime":
+        plain = peer_input(peer, spec)
+        with onnx_graph(ours_model, plain, config.threads) as runner:
+            whole, frame, _ = onnx_calls(runner, plain)
+            timing = time_alternating(frame if peer.mode == "frame" else whole, theirs, config)
+    else:
+        timing = time_alternating(ours, theirs, config)
     return {**record, "input": {"frames": spec.frames, "res": spec.res},
             "ours_ms": summarise(timing.ours), "peer_ms": summarise(timing.peer),
             "ratio": summarise(timing.ratios(), scale=1.0)}
