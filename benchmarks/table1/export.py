@@ -353,6 +353,10 @@ class OnnxRunner:
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        # no busy-waiting between calls: a spinning thread would steal the core of whatever runs next
+        # (the peer that speed --peers times alternately, the rest of a deployed pipeline)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=PROVIDERS)
         first, *state = self.session.get_inputs()
