@@ -50,12 +50,13 @@ def rows_table(run: dict, gflops: dict[int, float] | None = None) -> pd.DataFram
         for batch, value in row["throughput"].items():
             record[f"videos/s @{batch}"] = value["videos_per_s"]
         records.append(record)
-    return pd.DataFrame(records).sort_values("row").reset_index(drop=True)
+    table = pd.DataFrame(records).sort_values("row").reset_index(drop=True)
+    return table.astype(object).where(table.notna(), None)  # blank cells, not "nan", where a row has none
 
 
 def rank_differences(table: pd.DataFrame) -> list[str]:
     """Pairs of rows where more GFLOPs take less time (or fewer GFLOPs more), by ms per video."""
-    known = table.dropna(subset=["GFLOPs"])
+    known = table[table["GFLOPs"].notna()]
     lines = []
     for (_, a), (_, b) in combinations(known.iterrows(), 2):
         cheaper, dearer = (a, b) if a["GFLOPs"] < b["GFLOPs"] else (b, a)
