@@ -30,13 +30,13 @@ from benchmarks.engine.runs import (
     _materialize_lazy_modules,
     input_memory_format,
     resolve_spec,
-    to_channels_last,
     use_channels_last,
 )
 from benchmarks.engine.schedules import ResumeSampler, warmup_cosine
 from benchmarks.engine.train import train
 from benchmarks.run import main as run_main
 from benchmarks.table1 import report
+from benchmarks.table1.deploy import to_channels_last
 from benchmarks.table1.specs import build_model
 
 # Tiny stream MoViNet-A0 with its GRW head (row 1); dropout and stochastic depth on, so resuming

@@ -8,6 +8,7 @@ import torch
 from tabulate import tabulate
 
 import baselines
+from benchmarks.commands.options import positive_ints
 from benchmarks.core.cli import UsageError
 from benchmarks.core.store import write_csv
 from benchmarks.table1 import memory
@@ -16,20 +17,10 @@ from benchmarks.table1.memory import CSV_NAME, measure_memory, plot_memory
 DESCRIPTION = memory.__doc__
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="movinet_a0,movinet_a0_stream",
                         help="comma-separated registry names (default: movinet_a0,movinet_a0_stream)")
-    parser.add_argument("--frames", type=_int_list, default=[8, 16, 32, 64, 128, 256],
+    parser.add_argument("--frames", type=positive_ints, default=[8, 16, 32, 64, 128, 256],
                         help="comma-separated frame counts (default: 8,16,32,64,128,256)")
     parser.add_argument("--res", type=int, default=172, help="input resolution (default: 172, A0's)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")

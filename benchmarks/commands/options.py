@@ -110,3 +110,14 @@ def add_component_options(parser: argparse.ArgumentParser, registered, kind: str
         if dataclasses.fields(cls):
             group = parser.add_argument_group(f"{kind} {name} ({component.__module__})")
             add_options(group, cls, prefix=f"{kind}_{name}", defaults=False)
+
+
+def positive_ints(text: str) -> list[int]:
+    """``"1,2,8"`` -> [1, 2, 8] for options that take comma-separated integers >= 1."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values

@@ -21,6 +21,7 @@ from functools import partial
 
 from tqdm import tqdm
 
+from benchmarks.commands.options import positive_ints
 from benchmarks.core.cli import UsageError
 from benchmarks.core.store import provenance, write_json
 from benchmarks.table1 import deploy, report, speed_report
@@ -29,23 +30,13 @@ from benchmarks.table1.specs import implemented_specs, parse_rows
 from benchmarks.table1.speed import BACKENDS, DEVICES, SpeedConfig, peers_run, speed_run
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
-    return values
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SpeedConfig()
     parser.add_argument("--rows", help="comma-separated row numbers or names (default: every implemented row)")
     parser.add_argument("--device", choices=DEVICES, default=defaults.device, help="(default: %(default)s)")
-    parser.add_argument("--threads", type=int_list, default=(defaults.threads,), metavar="N1,N2",
+    parser.add_argument("--threads", type=positive_ints, default=(defaults.threads,), metavar="N1,N2",
                         help="torch intra-op threads; one run per value (default: 1)")
-    parser.add_argument("--batch-sizes", type=int_list, default=defaults.batch_sizes, metavar="B1,B2",
+    parser.add_argument("--batch-sizes", type=positive_ints, default=defaults.batch_sizes, metavar="B1,B2",
                         help="throughput at these batch sizes (default: 1)")
     parser.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
                         help="eager, or torch.compile (default: %(default)s)")

@@ -161,16 +161,6 @@ def use_channels_last(model: nn.Module, device: str, mode: str = "auto") -> bool
     return mode == "on" or not device.startswith("cuda")
 
 
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """Every convolution weight in channels-last memory (in place; values unchanged)."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv3d):
-            module.to(memory_format=torch.channels_last_3d)
-        elif isinstance(module, nn.Conv2d):
-            module.to(memory_format=torch.channels_last)
-    return model
-
-
 def input_memory_format(model: nn.Module) -> torch.memory_format:
     """The layout of input clips ``[B, 3, T, H, W]`` for a channels-last model: ``channels_last_3d`` when it
     has 3D convolutions (frame-wise models reshape their clips; their 2D weights set the layout)."""

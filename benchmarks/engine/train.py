@@ -71,11 +71,11 @@ from benchmarks.engine.runs import (
     resolve_spec,
     run_record,
     schedule_record,
-    to_channels_last,
     train_sampling,
     use_channels_last,
 )
 from benchmarks.engine.schedules import Schedule, lr_factor
+from benchmarks.table1.deploy import to_channels_last
 from benchmarks.table1.specs import RowSpec
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)

@@ -86,3 +86,13 @@ def reference_output(model: nn.Module, spec: RowSpec, device: str) -> torch.Tens
         logits, state = model.forward_stream(clip[:, :, t:t + 1], state)
         outputs.append(logits)
     return torch.stack(outputs)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Every convolution weight in channels-last memory (in place; values unchanged)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv3d):
+            module.to(memory_format=torch.channels_last_3d)
+        elif isinstance(module, nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
+    return model

@@ -154,11 +154,7 @@ def prepared_model(spec: RowSpec, config: SpeedConfig, model: nn.Module | None =
     if config.fold_bn:
         model = deploy.folded(model, partial(deploy.reference_output, spec=spec, device=config.device))
     if config.channels_last:
-        for module in model.modules():
-            if isinstance(module, nn.Conv3d):
-                module.to(memory_format=torch.channels_last_3d)
-            elif isinstance(module, nn.Conv2d):
-                module.to(memory_format=torch.channels_last)
+        deploy.to_channels_last(model)
     return model
 
 
