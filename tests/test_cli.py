@@ -1,3 +1,4 @@
+import argparse
 import ast
 import subprocess
 import sys
@@ -199,3 +200,27 @@ def test_figures_and_the_method_registrations_import_no_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True,
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_no_subcommand_accepts_an_abbreviated_long_option():
+    """``eval --res 32`` once meant ``--results 32``: a prefix of a long option is never taken for it."""
+    from benchmarks.commands.parser import method_subcommands
+    from benchmarks.run import SUBCOMMANDS, build_parser
+
+    names = [*SUBCOMMANDS, *method_subcommands(SUBCOMMANDS)]
+    checked = 0
+    for name in names:
+        parser = build_parser(name)
+        sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        command = sub.choices[name]
+        for required in (*command._actions, *command._mutually_exclusive_groups):
+            required.required = False  # only the prefix is under test
+        options = {option for action in command._actions for option in action.option_strings}
+        for option in sorted(options):
+            prefix = option[:-1]
+            if not option.startswith("--") or len(prefix) < 4 or prefix in options:
+                continue
+            _, unknown = command.parse_known_args([prefix])
+            assert unknown == [prefix], f"{name} {prefix} was taken for {option}"
+            checked += 1
+    assert checked > 100

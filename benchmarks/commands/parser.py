@@ -27,7 +27,12 @@ DESCRIPTION = ("grw-bench: reproduce and compare Table 1 of 'Smooth Regularizati
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message (exit status 2), no usage dump."""
+    """argparse with a one-line error message (exit status 2), no usage dump, and no abbreviated long
+    options: ``--res`` must never silently mean ``--results``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
