@@ -224,3 +224,33 @@ def test_no_subcommand_accepts_an_abbreviated_long_option():
             assert unknown == [prefix], f"{name} {prefix} was taken for {option}"
             checked += 1
     assert checked > 100
+
+
+def test_every_option_explains_itself_and_shows_its_default():
+    """Every option of every subcommand has help text; a default worth knowing is shown, and none is
+    shown as "None"; a subcommand's --help holds no result tables (they live in docs/)."""
+    from benchmarks.commands.parser import method_subcommands
+    from benchmarks.run import SUBCOMMANDS, build_parser
+
+    problems = []
+    for name in [*SUBCOMMANDS, *method_subcommands(SUBCOMMANDS)]:
+        parser = build_parser(name)
+        sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        command = sub.choices[name]
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            text = action.help or ""
+            shown = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                        argparse._SubParsersAction)) or action.default in (None, False)
+            if not text:
+                problems.append(f"{name} {flag}: no help")
+            elif "%(default)" in text and action.default is None:
+                problems.append(f"{name} {flag}: shows (default: None)")
+            elif not shown and "default" not in text:
+                problems.append(f"{name} {flag}: default {action.default!r} not shown")
+        text = command.format_help()
+        if "=====" in text or "|---" in text:
+            problems.append(f"{name}: --help holds a result table")
+    assert not problems, "\n".join(problems)

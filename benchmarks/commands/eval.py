@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="(default: %(default)s)")
     parser.add_argument("--num-workers", type=int, default=default(EvalConfig, "num_workers"),
                         help="(default: %(default)s)")
-    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="(default: cuda when available, else cpu)")
     parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
     parser.add_argument("--refresh", action="store_true",
                         help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")

@@ -33,7 +33,7 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--account", help="SLURM account")
     group.add_argument("--qos", help="SLURM quality of service")
     group.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
-                       help="extra #SBATCH option, repeatable (e.g. --sbatch constraint=a100)")
+                       help="extra #SBATCH option, repeatable (e.g. --sbatch constraint=a100; default: none)")
     group.add_argument("--signal-delay-s", type=int, default=defaults.signal_delay_s,
                        help="seconds before the time limit at which tasks may checkpoint (default: %(default)s)")
     group.add_argument("--no-wait", action="store_true",

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=positive_ints, default=[8, 16, 32, 64, 128, 256],
                         help="comma-separated frame counts (default: 8,16,32,64,128,256)")
     parser.add_argument("--res", type=int, default=172, help="input resolution (default: 172, A0's)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the peak memory is measured (default: cuda when available, else cpu)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -15,7 +15,9 @@ DESCRIPTION = proxy.__doc__
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ProxyConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E", help="(default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="E",
+                        help="training epochs of every family (default: each family's own, see "
+                             "docs/warmup-and-proxy.md)")
     parser.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
                         help="seeds 0..K-1 per model (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=defaults.processes,

@@ -78,13 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checkpoint; tensors whose shape differs (another class count) and modules the weights lack "
                         "(a GRW head) stay random and are listed in OUT/init.json")
     group = parser.add_argument_group("input and GRW (default: the row's spec; recorded as deviations)")
-    group.add_argument("--frames", type=int)
-    group.add_argument("--res", type=int)
-    group.add_argument("--fps", type=float)
+    group.add_argument("--frames", type=int, help="frames per training clip (default: the row's)")
+    group.add_argument("--res", type=int, help="side of the training crop in pixels; evaluation keeps the row's "
+                       "resize-to-crop ratio (default: the row's)")
+    group.add_argument("--fps", type=float, help="frames per second the clips are sampled at (default: the row's)")
     group.add_argument("--grw", action=argparse.BooleanOptionalAction, default=None,
                        help="GRW-smoothing on/off (default: on for GRW rows; --grw adds taps to MobileNetV3/TSM, X3D)")
-    group.add_argument("--grw-weight", type=float)
-    group.add_argument("--grw-window", type=int)
+    group.add_argument("--grw-weight", type=float,
+                       help="weight of the GRW-smoothing term (default: the row's, 1.0 for the GRW rows)")
+    group.add_argument("--grw-window", type=int, help="frames per GRW window (default: the row's)")
     group = parser.add_argument_group("recipe (defaults: benchmarks.engine.runs.Recipe)")
     for name, kind, text in (
         ("epochs", int, None), ("batch_size", int, "per process"), ("accumulate", int, "micro-batches per step"),
@@ -107,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="cosine decay to lr x min-lr-ratio, or steps: lr x lr-gamma at each of --lr-steps "
                             "(both after the linear warm-up) (default: %(default)s)")
     group.add_argument("--lr-steps", type=epoch_list, default=default(Recipe, "lr_steps"), metavar="E1,E2,...",
-                       help="epochs at which --lr-policy steps decays the lr")
+                       help="epochs at which --lr-policy steps decays the lr (default: none)")
     group.add_argument("--lr-gamma", type=float, default=default(Recipe, "lr_gamma"),
                        help="lr decay per step of --lr-policy steps (default: %(default)s)")
     parser.add_argument("--schedule", choices=SCHEDULES.names(), default=default(RunConfig, "schedule"),
@@ -122,7 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-videos", action="store_true",
                        help="keep decoded training videos in memory after their first read (small datasets; "
                             "pays with --num-workers 0)")
-    group.add_argument("--device", choices=("cpu", "cuda"))
+    group.add_argument("--device", choices=("cpu", "cuda"), help="(default: cuda when available, else cpu)")
     group.add_argument("--channels-last", choices=CHANNELS_LAST_MODES, default=default(RunConfig, "channels_last"),
                        help="convolutions (and 3D models' clips) in channels-last memory; auto: on CPU, where it "
                             "trains X3D, MoViNet and MobileNetV3 ~3x faster (same results), off on CUDA "

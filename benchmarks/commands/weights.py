@@ -36,7 +36,8 @@ WIDTH = 120
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                help="list, download or import (ACTION --help for its options)")
     listing = sub.add_parser("list", help="every catalogued public checkpoint")
     fetch = sub.add_parser("download", help="fetch checkpoints into the cache (resumes; sha256 checked and recorded)")
     fetch.add_argument("names", nargs="+", metavar="NAME")
