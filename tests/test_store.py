@@ -124,3 +124,24 @@ def test_a_copy_without_git_takes_its_commit_from_the_environment(monkeypatch):
     assert store.git_commit() == "unknown"
     monkeypatch.setenv(store.COMMIT_ENV, "0123abc")
     assert store.git_commit() == "0123abc"
+
+
+def test_written_files_honour_the_umask_and_keep_an_existing_mode(tmp_path):
+    import os
+    import stat
+
+    from benchmarks.core.store import write_json, write_text
+
+    previous = os.umask(0o022)
+    try:
+        fresh = write_json(tmp_path / "run.json", {"a": 1})
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(write_text(tmp_path / "private.md", "x").stat().st_mode) == 0o600
+        tracked = tmp_path / "tracked.md"
+        tracked.write_text("old")
+        tracked.chmod(0o664)
+        write_text(tracked, "new")  # rewritten under umask 077: keeps its 0664
+        assert stat.S_IMODE(tracked.stat().st_mode) == 0o664 and tracked.read_text() == "new"
+    finally:
+        os.umask(previous)

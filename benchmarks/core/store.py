@@ -61,10 +61,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The mode a file written at ``path`` gets: the existing file's (a tracked file keeps its mode), else
+    what ``open`` would give under the umask (0644 under umask 022), not ``mkstemp``'s private 0600, so that
+    colleagues on a shared file system can read results and checkpoints."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
