@@ -3,7 +3,7 @@
 Times forward + backward of ``grw.GrwSmoothingLoss`` and of ``grw.reference.reference_grw_loss`` (which
 builds every permuted sequence) in the same run, checks that their losses agree and how far each
 float32 gradient is from the float64 one, and prints a markdown table.
-Run: ``python -m benchmarks.studies.grw_loss_speed``.
+Run: ``python -m benchmarks.run grw-loss-speed``.
 """
 
 from __future__ import annotations
