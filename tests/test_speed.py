@@ -153,3 +153,23 @@ def test_onnxruntime_backend_times_the_exported_graph_frame_by_frame():
     assert set(record["throughput"]) == {"1"}
     with pytest.raises(ValueError, match="batch 1"):
         speed.SpeedConfig(backend="onnxruntime", batch_sizes=(1, 4))
+
+
+def test_profile_stores_where_one_call_spends_its_time(results, monkeypatch):
+    from benchmarks.table1 import peers
+
+    mobilenet = next(peer for peer in peers.PEERS if peer.ours == "mobilenet_v3_small")
+    monkeypatch.setattr(peers, "PEERS", (mobilenet,))
+    assert run_main(["speed", "--rows", "3", "--profile", *FAST, "--results", str(results)]) == 0
+    assert run_main(["speed", "--peers", "--profile", *FAST, "--results", str(results)]) == 0
+    row = speed_report.speed_runs(Store(results))[0]["rows"][0]
+    pair = speed_report.speed_runs(Store(results), "peers")[0]["rows"][0]
+    for profile in (row["profile"], pair["ours_profile"], pair["peer_profile"]):
+        assert 0 < len(profile) <= 8 and all(entry["calls"] >= 1 for entry in profile)
+        shares = [entry["share"] for entry in profile]
+        assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert any("conv" in entry["op"] for entry in row["profile"])
+    text = (results / "speed.md").read_text()
+    assert "Where one call's time goes" in text and "MobileNetV3-S, peer: `" in text
+    with pytest.raises(ValueError, match="profile"):
+        speed.SpeedConfig(backend="onnxruntime", profile=True)

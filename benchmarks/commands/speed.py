@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed calls per quantity, at most (default: %(default)s)")
     parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds,
                         help="stop timing a quantity after this long, once 3 calls are timed (default: %(default)s)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also store where one call's time goes: the top operators of torch.profiler, per row "
+                             "(stream rows: one frame) and, with --peers, for ours and the peer")
     parser.add_argument("--peers", action="store_true",
                         help="instead of the rows, time this suite's models against the public implementations of the "
                              "same architectures (MoViNet-pytorch, PyTorchVideo X3D, torchvision MobileNetV3) on the "
@@ -66,7 +69,8 @@ def configs_from_args(args: argparse.Namespace) -> list[SpeedConfig]:
             raise UsageError("--device cuda: no CUDA device is available here")
     try:
         return [SpeedConfig(device=args.device, threads=threads, batch_sizes=args.batch_sizes, backend=args.backend,
-                            channels_last=args.channels_last, amp=args.amp, fold_bn=args.fold_bn, warmup=args.warmup,
+                            channels_last=args.channels_last, amp=args.amp, fold_bn=args.fold_bn,
+                            profile=args.profile, warmup=args.warmup,
                             repeats=args.repeats, min_repeats=min(3, args.repeats), max_seconds=args.max_seconds)
                 for threads in args.threads]
     except ValueError as error:

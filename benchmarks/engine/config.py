@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.core import options as opts
-from benchmarks.engine.method import METHODS, Method
+from benchmarks.engine.method import METHODS, Method, get_method
 from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.schedules import SCHEDULES, Schedule
 from benchmarks.table1.specs import get_spec
@@ -69,8 +69,7 @@ class RunConfig:
 
     def training_method(self) -> Method:
         """The run's method, with its options."""
-        return METHODS.get(self.method)(opts.from_dict(METHODS.get(self.method).Options, self.method_options,
-                                                       f"method {self.method}"))
+        return get_method(self.method, self.method_options)
 
     def schedule_kind(self) -> tuple[type[Schedule], Any]:
         """The run's schedule kind and its options."""

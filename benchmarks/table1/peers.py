@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 import baselines
-from benchmarks.table1 import deploy
 from benchmarks.table1.specs import RowSpec, get_spec
 
 
@@ -92,18 +91,6 @@ def unavailable(peer: Peer) -> str | None:
     return None
 
 
-def our_call(peer: Peer, model: nn.Module, spec: RowSpec, device: str) -> Callable[[], object]:
-    if peer.mode == "frame":
-        frame = torch.zeros(1, 3, 1, spec.res, spec.res, device=device)
-        with torch.inference_mode():
-            state = None
-            for _ in range(max(1, spec.frames // 2)):
-                _, state = model.forward_stream(frame, state)
-        return lambda: model.forward_stream(frame, state)
-    clip = torch.zeros(spec.clip_shape, device=device)
-    return lambda: model(clip)
-
-
 def peer_call(peer: Peer, model: nn.Module, spec: RowSpec, device: str) -> Callable[[], object]:
     if peer.mode == "frame":
         # MoViNet-pytorch keeps its stream buffer in the modules: warm it with half a clip, as ours, and
@@ -121,27 +108,21 @@ def peer_call(peer: Peer, model: nn.Module, spec: RowSpec, device: str) -> Calla
     return lambda: model(clip)
 
 
-def build_pair(peer: Peer, device: str, fold_bn: bool = False) -> tuple[RowSpec, Callable[[], object],
-                                                                     Callable[[], object], nn.Module]:
-    """The row's input, the two calls to time and our model, both models seeded and in eval mode on
-    ``device``; with ``fold_bn`` ours is the suite's inference path (BatchNorm folded, checked), the peer
-    as published."""
+def build_pair(peer: Peer, device: str) -> tuple[RowSpec, nn.Module, Callable[[], object]]:
+    """The row's input, our model (seeded, eval mode, on ``device``; the caller prepares it as it times
+    ours) and the peer's call on that input (seeded, as published, under ``inference_mode``)."""
     spec = get_spec(peer.row)
     torch.manual_seed(0)
     ours = baselines.build(peer.ours, num_classes=peer.num_classes).eval().to(device)
-    if fold_bn:
-        ours = deploy.folded(ours, lambda model: deploy.reference_output(model, spec, device))
     torch.manual_seed(0)
     theirs = peer.build().eval().to(device)
+    call = peer_call(peer, theirs, spec, device)
 
-    def inference(call: Callable[[], object]) -> Callable[[], object]:
-        def run() -> object:
-            with torch.inference_mode():
-                return call()
-        return run
+    def run() -> object:
+        with torch.inference_mode():
+            return call()
 
-    return (spec, inference(our_call(peer, ours, spec, device)), inference(peer_call(peer, theirs, spec, device)),
-            ours)
+    return spec, ours, run
 
 
 def peer_input(peer: Peer, spec: RowSpec) -> RowSpec:

@@ -35,8 +35,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.core.counting import LogitsOnly
+from benchmarks.core.counting import LogitsOnly, native_stderr_silenced
 from benchmarks.table1 import deploy
 from benchmarks.table1.specs import RowSpec, build_model
 
@@ -55,6 +56,7 @@ class SpeedConfig:
     channels_last: bool = False
     amp: bool = False  # bf16 autocast
     fold_bn: bool = False  # BatchNorm folded into the convolutions (benchmarks.table1.deploy), checked
+    profile: bool = False  # also store where one call's time goes (torch.profiler, eager and compile only)
     warmup: int = 2
     repeats: int = 20
     min_repeats: int = 3
@@ -70,9 +72,10 @@ class SpeedConfig:
             raise ValueError(f"need threads >= 1 and batch sizes >= 1, got {self.threads}, {list(self.batch_sizes)}")
         if self.backend == "onnxruntime" and self.batch_sizes != (1,):
             raise ValueError("--backend onnxruntime times graphs exported at batch 1: use --batch-sizes 1")
-        if self.backend == "onnxruntime" and (self.device != "cpu" or self.amp or self.channels_last):
-            raise ValueError("--backend onnxruntime runs on the CPU, in float32 and its own layout "
-                             "(no --device cuda, --amp or --channels-last)")
+        onnx_unfit = self.device != "cpu" or self.amp or self.channels_last or self.profile
+        if self.backend == "onnxruntime" and onnx_unfit:
+            raise ValueError("--backend onnxruntime runs on the CPU, in float32 and its own layout, out of "
+                             "torch's profiler's sight (no --device cuda, --amp, --channels-last or --profile)")
         if self.warmup < 0 or not 1 <= self.min_repeats <= self.repeats or self.max_seconds <= 0:
             raise ValueError(f"need warmup >= 0, 1 <= min_repeats <= repeats and max_seconds > 0, got "
                              f"{self.warmup}, {self.min_repeats}, {self.repeats}, {self.max_seconds}")
@@ -118,6 +121,17 @@ def pinned_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def profile_call(call: Callable[[], object], top: int = 8) -> list[dict[str, Any]]:
+    """Where one call of ``call`` spends its time: the ``top`` operators by their own CPU time, each with
+    its share of the call's total and how many times it ran."""
+    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        call()
+    events = sorted(prof.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+    total = sum(event.self_cpu_time_total for event in events) or 1
+    return [{"op": event.key, "share": event.self_cpu_time_total / total, "calls": event.count}
+            for event in events[:top]]
 
 
 def load_average() -> float:
@@ -180,21 +194,23 @@ def state_bytes(state: Any) -> int:
     return 0
 
 
+def _compiled(function: Callable, config: SpeedConfig) -> Callable:
+    return torch.compile(function) if config.backend == "compile" else function
+
+
 def clip_call(model: nn.Module, spec: RowSpec, batch: int, config: SpeedConfig) -> Callable[[], object]:
     """One clip of the row per video, ``batch`` videos: a whole-clip forward, or frame by frame."""
-    forward = torch.compile(LogitsOnly(model)) if config.backend == "compile" else LogitsOnly(model)
-
     if spec.streaming:
-        frame = _clip(spec, batch, 1, config)
+        frame, step = _clip(spec, batch, 1, config), _compiled(model.forward_stream, config)
 
         def stream() -> None:
             with torch.inference_mode(), _autocast(config):
                 state = None
                 for _ in range(spec.frames):
-                    _, state = model.forward_stream(frame, state)
+                    _, state = step(frame, state)
 
         return stream
-    clip = _clip(spec, batch, spec.frames, config)
+    clip, forward = _clip(spec, batch, spec.frames, config), _compiled(LogitsOnly(model), config)
 
     def whole() -> None:
         with torch.inference_mode(), _autocast(config):
@@ -206,15 +222,15 @@ def clip_call(model: nn.Module, spec: RowSpec, batch: int, config: SpeedConfig) 
 def frame_call(model: nn.Module, spec: RowSpec, config: SpeedConfig) -> tuple[Callable[[], object], int]:
     """One frame of a stream row on a warm state (the state after half a clip, kept fixed so that every
     timed call does the same work), and the state's size in bytes."""
-    frame = _clip(spec, 1, 1, config)
+    frame, forward_stream = _clip(spec, 1, 1, config), _compiled(model.forward_stream, config)
     with torch.inference_mode(), _autocast(config):
         state = None
         for _ in range(max(1, spec.frames // 2)):
-            _, state = model.forward_stream(frame, state)
+            _, state = forward_stream(frame, state)
 
     def step() -> None:
         with torch.inference_mode(), _autocast(config):
-            model.forward_stream(frame, state)
+            forward_stream(frame, state)
 
     return step, state_bytes(state)
 
@@ -255,10 +271,13 @@ def measure_row_speed(spec: RowSpec, config: SpeedConfig, model: nn.Module | Non
         model = prepared_model(spec, config, model)
         per_clip = summarise(time_calls(clip_call(model, spec, 1, config), config))
         record = _record(spec, per_clip)
+        step = None
         if spec.streaming:
             step, size = frame_call(model, spec, config)
             record["latency_per_frame_ms"] = summarise(time_calls(step, config))
             record["state_bytes"] = size
+        if config.profile:
+            record["profile"] = profile_call(step or clip_call(model, spec, 1, config))
         throughput = {}
         for batch in config.batch_sizes:
             timed = per_clip if batch == 1 else summarise(time_calls(clip_call(model, spec, batch, config), config))
@@ -336,14 +355,18 @@ def measure_peer(peer: Any, config: SpeedConfig) -> dict[str, Any]:
     reason = unavailable(peer)
     if reason:
         return {**record, "unavailable": reason}
-    spec, ours, theirs, ours_model = build_pair(peer, config.device, fold_bn=config.fold_bn)
+    spec, ours, theirs = build_pair(peer, config.device)
+    plain = peer_input(peer, spec)  # ours is the plain model of the row's family: no GRW head
+    ours = prepared_model(plain, config, ours)
     if config.backend == "onnxruntime":
-        plain = peer_input(peer, spec)
-        with onnx_graph(ours_model, plain, config.threads) as runner:
+        with onnx_graph(ours, plain, config.threads) as runner:
             whole, frame, _ = onnx_calls(runner, plain)
             timing = time_alternating(frame if peer.mode == "frame" else whole, theirs, config)
     else:
-        timing = time_alternating(ours, theirs, config)
+        call = frame_call(ours, plain, config)[0] if peer.mode == "frame" else clip_call(ours, plain, 1, config)
+        timing = time_alternating(call, theirs, config)
+        if config.profile:
+            record.update(ours_profile=profile_call(call), peer_profile=profile_call(theirs))
     return {**record, "input": {"frames": spec.frames, "res": spec.res},
             "ours_ms": summarise(timing.ours), "peer_ms": summarise(timing.peer),
             "ratio": summarise(timing.ratios(), scale=1.0)}

@@ -25,13 +25,13 @@ def speed_runs(store: Store, experiment: str = "speed") -> list[dict]:
 
 def setting_of(run: dict) -> str:
     config = run["config"]
-    extras = [name for name in ("channels_last", "amp", "fold_bn") if config.get(name)]
+    extras = [name for name in ("channels_last", "amp", "fold_bn", "profile") if config.get(name)]
     return (f"{config['device']}, {config['threads']} thread{'s' if config['threads'] > 1 else ''}, "
             f"{config['backend']}" + "".join(f", {name.replace('_', '-')}" for name in extras))
 
 
 def latest_by_setting(runs: list[dict]) -> dict[str, dict]:
-    """The newest run of every setting (device, threads, backend, layout, AMP), rows merged newest first."""
+    """The newest run of every setting (device, threads, backend, layout, AMP, folding)."""
     latest: dict[str, dict] = {}
     for run in runs:
         latest[setting_of(run)] = run
@@ -87,7 +87,8 @@ def render(run: dict, gflops: dict[int, float]) -> str:
             f"torch {software['torch']}, oneDNN {software.get('onednn')}; load {load['before']:.2f} -> "
             f"{load['after']:.2f} on {load['cores']} cores.\n{warning}\n"
             + tabulate(table, headers="keys", tablefmt="github", floatfmt=".4g", showindex=False, missingval="")
-            + "\n" + order + "\n" + provenance_line(run) + f" Stored: `{Path(run['path']).name}`.\n")
+            + "\n" + order + profile_lines(run) + "\n" + provenance_line(run)
+            + f" Stored: `{Path(run['path']).name}`.\n")
 
 
 def peers_table(run: dict) -> pd.DataFrame:
@@ -106,6 +107,26 @@ def peers_table(run: dict) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
+def profile_text(profile: list[dict]) -> str:
+    """``op share% (calls x)`` of the top operators of one call."""
+    return "; ".join(f"`{entry['op']}` {100 * entry['share']:.0f} % ({entry['calls']}x)" for entry in profile)
+
+
+def profile_lines(run: dict) -> str:
+    """Where one call's time goes, per row or pair (runs made with ``--profile``)."""
+    lines = []
+    for row in run["rows"]:
+        if "profile" in row:
+            lines.append(f"- row {row['row']} {row['name']}: {profile_text(row['profile'])}")
+        if "ours_profile" in row:
+            lines.append(f"- {row['peer']}, ours: {profile_text(row['ours_profile'])}")
+            lines.append(f"- {row['peer']}, peer: {profile_text(row['peer_profile'])}")
+    if not lines:
+        return ""
+    return ("\nWhere one call's time goes (torch.profiler, own CPU time of the top operators, share of the call; "
+            "stream rows: one frame):\n\n" + "\n".join(lines) + "\n")
+
+
 def render_peers(run: dict) -> str:
     load = run["load"]
     return (f"### Against the public implementations: {setting_of(run)}\n\n"
@@ -115,7 +136,7 @@ def render_peers(run: dict) -> str:
             f"{load['cores']} cores.\n\n"
             + tabulate(peers_table(run), headers="keys", tablefmt="github", floatfmt=".4g", showindex=False,
                        missingval="")
-            + "\n\n" + provenance_line(run) + f" Stored: `{Path(run['path']).name}`.\n")
+            + "\n" + profile_lines(run) + "\n" + provenance_line(run) + f" Stored: `{Path(run['path']).name}`.\n")
 
 
 def write_report(store: Store) -> list[Path]:
