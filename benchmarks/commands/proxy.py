@@ -8,6 +8,7 @@ from tabulate import tabulate
 
 from benchmarks.core.cli import UsageError, from_args
 from benchmarks.studies import proxy
+from benchmarks.studies.harness import announce
 from benchmarks.studies.proxy import VARIANTS, ProxyConfig, display_table, proxy_table, select_variants
 
 DESCRIPTION = proxy.__doc__
@@ -34,7 +35,5 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from error
     summary = proxy.run_proxy(args.store, config, variants)  # looked up when called (tests replace it)
-    print(tabulate(display_table(proxy_table(summary)), headers="keys", tablefmt="github", showindex=False,
-                   disable_numparse=True))
-    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
-    return 0
+    return announce(summary, tabulate(display_table(proxy_table(summary)), headers="keys", tablefmt="github",
+                                      showindex=False, disable_numparse=True))

@@ -10,7 +10,7 @@ VA-RED2 studies) does the same way.
 - :func:`run_jobs` then :func:`store_summary`: the runs side by side in their own processes, then the
   summary stored with provenance as ``runs/<subfolder>/<name>-<time>.json``, the study's outputs
   written from it, and the proxy's figure redrawn when it draws this study
-  (:data:`benchmarks.studies.reports.PROXY_OVERLAYS`).
+  (:data:`benchmarks.studies.reports.PROXY_OVERLAYS`); :func:`announce` prints the result.
 """
 
 from __future__ import annotations
@@ -57,3 +57,10 @@ def store_summary(store: Store, name: str, subfolder: str, fields: dict, runs: l
         outputs += redraw_latest(store)
     summary["outputs"] = [str(path) for path in outputs]
     return summary
+
+
+def announce(summary: dict, result: str) -> int:
+    """Print a study's result and the files it wrote; a study command's exit status."""
+    print(result)
+    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
+    return 0

@@ -31,7 +31,7 @@ from benchmarks.engine.train import train
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration
 from benchmarks.methods.a3d.report import baseline_table, write_outputs
 from benchmarks.methods.a3d.sweep import sweep
-from benchmarks.studies.harness import CPU_RUN, run_jobs, store_summary, training_seconds
+from benchmarks.studies.harness import CPU_RUN, announce, run_jobs, store_summary, training_seconds
 from benchmarks.studies.proxy import ProxyConfig, prepare_data, train_and_test
 
 ROW = 5  # X3D-XS
@@ -107,6 +107,4 @@ class Options:
 
 def run(options: Options, store: Store) -> int:
     summary = run_study(store, from_args(A3DStudyConfig, options))
-    print(baseline_table(summary).to_string(index=False))
-    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
-    return 0
+    return announce(summary, baseline_table(summary).to_string(index=False))

@@ -40,7 +40,7 @@ from benchmarks.engine.runs import build_run_model, build_schedule, resolve_spec
 from benchmarks.engine.schedules import Schedule
 from benchmarks.methods.multigrid.report import lr_steps, render_markdown, study_table, write_outputs  # noqa: F401
 from benchmarks.methods.multigrid.schedule import MultigridSchedule
-from benchmarks.studies.harness import CPU_RUN, run_jobs, store_summary, training_seconds
+from benchmarks.studies.harness import CPU_RUN, announce, run_jobs, store_summary, training_seconds
 from benchmarks.studies.proxy import train_and_test
 from benchmarks.table1.specs import RowSpec, get_spec
 
@@ -157,6 +157,4 @@ class Options:
 
 def run(options: Options, store: Store) -> int:
     summary = run_study(store, from_args(StudyConfig, options))
-    print(render_markdown(summary))
-    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
-    return 0
+    return announce(summary, render_markdown(summary))

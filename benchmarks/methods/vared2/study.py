@@ -34,7 +34,7 @@ from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
 from benchmarks.engine.train import train
 from benchmarks.methods.vared2.report import render_markdown, write_outputs
-from benchmarks.studies.harness import CPU_RUN, run_jobs, store_summary, training_seconds
+from benchmarks.studies.harness import CPU_RUN, announce, run_jobs, store_summary, training_seconds
 from benchmarks.studies.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm
 
 ROW = 5  # X3D-XS
@@ -122,6 +122,4 @@ class Options:
 
 def run(options: Options, store: Store) -> int:
     summary = run_study(store, from_args(VARED2StudyConfig, options))
-    print(render_markdown(summary))
-    print("wrote " + ", ".join(summary["outputs"]) + f" and {summary['path']}")
-    return 0
+    return announce(summary, render_markdown(summary))
