@@ -87,7 +87,7 @@ def _state_bytes(model: nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
+def _native_stderr_silenced() -> Iterator[None]:
     """The profiler's C++ backend (kineto) logs start/stop lines to fd 2 on every use, which no
     setting turns off; point fd 2 at /dev/null meanwhile. Python exceptions still propagate."""
     sys.stderr.flush()
@@ -107,7 +107,7 @@ def _profiled_peak_bytes(run: Callable[[], object]) -> int:
     Every op's own allocations (positive) are placed at its start and its own frees (negative) at its
     end; the running sum's maximum is the peak.
     """
-    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run()
     changes = []
     for event in prof.events():

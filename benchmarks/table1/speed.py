@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.core.counting import LogitsOnly, native_stderr_silenced
+from benchmarks.core.counting import LogitsOnly
 from benchmarks.table1 import deploy
 from benchmarks.table1.specs import RowSpec, build_model
 
@@ -126,7 +126,7 @@ def pinned_threads(threads: int) -> Iterator[None]:
 def profile_call(call: Callable[[], object], top: int = 8) -> list[dict[str, Any]]:
     """Where one call of ``call`` spends its time: the ``top`` operators by their own CPU time, each with
     its share of the call's total and how many times it ran."""
-    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
         call()
     events = sorted(prof.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
     total = sum(event.self_cpu_time_total for event in events) or 1
