@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from benchmarks.core.cli import UsageError
 from benchmarks.table1 import compare as comparison
-from benchmarks.table1 import kinetics400, report
+from benchmarks.table1 import kinetics400, ledger, report
 from benchmarks.table1.compare import compare
 from benchmarks.table1.specs import parse_rows
 
@@ -31,7 +31,8 @@ def main(args: argparse.Namespace) -> int:
         rows = [spec.row for spec in parse_rows(args.rows)]
     except ValueError as error:
         raise UsageError(str(error)) from error
-    result, failures, notes = compare(report.build_table(args.store), rows, args.tolerance, args.top1_tolerance)
+    result, failures, notes = compare(report.build_table(args.store), rows, args.tolerance, args.top1_tolerance,
+                                      ledger.verdicts(args.store, args.tolerance))
     print(tabulate(result, headers="keys", tablefmt="github", showindex=False))
     if notes:
         print("\nKnown deviations (measured, reported as they are):\n" + "\n".join(f"- {note}" for note in notes))

@@ -5,14 +5,18 @@ or CUDA: the counters every measurement of the suite uses (Table 1 rows, the zoo
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 with warnings.catch_warnings():  # fvcore decorates helpers with torch.jit.script, deprecated in torch 2.10+
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
@@ -32,6 +36,11 @@ _EXCLUDED_OPS = (
     "aten::upsample_nearest2d",
     "aten::upsample_bilinear2d",
 )
+
+
+# fvcore's operator categories (``by_operator`` names) outside the published convention: what its default
+# total adds to the multiply-adds of convolutions and linear algebra.
+_FVCORE_OUTSIDE_CONVENTION = frozenset(op.removeprefix("aten::") for op in (*_EXCLUDED_OPS, "aten::grid_sampler"))
 
 
 def _zero_flops(inputs, outputs) -> int:
@@ -59,13 +68,17 @@ def count_gflops_by_module(model: nn.Module, input_shape: Sequence[int]) -> dict
 
 
 @contextlib.contextmanager
-def _flop_analysis(model: nn.Module, input_shape: Sequence[int]) -> Iterator[FlopCountAnalysis]:
+def _flop_analysis(model: nn.Module, input_shape: Sequence[int],
+                   handles: str = "convention") -> Iterator[FlopCountAnalysis]:
+    """fvcore's analysis of ``model`` on zeros of ``input_shape``, in eval mode, without its warnings;
+    ``handles="convention"`` zeroes the operators outside the published convention, ``"fvcore"`` keeps
+    fvcore's defaults."""
     modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
         with torch.no_grad():
             analysis = FlopCountAnalysis(model, torch.zeros(*input_shape))
-            for op in _EXCLUDED_OPS:
+            for op in _EXCLUDED_OPS if handles == "convention" else ():
                 # a handle counting zero: fvcore ignores `None` for ops that have a default handle
                 analysis.set_op_handle(op, _zero_flops)
             analysis.unsupported_ops_warnings(False)
@@ -74,6 +87,70 @@ def _flop_analysis(model: nn.Module, input_shape: Sequence[int]) -> Iterator[Flo
     finally:
         for module, training in modes.items():
             module.train(training)
+
+
+def fvcore_count(model: nn.Module, input_shape: Sequence[int]) -> dict:
+    """fvcore's count of one forward pass on a zero tensor of ``input_shape``, with fvcore's default handles.
+
+    Returns ``gmacs`` (the published convention, :func:`count_gflops`'s number: multiply-adds of
+    convolutions and linear algebra), ``total`` (fvcore's own default total, BatchNorm and the other
+    normalisations, pooling and resampling included), ``by_operator`` (G per fvcore category),
+    ``uncounted`` (operators fvcore met without a handle, with how often) and fvcore's ``version``.
+    One trace gives all of them.
+    """
+    with _flop_analysis(model, input_shape, handles="fvcore") as analysis:
+        flops = dict(sorted(analysis.by_operator().items()))
+        uncounted = dict(sorted(analysis.unsupported_ops().items()))
+    convention = sum(n for name, n in flops.items() if name not in _FVCORE_OUTSIDE_CONVENTION)
+    return {"counter": "fvcore", "version": _version("fvcore"), "gmacs": convention / 1e9,
+            "total": sum(flops.values()) / 1e9, "by_operator": {name: n / 1e9 for name, n in flops.items()},
+            "uncounted": uncounted}
+
+
+class _OperatorLog(TorchDispatchMode):
+    """Every ATen operator that runs (views aside), with how often: what a dispatch-level counter saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.calls[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def dispatch_count(run: Callable[[], object]) -> dict:
+    """``torch.utils.flop_counter.FlopCounterMode``'s count of what ``run()`` executes, as multiply-adds.
+
+    The counter sits at the dispatcher, not in a trace: it counts the operators that really run, so a
+    dynamic model is counted on the path its input took. It counts only matrix products, convolutions and
+    attention, at 2 FLOPs per multiply-add (halved here). Returns ``gmacs``, ``by_operator`` (G
+    multiply-adds per ATen operator), ``uncounted`` (the other operators that ran, views aside, with how
+    often) and the ``version`` (torch's). ``run`` may execute on the meta device: shapes are all it needs.
+    """
+    counter = FlopCounterMode(display=False)
+    log = _OperatorLog()
+    with torch.no_grad(), counter, log:
+        run()
+    flops = counter.get_flop_counts().get("Global", {})
+    counted = {str(op) for op in flop_registry}
+    by_operator = {str(op): n / 2e9 for op, n in sorted(flops.items(), key=lambda item: str(item[0]))}
+    uncounted = {op: n for op, n in sorted(log.calls.items()) if op not in counted}
+    return {"counter": "FlopCounterMode", "version": torch.__version__, "gmacs": counter.get_total_flops() / 2e9,
+            "by_operator": by_operator, "uncounted": uncounted}
+
+
+def dispatch_count_model(build: Callable[[], nn.Module], input_shape: Sequence[int]) -> dict:
+    """:func:`dispatch_count` of one forward pass of a model built by ``build()`` on the meta device (no
+    memory, no arithmetic: a static model's count needs only shapes), in eval mode, on ``input_shape``."""
+    with torch.device("meta"):
+        model = build().eval()
+        return dispatch_count(lambda: model(torch.zeros(*input_shape)))
+
+
+def _version(package: str) -> str:
+    return importlib.metadata.version(package)
 
 
 def count_params(model: nn.Module) -> int:

@@ -1,7 +1,8 @@
 """Compare measured against published numbers; exit 1 when a row is out of tolerance.
 
 GFLOPs: every measured implemented row against the paper's Table 1. A row outside the tolerance
-fails unless its spec documents a known deviation, which is printed with its reason. Top-1: rows with
+fails unless the FLOP ledger (``benchmarks.table1.ledger``, ``flop_ledger.md``) states its cause, which is printed
+with a pointer to the ledger's evidence. Top-1: rows with
 a reproduced Kinetics-600 run against the published top-1 (runs on other datasets are not compared),
 with the weights the run evaluated (a public checkpoint's catalogue name, ``eval --weights NAME``, or
 "trained here"), labelled with the run's protocol: per video (the suite's) or per clip (the GRW
@@ -14,25 +15,28 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmarks.table1 import report
-from benchmarks.table1.specs import get_spec
+from benchmarks.table1.ledger import Verdict
 
 # How each protocol's top-1 is counted (benchmarks.table1.protocols).
 PROTOCOL_LABELS = {"suite": "per video (suite)", "authors": "per clip (GRW authors')"}
 
 
-def compare(table: pd.DataFrame, rows: list[int], tolerance: float,
-            top1_tolerance: float) -> tuple[pd.DataFrame, int, list[str]]:
-    """The comparison table, the number of failing rows, and the documented deviations' reasons."""
+def compare(table: pd.DataFrame, rows: list[int], tolerance: float, top1_tolerance: float,
+            explained: dict[int, Verdict]) -> tuple[pd.DataFrame, int, list[str]]:
+    """The comparison table, the number of failing rows, and the stated causes' text; ``explained`` is the
+    FLOP ledger's verdict of each row (``benchmarks.table1.ledger.verdicts``)."""
     records, failures, reasons = [], 0, {}
     for _, r in table[table["row"].isin(rows)].iterrows():
-        spec = get_spec(int(r["row"]))
+        ledger = explained[int(r["row"])]
         if pd.isna(r["measured_gflops"]):
             verdict, failures = "FAIL: not measured (run `python -m benchmarks.run table1` first)", failures + 1
         elif abs(r["delta_pct"]) <= tolerance:
             verdict = "ok"
-        elif spec.known_deviation:
-            note = reasons.setdefault(spec.known_deviation, len(reasons) + 1)
-            verdict = f"known deviation [{note}]"
+        elif ledger.status in ("explained", "open"):
+            note = reasons.setdefault(ledger.cause.text, len(reasons) + 1)
+            verdict = f"{ledger.status} in the FLOP ledger [{note}]"
+        elif ledger.cause is not None:
+            verdict, failures = "FAIL: the ledger's stated cause does not reach the published figure", failures + 1
         else:
             verdict, failures = f"FAIL: GFLOPs off by more than {tolerance:g}%", failures + 1
         top1_delta = None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from benchmarks.core.counting import LogitsOnly, count_gflops, count_params, peak_memory_mb
+from benchmarks.core.counting import LogitsOnly, count_params, dispatch_count_model, fvcore_count, peak_memory_mb
 from benchmarks.core.store import Store, provenance, read_json
 
 if TYPE_CHECKING:
@@ -49,12 +49,21 @@ def one_video_inference(model: nn.Module, spec: RowSpec, device: str) -> Callabl
 
 
 def measure_spec(spec: RowSpec, device: str) -> dict:
-    """GFLOPs per video (per view x views), parameters and peak memory of one Table 1 row's model."""
+    """GFLOPs per video (per view x views), parameters and peak memory of one Table 1 row's model.
+
+    ``counters`` holds both independent counts of one view (one forward pass of the whole clip, stream
+    rows included), each with its per-operator split and what it did not count: fvcore's trace
+    (``gflops`` is its convention count) and ``FlopCounterMode`` at the dispatcher, on the meta device.
+    """
     from benchmarks.table1.specs import build_model
 
     torch.manual_seed(0)
     model = build_model(spec).eval()
-    gflops_per_view = count_gflops(LogitsOnly(model), spec.clip_shape)
+    counters = {
+        "fvcore": fvcore_count(LogitsOnly(model), spec.clip_shape),
+        "FlopCounterMode": dispatch_count_model(lambda: LogitsOnly(build_model(spec)), spec.clip_shape),
+    }
+    gflops_per_view = counters["fvcore"]["gmacs"]
     model.to(device).eval()
     memory_mb, memory_method = peak_memory_mb(model, one_video_inference(model, spec, device), device)
     return {
@@ -64,6 +73,7 @@ def measure_spec(spec: RowSpec, device: str) -> dict:
         "peak_memory_mb": memory_mb,
         "memory_method": memory_method,
         "memory_mode": f"streaming, {STREAM_CHUNK} frame(s) per call" if spec.streaming else "whole clip",
+        "counters": counters,
     }
 
 
@@ -121,7 +131,17 @@ def model_hash(model: nn.Module) -> str:
 
 def counting_hash() -> str:
     """Hash of the suite's code that turns a built model into the row's numbers."""
-    return _digest([_code_closure([globals()[name] for name in COUNTING_ROOTS])])
+    return code_hash(*(globals()[name] for name in COUNTING_ROOTS))
+
+
+def code_hash(*roots: type | types.FunctionType) -> str:
+    """Hash of the suite code of ``roots`` and of everything it calls (:func:`_code_closure`)."""
+    return digest([_code_closure(list(roots))])
+
+
+def digest(value: object) -> str:
+    """Short stable hash of JSON-able ``value``."""
+    return _digest(value)
 
 
 def _digest(value: object) -> str:

@@ -186,7 +186,6 @@ class RowSpec:
     published_top1: float
     published_gflops: float
     source: str = PAPER
-    known_deviation: str | None = None
     not_implemented_reason: str | None = None
 
     @property
@@ -218,8 +217,10 @@ class RowSpec:
 
     @classmethod
     def from_dict(cls, values: dict) -> RowSpec:
-        """The inverse of :meth:`to_dict`."""
+        """The inverse of :meth:`to_dict` (also of older checkpoints' specs, whose GFLOPs notes moved to the
+        FLOP ledger, ``benchmarks.table1.ledger``)."""
         values = dict(values)
+        values.pop("known_deviation", None)
         grw = values.pop("grw")
         if grw is not None:
             grw = GrwSettings(**{name: tuple(v) if isinstance(v, list) else v for name, v in grw.items()})
@@ -229,41 +230,28 @@ class RowSpec:
 # What the suite adds to the published columns, row by row.
 GRW_HEAD = GrwSettings()
 
-_X3D_182 = (
-    "182 px is not a multiple of 32: feature maps shrink 91, 46, 23, 12, 6, so the real network costs "
-    "7-8% more than the published figure, which is the 160 px count scaled by (182/160)^2."
-)
-_A2_BASE = (
-    "Convolutions of the official MoViNet-A2 architecture count about 12% above the published 10.3 "
-    "GFLOPs (flops_conventions); the measured value is reported as is."
-)
-_STREAM_2PLUS1D = (
-    "The stream backbone is the public (2+1)D MoViNet stream model (MoViNet-pytorch causal=True, as the GRW "
-    "authors build it); the paper's stream GFLOPs count causal 3D convolutions (the layout of the MoViNet paper, "
-    "replaced by (2+1)D in the released stream checkpoints: MoViNet-pytorch issue #9), so this row measures below "
-    "the published figure. The head's size is the suite's placeholder until a released checkpoint is read."
-)
 _NOT_IMPLEMENTED = "not in this suite's model zoo"
 
-# row -> registry model, GRW, frames sampling fps, spatial crops, eval short-side resize, deviation
+# row -> registry model, GRW, frames sampling fps, spatial crops, eval short-side resize (GFLOPs gaps to the
+# published figures and their causes: benchmarks.table1.ledger)
 _SUITE: dict[int, dict] = {
-    1: dict(model="movinet_a0_stream", grw=GRW_HEAD, fps=5, eval_resize=200, known_deviation=_STREAM_2PLUS1D),
+    1: dict(model="movinet_a0_stream", grw=GRW_HEAD, fps=5, eval_resize=200),
     2: dict(model="movinet_a0", fps=5, eval_resize=200),
     3: dict(model="mobilenet_v3_small", fps=5, eval_resize=256),
     4: dict(model="mobilenet_v3_small_tsm", fps=5, eval_resize=256),
-    5: dict(model="x3d_xs", fps=2, eval_resize=182, known_deviation=_X3D_182),
-    6: dict(model="movinet_a1_stream", grw=GRW_HEAD, fps=5, eval_resize=200, known_deviation=_STREAM_2PLUS1D),
+    5: dict(model="x3d_xs", fps=2, eval_resize=182),
+    6: dict(model="movinet_a1_stream", grw=GRW_HEAD, fps=5, eval_resize=200),
     7: dict(model="movinet_a1", fps=5, eval_resize=200),
-    8: dict(model="x3d_s", fps=4, eval_resize=182, known_deviation=_X3D_182),
-    9: dict(model="movinet_a2", fps=5, eval_resize=256, known_deviation=_A2_BASE),
+    8: dict(model="x3d_s", fps=4, eval_resize=182),
+    9: dict(model="movinet_a2", fps=5, eval_resize=256),
     10: dict(model="mobilenet_v3_large", fps=5, eval_resize=256),
     11: dict(model="mobilenet_v3_large_tsm", fps=5, eval_resize=256),
-    12: dict(model="movinet_a2_stream", grw=GRW_HEAD, fps=5, eval_resize=256, known_deviation=_STREAM_2PLUS1D),
+    12: dict(model="movinet_a2_stream", grw=GRW_HEAD, fps=5, eval_resize=256),
     13: dict(model="x3d_m", fps=5, eval_resize=256),
-    14: dict(model="x3d_xs", fps=2, crops=3, eval_resize=182, known_deviation=_X3D_182),
+    14: dict(model="x3d_xs", fps=2, crops=3, eval_resize=182),
     15: dict(model="movinet_a3", grw=GRW_HEAD, fps=12, eval_resize=292),
     16: dict(model="movinet_a3", fps=12, eval_resize=292),
-    17: dict(model="x3d_s", fps=4, crops=3, eval_resize=182, known_deviation=_X3D_182),
+    17: dict(model="x3d_s", fps=4, crops=3, eval_resize=182),
     18: dict(model="x3d_l", fps=5, eval_resize=356),
     19: dict(model="movinet_a4", fps=8, eval_resize=330),
     21: dict(model="x3d_m", fps=5, crops=3, eval_resize=256),
