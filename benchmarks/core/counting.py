@@ -146,7 +146,8 @@ def dispatch_count_model(build: Callable[[], nn.Module], input_shape: Sequence[i
     memory, no arithmetic: a static model's count needs only shapes), in eval mode, on ``input_shape``."""
     with torch.device("meta"):
         model = build().eval()
-        return dispatch_count(lambda: model(torch.zeros(*input_shape)))
+        video = torch.zeros(*input_shape)
+        return dispatch_count(lambda: model(video))
 
 
 def _version(package: str) -> str:
