@@ -17,6 +17,10 @@ Head contract (as in timm), on every model:
   (MoViNet dense9 + dense10, X3D lin5 + fc, MobileNetV3 both linear layers), parameters included,
   so that a model with another head (``grw.GrwModel``) carries no dead weights.
 
+MViT-B (``mvit_b_16x4``, ``mvit_b_32x3``) deviates, as :mod:`baselines.mvit` documents: a fixed input
+size (16 or 32 x 224 x 224), ``forward_features`` returns tokens ``[B, 1 + N, C]`` (class token first)
+and ``frame_embeddings`` has T/2 steps (one per temporal token).
+
 Public weights: :mod:`baselines.weights` catalogues the published checkpoints (``CHECKPOINTS``), and
 the converters map them onto the zoo's layout, strictly (every tensor used, every tensor filled):
 :func:`from_movinet_pytorch`, :func:`from_pytorchvideo`, :func:`from_torchvision_mobilenet`. Record
@@ -32,7 +36,7 @@ from typing import Any
 
 from torch import nn
 
-from baselines import mobilenet, tsm, x3d
+from baselines import mobilenet, mvit, tsm, x3d
 from baselines.convert import (
     CONVERTER_VERSION,
     ConversionError,
@@ -80,6 +84,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "x3d_s": partial(x3d.x3d, "s"),
     "x3d_m": partial(x3d.x3d, "m"),
     "x3d_l": partial(x3d.x3d, "l"),
+    "mvit_b_16x4": partial(mvit.mvit_b, "b_16x4"),
+    "mvit_b_32x3": partial(mvit.mvit_b, "b_32x3"),
 }
 
 
@@ -106,7 +112,7 @@ def build(name: str, num_classes: int = 600, **options: Any) -> nn.Module:
     """Build the model registered as ``name`` (see :func:`available`), randomly initialised.
 
     ``options`` are the builder's keyword arguments, e.g. ``dropout`` (all models),
-    ``stochastic_depth`` (X3D, MoViNet), ``causal`` (TSM models).
+    ``stochastic_depth`` (X3D, MoViNet, MViT), ``causal`` (TSM models).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(available())}")

@@ -1,6 +1,8 @@
 """MoViNet A0-A5 (Kondratyuk et al., "MoViNets: Mobile Video Networks", CVPR 2021), base and stream.
 
 The architectures are read from ``movinet_specs.json`` (a copy of the official A0-A5 configuration).
+There is no A6: the official code defines no A6 architecture (its BLOCK_SPECS has a0-a5 and t0), and
+its README describes MoViNet-A6 as an ensemble of A4 and A5 (sources in the JSON's ``_about``).
 Each model is a stem, five blocks of inverted-bottleneck layers with squeeze-excitation, and a head::
 
     stem (1x3x3 conv, stride 1x2x2) -> blocks -> conv7: 1x1x1 conv to project_filters -> BN -> act
