@@ -34,7 +34,7 @@ def test_implemented_rows_name_registry_models():
     for spec in implemented_specs():
         assert spec.model in baselines.available(), spec
         assert spec.fps and spec.eval_resize >= spec.res
-    assert {s.row for s in all_specs() if not s.implemented} == {20, 23, 25, 26, 27, 28, 29, 30, 31}
+    assert {s.row for s in all_specs() if not s.implemented} == {20, 23, 26, 27, 28, 29, 31}
 
 
 def test_multi_view_rows_split_into_clips_and_crops():
@@ -59,7 +59,7 @@ def test_unknown_or_ambiguous_rows_fail_clearly(key, message):
 
 def test_parse_rows_refuses_unimplemented_rows():
     assert [s.row for s in parse_rows("1, 2,5")] == [1, 2, 5]
-    assert len(parse_rows(None)) == 22
+    assert len(parse_rows(None)) == 24
     with pytest.raises(ValueError, match="not implemented.*20"):
         parse_rows("1,20")
 

@@ -257,6 +257,16 @@ _SUITE: dict[int, dict] = {
     21: dict(model="x3d_m", fps=5, crops=3, eval_resize=256),
     22: dict(model="x3d_l", fps=2, eval_resize=356),
     24: dict(model="movinet_a5", fps=12, eval_resize=364),
+    # MViT-B (torchvision's network): 5 temporal clips x 1 centre crop after a 224 short-side resize; 16
+    # frames every 4th and 32 every 3rd of 30 fps video (PySlowFast's test settings)
+    25: dict(model="mvit_b_16x4", fps=7.5, eval_resize=224),
+    30: dict(model="mvit_b_32x3", fps=10, eval_resize=224),
+}
+
+# Why a published row has no model here.
+_NOT_IMPLEMENTED_REASONS: dict[int, str] = {
+    26: ("the official MoViNet code defines no A6 architecture; its README calls MoViNet-A6 an ensemble of "
+         "MoViNet-A4 and A5 (the FLOP ledger counts the two)"),
 }
 
 
@@ -284,7 +294,7 @@ def _spec_from_published(record: dict[str, str]) -> RowSpec:
         eval_resize=suite.pop("eval_resize", None),
         published_top1=float(record["top1"]),
         published_gflops=float(record["gflops"]),
-        not_implemented_reason=None if implemented else _NOT_IMPLEMENTED,
+        not_implemented_reason=None if implemented else _NOT_IMPLEMENTED_REASONS.get(row, _NOT_IMPLEMENTED),
         **suite,
     )
 
