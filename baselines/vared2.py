@@ -21,8 +21,9 @@ by V^t[j] V^c[i] (the paper gives the two sums of Eq. 5 separately; combining th
 the two gates is this suite's reading). Inference: per video, only the options with a non-zero
 weight count; the largest of them (smallest R and largest r with a weight, Eq. 7-8) is computed with
 a really reduced convolution (stride R, r C_out filters), and the smaller ones are sliced from it, so
-the layer costs r/R of its full multiply-adds (Eq. 3) plus the gate. ``spent`` and ``chosen`` record,
-per video of the last inference call, that fraction and the option (R, r) computed.
+the layer costs r/R of its full multiply-adds (Eq. 3) plus the gate: r x ceil(T/R) / T of them exactly, for T
+output frames (frames 0, R, 2R, ... are computed; more than 1/R when R does not divide T). ``spent`` and
+``chosen`` record, per video of the last inference call, that fraction and the option (R, r) computed.
 
 Efficiency loss (Eq. 6; the seed's text of it is garbled and is reconstructed here from its
 definitions): for each correctly classified video, the sum over dynamic layers of the layer's share of
@@ -175,7 +176,8 @@ class DynamicConv3d(nn.Module):
                 if out is None:
                     out = x.new_zeros(len(x), *y.shape[1:])
                 out = out.index_copy(0, index, y)
-            spent[index.cpu()] = self.computed[c0] / self.conv.out_channels / self.temporal[t0]
+            # the frames the reduced convolution really computed: ceil(T / R), not T / R, when R does not divide T
+            spent[index.cpu()] = self.computed[c0] / self.conv.out_channels * base.shape[2] / frames
             chosen[index.cpu()] = torch.tensor([float(self.temporal[t0]), self.channel[c0]])
         self.spent, self.chosen = spent, chosen
         if out is None:  # no video computed anything
