@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.slimmable import active_channels
-from baselines.x3d import width_channels, x3d_of
+from baselines.x3d import X3D, X3DConfig, scaled_config, width_channels, x3d_of
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,16 @@ def configured(model: nn.Module, configuration: Configuration):
     caller's: ``scale_clip``)."""
     net = x3d_of(model)
     return active_channels(net, width_channels(net.config, configuration.width))
+
+
+def narrow_x3d(config: X3DConfig, configuration: Configuration, num_classes: int) -> X3D:
+    """The plain X3D a configuration of an A3D model of ``config`` is equivalent to: built at the
+    configuration's width (``scaled_config``: every convolution has the channels the sliced layer keeps,
+    ``width_channels``; the classifier's 2048 and ``num_classes`` stay), randomly initialised, to be fed
+    the configuration's clip (``Configuration.input_shape``). Its layer shapes, parameters and multiply-adds
+    are the configuration's; its weights are not (the sliced model's are the leading slices of the full
+    one's). Built on the current default device (``torch.device("meta")`` for shapes only)."""
+    return X3D(scaled_config(config, configuration.width), num_classes=num_classes)
 
 
 def sample_subnetworks(a3d_range: A3DRange, generator: torch.Generator | None = None) -> list[Configuration]:

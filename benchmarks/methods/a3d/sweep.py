@@ -24,14 +24,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from baselines.slimmable import recompute_batchnorm
-from baselines.x3d import X3D, scaled_config, x3d_of
+from baselines.x3d import X3D, x3d_of
 from benchmarks.core.checkpoint import file_sha256
 from benchmarks.core.counting import LogitsOnly, count_gflops
 from benchmarks.core.store import Store, provenance, write_json
 from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.runs import eval_sampling, load_trained
-from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, configured, grid, scale_clip
+from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, configured, grid, narrow_x3d, scale_clip
 
 
 def decoded_clips(data: str, split: str, classes: tuple[str, ...], sampling, videos: int | None = None,
@@ -50,7 +50,7 @@ def decoded_clips(data: str, split: str, classes: tuple[str, ...], sampling, vid
 def configuration_params(model: X3D, configuration: Configuration, num_classes: int) -> int:
     """Parameters of the layers a configuration uses: those of an X3D built at its width."""
     with torch.device("meta"):
-        narrow = X3D(scaled_config(model.config, configuration.width), num_classes=num_classes)
+        narrow = narrow_x3d(model.config, configuration, num_classes)
     return sum(p.numel() for p in narrow.parameters())
 
 
