@@ -154,3 +154,14 @@ def test_every_counterfactual_is_stored_and_fresh():
             stale.append(cf.name)
     assert not stale, ("counterfactual counts missing or stale; re-count from a clean tree with "
                        "`python -m benchmarks.run table1`: " + ", ".join(stale))
+
+
+def test_keys_do_not_depend_on_the_command_line_being_run(monkeypatch):
+    """The command line is provenance (a run-time global of the store), never part of a count's key."""
+    from benchmarks.table1 import zoo
+
+    cf = ledger.counterfactual("row05-x3d-xs-160px")
+    ref = next(zoo.load_published_models().query("model == 'x3d_xs'").itertuples())
+    before = ledger.counterfactual_key(cf), zoo.zoo_key(ref)
+    monkeypatch.setattr(store, "_cli_command", "python -m benchmarks.run table1 --refresh")
+    assert (ledger.counterfactual_key(cf), zoo.zoo_key(ref)) == before

@@ -168,24 +168,28 @@ def counterfactual_key(cf: Counterfactual) -> str:
 
     with torch.device("meta"):
         model = model_hash(cf.build())
-    return f"{digest(cf.fields())}-{model}-{code_hash(measure_counterfactual)}"
+    return f"{digest(cf.fields())}-{model}-{code_hash(count_counterfactual)}"
 
 
-def measure_counterfactual(cf: Counterfactual, command: str | None = None) -> dict:
-    """Count ``cf`` with ``FlopCounterMode`` on the meta device; the record stored in ``measured/ledger/``."""
+def count_counterfactual(cf: Counterfactual) -> dict:
+    """``FlopCounterMode``'s count of one view of ``cf`` on the meta device, and the model's parameters."""
     import torch
 
     from benchmarks.core.counting import LogitsOnly, count_params, dispatch_count_model
 
-    started = time.perf_counter()
     count = dispatch_count_model(lambda: LogitsOnly(cf.build()), (1, 3, cf.frames, cf.res, cf.res))
     with torch.device("meta"):
         params = count_params(cf.build())
+    return {"gmacs_per_view": count["gmacs"], "gmacs": count["gmacs"] * cf.views * cf.scale, "params": params,
+            "counter": count}
+
+
+def measure_counterfactual(cf: Counterfactual, command: str | None = None) -> dict:
+    """:func:`count_counterfactual` with its key and provenance: the record stored in ``measured/ledger/``."""
+    started = time.perf_counter()
     return {
-        **cf.fields(), "what": cf.what,
-        "gmacs_per_view": count["gmacs"], "gmacs": count["gmacs"] * cf.views * cf.scale, "params": params,
-        "counter": count, "key": counterfactual_key(cf), "seconds": round(time.perf_counter() - started, 2),
-        **provenance("cpu"), **({"command": command} if command else {}),
+        **cf.fields(), "what": cf.what, "short": cf.short, **count_counterfactual(cf), "key": counterfactual_key(cf),
+        "seconds": round(time.perf_counter() - started, 2), **provenance("cpu"), **({"command": command} if command else {}),
     }
 
 

@@ -48,24 +48,25 @@ def zoo_key(ref) -> str:
     fields = _fields(ref)
     with torch.device("meta"):
         model = model_hash(_build(fields))
-    return f"{digest(fields)}-{model}-{code_hash(measure_model)}"
+    return f"{digest(fields)}-{model}-{code_hash(count_model)}"
+
+
+def count_model(fields: dict) -> dict:
+    """Both counters and the parameters of one zoo model at its published input."""
+    shape = (1, 3, fields["frames"], fields["res"], fields["res"])
+    model = _build(fields).eval()
+    fv = fvcore_count(model, shape)
+    return {"gflops": fv["gmacs"], "params": count_params(model),
+            "counters": {"fvcore": fv, "FlopCounterMode": dispatch_count_model(lambda: _build(fields), shape)}}
 
 
 def measure_model(ref, command: str | None = None) -> dict:
-    """Both counters and the parameters of one zoo model at its published input; the stored record."""
+    """:func:`count_model` with its key and provenance: the record stored in ``measured/zoo/``."""
     started = time.perf_counter()
     fields = _fields(ref)
-    shape = (1, 3, fields["frames"], fields["res"], fields["res"])
-    model = _build(fields).eval()
     return {
-        **fields,
-        "gflops": (fv := fvcore_count(model, shape))["gmacs"],
-        "params": count_params(model),
-        "counters": {"fvcore": fv, "FlopCounterMode": dispatch_count_model(lambda: _build(fields), shape)},
-        "key": zoo_key(ref),
-        "seconds": round(time.perf_counter() - started, 2),
-        **provenance("cpu"),
-        **({"command": command} if command else {}),
+        **fields, **count_model(fields), "key": zoo_key(ref), "seconds": round(time.perf_counter() - started, 2),
+        **provenance("cpu"), **({"command": command} if command else {}),
     }
 
 
