@@ -166,7 +166,8 @@ def test_eval_task_stores_where_the_launching_process_does(results, monkeypatch,
 def test_several_rows_train_in_their_own_folders_and_launched_tasks_resume(tmp_path):
     data, out = str(tmp_path / "data"), tmp_path / "out"
     for split in ("train", "val"):
-        (tmp_path / "data" / split).mkdir(parents=True)
+        (tmp_path / "data" / split / "a").mkdir(parents=True)
+        (tmp_path / "data" / split / "a" / "0.mp4").write_bytes(b"")  # counted before launch, never read here
     for row in (1, 3):
         save_checkpoint(tmp_path / f"runs/row{row}/last.pt", {"row": row})
     configs = train_configs(parse("train", "--row", "1,MobileNetV3-S", "--data", data, "--out", str(out)))
@@ -205,19 +206,22 @@ def test_a_stopped_row_stops_the_rows_after_it(results, monkeypatch, tmp_path, c
         return preempted_summary(config, signal.SIGTERM)
 
     monkeypatch.setattr(slurm_tasks, "train", stopped_train)
-    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "0.mp4").write_bytes(b"")  # counted before launch; training is stubbed
     argv = ["train", "--row", "1,3", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
     assert run_main(argv) == 128 + signal.SIGTERM
     assert calls == [1] and "stopped by SIGTERM at epoch 0 step 3" in capsys.readouterr().err
 
 
 def test_finished_rows_are_skipped_unless_refreshed(results, monkeypatch, tmp_path, capsys):
-    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "0.mp4").write_bytes(b"")  # counted before launch; training is stubbed
     argv = ["train", "--row", "1,3", "--data", str(tmp_path), "--out", str(tmp_path / "out"), "--lr", "0.01"]
     for config in train_configs(parse(*argv)):  # row 1 finished with these settings, row 3 with another lr
         lr = 0.01 if config.row == 1 else 0.02
         changed = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, lr=lr))
-        save_checkpoint(Path(config.out) / LAST, {"complete": True, "config": dataclasses.asdict(changed)})
+        save_checkpoint(Path(config.out) / LAST, {"complete": True, "config": dataclasses.asdict(changed),
+                                                  "progress": {"epoch": 1}})
     trained = []
 
     def fake_train(config: RunConfig) -> dict:
@@ -227,11 +231,12 @@ def test_finished_rows_are_skipped_unless_refreshed(results, monkeypatch, tmp_pa
 
     monkeypatch.setattr(slurm_tasks, "train", fake_train)
 
-    assert run_main(argv) == 0
-    assert [c.row for c in trained] == [3]
-    assert f"row 1: {tmp_path / 'out' / 'row1'} holds a finished run" in capsys.readouterr().out
+    # row 3's run has other settings: never overwritten without --resume or --refresh, nothing launched
+    assert run_main(argv) == 2 and trained == []
+    assert f"{tmp_path / 'out' / 'row3'} holds a run at epoch 1: add --resume to continue or --refresh" in \
+        capsys.readouterr().err
     assert run_main([*argv, "--refresh"]) == 0
-    assert [(c.row, c.resume) for c in trained[1:]] == [(1, False), (3, False)]
+    assert [(c.row, c.resume) for c in trained] == [(1, False), (3, False)]
 
 
 # ---------------------------------------------------------------------------- on the SLURM cluster

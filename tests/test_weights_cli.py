@@ -30,6 +30,7 @@ from benchmarks.engine.runs import build_run_model, load_trained, resolve_spec
 from benchmarks.run import main
 from benchmarks.table1 import report
 from benchmarks.table1.compare import compare
+from benchmarks.table1.ledger import verdicts
 from benchmarks.table1.specs import get_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -285,7 +286,7 @@ def test_eval_weights_name_evaluates_the_public_weights_and_labels_the_run(base_
     kinetics = {**run, "dataset": "kinetics600", "deviations": {}}
     table = report.build_table(Store(tmp_path / "results"), measurements=[], runs=[kinetics]).set_index("row")
     assert "public weights, evaluated here: test_a0_k600 (sha256 " + source["sha256"][:12] in table.loc[2, "status"]
-    result, _, _ = compare(table.reset_index(), [2], 5.0, 100.0)
+    result, _, _ = compare(table.reset_index(), [2], 5.0, 100.0, verdicts(Store(tmp_path / "results")))
     assert result.loc[0, "weights"] == "test_a0_k600"
     assert result.loc[0, "top-1 pub/K600"] == f"72.3/{run['top1']:.1f}"
 

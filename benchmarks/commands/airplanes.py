@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.core.cli import UsageError, check_writable
 from benchmarks.data import airplanes
 from benchmarks.data.airplanes import SPEED_SPLITS, generate, generate_speed_splits
 
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=16, metavar="T", help="frames per video (default: 16)")
     parser.add_argument(
         "--size", type=int, default=112, metavar="PX",
-        help="frame height = width, even; decord cannot read 16, 24, 48 or 72 (default: 112)",
+        help="frame height = width, even, >= 8; decord cannot read 16, 24, 48 or 72 (default: 112)",
     )
     parser.add_argument("--fps", type=int, default=8, metavar="F", help="frame rate of the mp4 files (default: 8)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="dataset seed (default: 0)")
@@ -29,7 +30,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "videos at one speed range each (for VA-RED2's per-video cost; default: none)")
 
 
+# Frame sides decord (FFmpeg's H.264 decoder behind it) cannot read back from the files written here.
+UNREADABLE_SIDES = (16, 24, 48, 72)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every bad value is a one-line usage error before anything is written."""
+    for flag in ("train", "val", "test", "speed_splits"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    for flag in ("frames", "fps"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if args.size < 8 or args.size % 2:
+        raise UsageError(f"--size must be an even number of pixels >= 8 (H.264 needs even sides), got {args.size}")
+    if args.size in UNREADABLE_SIDES:
+        readable = next(side for side in range(args.size + 2, args.size + 20, 2) if side not in UNREADABLE_SIDES)
+        raise UsageError(f"--size {args.size}: decord cannot read videos of that side back "
+                         f"({', '.join(map(str, UNREADABLE_SIDES))}); choose another, e.g. {readable}")
+    check_writable(args.out, "--out")
+
+
 def main(args: argparse.Namespace) -> int:
+    check_arguments(args)
     root = generate(args.out, args.train, args.val, args.test, args.frames, args.size, args.fps, args.seed)
     counts = json.loads((root / "dataset.json").read_text())["videos"]
     if args.speed_splits:

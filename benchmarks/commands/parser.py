@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from types import ModuleType
 
 from benchmarks.commands.options import add_options, options_from_args
-from benchmarks.core.cli import UsageError
+from benchmarks.core.cli import DEBUG_ENV, debugging, user_error
 from benchmarks.core.options import SUBCOMMANDS, Subcommand
 from benchmarks.core.paths import RESULTS_ENV
 from benchmarks.core.store import Store, set_cli_command
@@ -51,6 +52,8 @@ def method_subcommands(commands: dict[str, tuple[str, str]]) -> dict[str, Subcom
 def _add_results(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", metavar="DIR", help=f"results directory to read and write (default: "
                         f"${RESULTS_ENV}, else results/ of the checkout)")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of user errors too (default: off; or set {DEBUG_ENV}=1)")
 
 
 def _describe(parser: argparse.ArgumentParser, module: ModuleType, help_text: str) -> None:
@@ -94,10 +97,20 @@ def main(commands: dict[str, tuple[str, str]], argv: list[str] | None = None) ->
     argv = sys.argv[1:] if argv is None else list(argv)
     selected = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(commands, selected).parse_args(argv)
+    if args.debug:
+        os.environ[DEBUG_ENV] = "1"  # also for the tasks this process starts
     args.store = Store(args.results) if args.results else Store.default()
     set_cli_command(argv)
     try:
         return int(args._main(args) or 0)
-    except UsageError as error:
-        print(f"{args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debugging():
+            raise
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = user_error(error)
+        if message is None or debugging():
+            raise
+        print(f"{args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -13,8 +13,13 @@ Outputs in ``OUT/``: ``config.json``, ``classes.json``, ``metrics.csv`` (one row
 loss terms, val top-1 of the raw and the EMA weights, lr, time, skipped videos), ``tb/``
 (TensorBoard), ``summary.json``, and checkpoints ``last.pt`` / ``best.pt``.
 
-Preemption: SIGTERM or SIGUSR1 stop training at the next optimizer step, write ``last.pt`` and exit
-with ``128 + signal``; ``--resume`` continues exactly where it stopped (``benchmarks.engine.train``).
+Preemption: SIGTERM, SIGUSR1 or Ctrl-C stop training at the next optimizer step, write ``last.pt`` and
+exit with ``128 + signal`` (130 for Ctrl-C; a second Ctrl-C stops at once); ``--resume`` continues
+exactly where it stopped (``benchmarks.engine.train``). A run is never overwritten by accident: into an
+``OUT`` that holds an unfinished run or one with other settings, ``train`` refuses (exit 2) until
+``--resume`` (continue) or ``--refresh`` (start over) says which. Everything that can be checked before
+launching is: the data's folders and video count against the schedule and batch size, a writable
+``OUT``, the ``--init`` weights, the options.
 Multi-GPU: launch with ``torchrun``. Several rows: ``--row 1,6`` trains each in ``OUT/row<N>``;
 ``--launch slurm`` runs them as a job array through submitit, one process per GPU, requeued and
 resumed after the time-limit signal (``benchmarks.engine.tasks``). A row whose ``OUT`` holds a
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,12 +52,12 @@ from benchmarks.commands.launching import (
 )
 from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.core.checkpoint import LAST, CheckpointError, load_checkpoint
-from benchmarks.core.cli import UsageError, default, from_args
+from benchmarks.core.cli import UsageError, check_writable, default, from_args
 from benchmarks.engine.config import CHANNELS_LAST_MODES, RESUMABLE_CHANGES, RunConfig
 from benchmarks.engine.method import METHODS
 from benchmarks.engine.public_weights import WeightsError, catalogue, resolve_init
 from benchmarks.engine.recipe import AMP_MODES, LR_POLICIES, OPTIMIZERS, Recipe
-from benchmarks.engine.runs import parse_row_list, resolve_spec
+from benchmarks.engine.runs import build_schedule, parse_row_list, resolve_spec
 from benchmarks.engine.schedules import SCHEDULES
 from benchmarks.engine.tasks import TrainingStopped, TrainTask, preemptible
 from benchmarks.table1.specs import AUTHORS_RECIPE, SUITE_CHOICE, GrwSettings
@@ -195,7 +201,62 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         except ValueError as error:
             raise UsageError(str(error)) from error
     check_data(args.data, "train")
+    check_writable(args.out, "--out")
+    videos = count_video_files(Path(args.data) / "train")
+    if args.init:
+        check_init(args.init, configs, Path(args.data) / "train")
+    for config in configs:
+        check_schedule_fits(config, videos)
+        if not args.refresh and not resume:
+            check_no_other_run(config)
     return configs
+
+
+def count_video_files(split_dir: Path) -> int:
+    """Files in the split's class folders: an upper bound on the readable videos, counted without decoding."""
+    count = sum(1 for folder in split_dir.iterdir() if folder.is_dir() for item in folder.iterdir() if item.is_file())
+    if count == 0:
+        raise UsageError(f"--data: {split_dir} holds no video files (expected {split_dir}/<class>/<video>.mp4)")
+    return count
+
+
+def check_init(init: str, configs: list[RunConfig], split_dir: Path) -> None:
+    """``--init`` must read and convert, and match each row's model in some tensor (the model is built
+    on the meta device: shapes only); a ``WeightsError`` says what is wrong."""
+    import torch
+
+    from benchmarks.engine.public_weights import initial_state, load_initial
+    from benchmarks.engine.runs import build_run_model
+
+    state, path = initial_state(init)
+    classes = sum(1 for folder in split_dir.iterdir() if folder.is_dir())
+    for config in configs:
+        with torch.device("meta"):
+            model = build_run_model(resolve_spec(config)[0], classes, config.recipe, config.training_method())
+            load_initial(model, state, init, sha256="")
+
+
+def check_schedule_fits(config: RunConfig, videos: int) -> None:
+    """The run's schedule must have at least one step with ``videos`` training videos (split over the
+    processes of a torchrun launch): checked before launching, not minutes later in a queued job."""
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        build_schedule(config, resolve_spec(config)[0], max(1, videos // processes))
+    except ValueError as error:
+        raise UsageError(f"row {config.row}: {error} (the train split holds {videos} video files)") from error
+
+
+def check_no_other_run(config: RunConfig) -> None:
+    """A run in ``config.out`` is never overwritten by accident: continuing it takes ``--resume``,
+    starting over ``--refresh``."""
+    path = Path(config.out) / LAST
+    if not path.is_file() or finished(config):
+        return
+    try:
+        epoch = load_checkpoint(path)["progress"]["epoch"]
+    except (CheckpointError, KeyError) as error:
+        raise UsageError(f"{path} cannot be read ({error}): --refresh starts the run again") from error
+    raise UsageError(f"{config.out} holds a run at epoch {epoch}: add --resume to continue or --refresh to start over")
 
 
 def check_data(root: str, split: str) -> None:

@@ -1,7 +1,11 @@
 """What every subcommand shares: usage errors and dataclass-driven options.
 
 A command raises :class:`UsageError` for bad input; ``benchmarks.run`` turns it into one line on
-stderr and exit status 2, before anything is launched. Options that configure a dataclass take their
+stderr and exit status 2, before anything is launched. :func:`user_error` is the one rule for what
+counts as the user's problem rather than the suite's: a ``UsageError`` (raised anywhere, also inside a
+task run in this process) and an operating-system refusal to write (read-only file system, no
+permission, disk full). Everything else is a bug and keeps its traceback; ``--debug`` (or
+``GRW_BENCH_DEBUG=1``) keeps the traceback of user errors too. Options that configure a dataclass take their
 defaults from it (:func:`default`), and :func:`from_args` builds the dataclass back from the parsed
 arguments, so a default is written once, in the dataclass.
 """
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import os
 import typing
 from typing import Any, TypeVar
 
@@ -18,6 +24,46 @@ T = TypeVar("T")
 
 class UsageError(ValueError):
     """Bad command-line input; reported as ``<command>: error: <message>`` with exit status 2."""
+
+
+DEBUG_ENV = "GRW_BENCH_DEBUG"
+# What the operating system says when the user pointed the suite at a place it cannot write.
+_WRITE_REFUSALS = {
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+}
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one line to show for ``error`` when it is the user's problem (see the module doc), else None."""
+    if isinstance(error, UsageError):
+        return str(error)
+    if isinstance(error, OSError) and error.errno in _WRITE_REFUSALS:
+        where = error.filename or "the output"
+        return (f"cannot write {where}: {_WRITE_REFUSALS[error.errno]}; choose a writable --out/--results "
+                "(or free space) and run the same command again")
+    return None
+
+
+def check_writable(path: str | os.PathLike, flag: str) -> None:
+    """Raise ``UsageError`` unless ``path`` (a folder, existing or not) could be created and written:
+    its nearest existing ancestor must be a writable folder. Writes nothing."""
+    current = os.path.abspath(path)
+    while not os.path.exists(current):
+        current = os.path.dirname(current)
+    if not os.path.isdir(current):
+        raise UsageError(f"{flag} {path}: {current} is a file, not a folder")
+    if not os.access(current, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {current} is not writable (read-only or no permission); choose another "
+                         f"{flag}")
+
+
+def debugging() -> bool:
+    """Whether user errors should keep their traceback (``GRW_BENCH_DEBUG=1``; ``--debug`` sets it)."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def default(cls: type, name: str) -> Any:

@@ -63,6 +63,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from benchmarks.core.cli import UsageError
 from benchmarks.core.store import write_text
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi")
@@ -212,8 +213,9 @@ class VideoIndex:
             examples = [p for paths in skipped.values() for p in paths[:1]]
             warnings.warn(f"{root / split}: skipped {sum(index.skipped.values())} videos {index.skipped}, "
                           f"e.g. {examples}", stacklevel=2)
-        if not entries:
-            raise ValueError(f"no readable video in {root} split {split!r} "
+        if not entries:  # a usage error writes nothing: not even the probe cache of unreadable files
+            cache_file.unlink(missing_ok=True)
+            raise UsageError(f"no readable video in {root} split {split!r} "
                              f"({len(videos) + len(missing)} listed, skipped {index.skipped})")
         return index
 

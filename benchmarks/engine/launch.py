@@ -30,6 +30,7 @@ from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission
 from tqdm import tqdm
 
+from benchmarks.core.cli import user_error
 from benchmarks.core.paths import REPO_ROOT
 
 MODES = ("slurm", "local", "none")
@@ -292,6 +293,8 @@ def _run_in_process(fn: Callable[[Any], Any], items: Sequence[Any], names: Seque
         try:
             result = fn(item)
         except Exception as error:
+            if user_error(error) is not None:
+                raise  # the user's problem (bad data, options, an unwritable output): the command reports it
             traceback.print_exc()
             _record_failure(task, f"{type(error).__name__}: {error}")
             tqdm.write(f"FAILED {task.name}: {task.error}")

@@ -70,6 +70,7 @@ from tqdm import tqdm
 import baselines
 from baselines.weights import GRW_AUTHORS_CONVERTER, Checkpoint
 from benchmarks.core.checkpoint import CheckpointError, file_sha256, load_checkpoint, model_weights, save_checkpoint
+from benchmarks.core.cli import UsageError
 from benchmarks.core.store import write_json
 from benchmarks.engine import authors
 from benchmarks.engine.config import RunConfig
@@ -86,7 +87,7 @@ BLOCK = 1 << 16
 USER_AGENT = "grw-bench"
 
 
-class WeightsError(ValueError):
+class WeightsError(UsageError):
     """Public weights cannot be fetched, imported or used; the message says why and what to do."""
 
 

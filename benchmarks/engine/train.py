@@ -13,7 +13,8 @@ loss, CE and GRW terms, val top-1 of the raw and the EMA weights, lr, time, skip
 ``tb/`` (TensorBoard), ``summary.json``, and checkpoints ``last.pt`` / ``best.pt`` (see
 ``benchmarks.core.checkpoint``).
 
-Preemption and resume. SIGTERM or SIGUSR1 (what SLURM sends before a time limit or preemption) only
+Preemption and resume. SIGTERM or SIGUSR1 (what SLURM sends before a time limit or preemption), or
+SIGINT (Ctrl-C, exit status 130) only
 set a flag; at the next optimizer-step boundary every process agrees to stop, ``last.pt`` is written
 with the epoch and the step reached, and the run exits with status ``128 + signal`` (143 for SIGTERM,
 138 for SIGUSR1), as a process killed by that signal would: an interrupted run never looks finished
@@ -78,7 +79,7 @@ from benchmarks.engine.schedules import Schedule, lr_factor
 from benchmarks.table1.deploy import to_channels_last
 from benchmarks.table1.specs import RowSpec
 
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)  # SIGINT: Ctrl-C, exit status 130
 
 
 def build_index(config: RunConfig, split: str, env: distributed.Distributed,
@@ -127,7 +128,8 @@ def _seed_step(seed: int, epoch: int, step: int, rank: int) -> None:
 
 
 class PreemptionFlag(contextlib.AbstractContextManager):
-    """While active, SIGTERM/SIGUSR1 only record the signal; training stops at a step boundary.
+    """While active, SIGTERM/SIGUSR1/SIGINT only record the signal; training stops at a step boundary
+    (a second Ctrl-C interrupts at once).
 
     Handlers can only be installed from the main thread; elsewhere this never fires.
     """
@@ -147,6 +149,8 @@ class PreemptionFlag(contextlib.AbstractContextManager):
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C does not wait for the step to end
         self.signum = signum
 
 
@@ -326,7 +330,7 @@ def _fit(run: _Run, progress: Progress, flag: PreemptionFlag) -> dict:
             if run.env.is_main:
                 save_checkpoint(run.out / LAST, _checkpoint_state(run, progress, complete=False))
                 tqdm.write(f"stopped by signal {signal.Signals(signum).name} at epoch {progress.epoch} "
-                           f"step {progress.step}; resume with --resume", file=sys.stderr)
+                           f"step {progress.step}; saved {run.out / LAST}: resume with --resume", file=sys.stderr)
             distributed.barrier(run.env)
             return _summary(run, progress, status="preempted", signum=signum)
         _end_epoch(run, progress)

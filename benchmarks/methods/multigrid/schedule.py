@@ -124,6 +124,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.core.cli import UsageError
 from benchmarks.engine.schedules import Schedule, StepPolicy, StepShape, lr_at_epoch, steps_with_relative_lrs
 
 PYSLOWFAST_REPO = "https://github.com/facebookresearch/SlowFast"
@@ -403,8 +404,9 @@ class MultigridSchedule(Schedule):
         self._splits = tuple(self._phase_splits(p) for p in self.phases)
         self._steps = tuple(self._count_steps(c) for c in self._cycles)
         if min(self._steps) < 1:
-            raise ValueError(f"{videos_per_process} videos per process do not fill one batch of "
-                             f"{max(s.batch_size for c in self._cycles for s in c)} clips")
+            raise UsageError(f"{videos_per_process} videos per process do not fill one batch of "
+                             f"{max(s.batch_size for c in self._cycles for s in c)} clips of the multigrid "
+                             "cycle: give more training videos or a smaller --batch-size")
 
     # -- shapes
     def _cycle(self, phase: LongCyclePhase) -> tuple[StepShape, ...]:
