@@ -27,9 +27,20 @@ run). decord reads every packet when it opens a file, so a truncated file is cau
 error that only shows at load time (corrupt frame data, a file changed since indexing) makes
 ``VideoDataset`` return None; ``collate_videos`` drops those and reports how many per batch.
 
-The index (path, label, frame count, fps, skip reason) is cached per split in a JSON file next to the
-data, or in ``cache_dir``; each file's entry is keyed by its path, size and mtime, so only new or
-changed files are opened again.
+The index (path, label, frame count, fps, timing source, skip reason) is cached per split in a JSON
+file next to the data, or in ``cache_dir``; each file's entry is keyed by its path, size and mtime, so
+only new or changed files are opened again.
+
+Frame timing. Frames are chosen by index and the average frame rate (below), never by timestamp, and
+decoded in display order. But decord reaches a frame by seeking to its timestamp, and some files have
+none that can be trusted: AVI stores no presentation time, and on AVI files with B-frames (MPEG-4 Part
+2, H.264) decord 0.6 gives frames (all, for H.264) FFmpeg's "no pts" as time (-2^63 time-base units:
+-3.1e17 s at 30 fps); there a seek lands on the wrong frame (tests/test_frame_order.py). Indexing checks each
+video's timestamps (finite, non-negative, strictly increasing) and records its ``timing``:
+``"timestamps"`` (decord seeks to each wanted frame) or ``"index/avg_fps"`` with the reason (``"invalid
+pts"`` or ``"non-monotonic pts"``; the frames are decoded in order from the first and counted, nothing
+reads a timestamp). A reader that sorts frames by pts instead (torchvision's ``read_video``, which the
+GRW authors' loader uses) shows H.264-in-AVI frames in decode order, since those files' pts follow it.
 
 Sampling. Frame indices are spaced by ``native_fps / fps`` (or ``stride`` native frames, the X3D
 convention) from a start frame; past the end of a short video the last frame repeats. Training: a
@@ -77,7 +88,11 @@ MOVINET_NORM = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 IMAGENET_NORM = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 X3D_NORM = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: records hold the timing source (older caches are probed again)
+TIMESTAMPS = "timestamps"  # decord's frame timestamps are valid: it may seek to a frame
+INDEX_OVER_FPS = "index/avg_fps"  # they are not: frame i is at i / avg_fps, reached by decoding in order
+TIMINGS = (TIMESTAMPS, INDEX_OVER_FPS)
+_IN_ORDER_CHUNK = 32  # frames decoded per call when decoding in order
 DECODE_ERRORS = (decord.DECORDError, RuntimeError, OSError)  # what a failed decode raises
 
 
@@ -138,6 +153,8 @@ class VideoEntry:
     label: int
     num_frames: int
     fps: float
+    timing: str  # TIMESTAMPS or INDEX_OVER_FPS (module docstring, "Frame timing")
+    timing_reason: str | None = None  # why the timestamps were not used ("invalid pts", "non-monotonic pts")
 
 
 @dataclass(frozen=True)
@@ -160,8 +177,9 @@ class VideoIndex:
 
     def summary(self) -> dict[str, object]:
         """What a run should store about its data."""
+        timing = {name: sum(entry.timing == name for entry in self.entries) for name in TIMINGS}
         return {"root": str(self.root), "split": self.split, "videos": len(self),
-                "classes": len(self.classes), "skipped": self.skipped}
+                "classes": len(self.classes), "skipped": self.skipped, "timing": timing}
 
     @classmethod
     def build(
@@ -206,7 +224,8 @@ class VideoIndex:
             if reason:
                 skipped[reason].append(str(path))
             else:
-                entries.append(VideoEntry(path, label_of[label], probe["num_frames"], probe["fps"]))
+                entries.append(VideoEntry(path, label_of[label], probe["num_frames"], probe["fps"],
+                                          probe["timing"], probe["timing_reason"]))
 
         index = cls(root, split, class_order, tuple(entries), skipped)
         if any(index.skipped.values()):
@@ -285,18 +304,39 @@ def _scanned_videos(root: Path, split: str) -> list[tuple[str, Path]]:
 # --------------------------------------------------------------------------- probing + cache
 
 
-def _probe(path: Path) -> tuple[int | None, float]:
-    """(frame count, fps) as decord sees them; frame count None if the file cannot be decoded."""
+def timestamp_problem(starts: np.ndarray) -> str | None:
+    """Why frame start times (seconds, in frame order) cannot place frames, or None if they can:
+    ``"invalid pts"`` (not finite, or negative: decord gives a missing pts as -2^63 time-base units)
+    or ``"non-monotonic pts"`` (not strictly increasing)."""
+    starts = np.asarray(starts, dtype=np.float64)
+    if not np.all(np.isfinite(starts)) or np.any(starts < 0):
+        return "invalid pts"
+    if np.any(np.diff(starts) <= 0):
+        return "non-monotonic pts"
+    return None
+
+
+def frame_timing(reader: decord.VideoReader) -> tuple[str, str | None]:
+    """The timing source of an open video and why the timestamps are not used (None when they are)."""
+    problem = timestamp_problem(reader.get_frame_timestamp(list(range(len(reader))))[:, 0])
+    return (TIMESTAMPS, None) if problem is None else (INDEX_OVER_FPS, problem)
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    """What decord sees of a file: ``num_frames`` (None if it cannot be decoded), ``fps``, ``timing`` and
+    ``timing_reason`` (``frame_timing``; None for a file without frames)."""
+    unreadable = {"num_frames": None, "fps": 0.0, "timing": None, "timing_reason": None}
     if path.stat().st_size == 0:
-        return 0, 0.0
+        return {**unreadable, "num_frames": 0}
     try:
         reader = decord.VideoReader(str(path), num_threads=1)
         num_frames, fps = len(reader), float(reader.get_avg_fps())
+        timing, reason = frame_timing(reader) if num_frames > 0 else (None, None)
     except DECODE_ERRORS:
-        return None, 0.0
+        return unreadable
     if num_frames > 0 and not fps > 0:  # also catches NaN
-        return None, 0.0
-    return num_frames, fps
+        return unreadable
+    return {"num_frames": num_frames, "fps": fps, "timing": timing, "timing_reason": reason}
 
 
 def _skip_reason(probe: dict, min_frames: int) -> str | None:
@@ -333,7 +373,8 @@ def _write_cache(file: Path, records: dict[str, dict]) -> None:
 
 
 def _probe_videos(paths: list[Path], root: Path, cache_file: Path, workers: int, desc: str) -> dict[Path, dict]:
-    """Probe records ``{size, mtime_ns, num_frames, fps}`` per path, reusing unchanged cached ones."""
+    """Probe records ``{size, mtime_ns, num_frames, fps, timing, timing_reason}`` per path, reusing
+    unchanged cached ones."""
     cached = _read_cache(cache_file)
     records, stale = {}, []
     for path in paths:
@@ -347,8 +388,8 @@ def _probe_videos(paths: list[Path], root: Path, cache_file: Path, workers: int,
     if stale:
         # decord is called through ctypes, which releases the GIL: threads probe in parallel.
         with ThreadPoolExecutor(max(1, workers)) as pool, tqdm(total=len(stale), desc=desc, unit="video") as bar:
-            for path, (num_frames, fps) in zip(stale, pool.map(_probe, stale)):
-                records[path].update(num_frames=num_frames, fps=fps)
+            for path, probe in zip(stale, pool.map(_probe, stale)):
+                records[path].update(probe)
                 bar.update()
     if stale or len(cached) != len(records):
         _write_cache(cache_file, {os.path.relpath(path, root): record for path, record in records.items()})
@@ -375,21 +416,51 @@ def clip_starts(num_frames: int, step: float, frames: int, clips: int) -> list[i
     return [int(np.floor(latest * (i + 0.5) / clips + 0.5)) for i in range(clips)]
 
 
+def read_frames(reader: decord.VideoReader, indices: np.ndarray | Sequence[int], timing: str) -> torch.Tensor:
+    """The frames at ``indices`` (any order, repeats allowed) as uint8 ``[*indices.shape, H, W, 3]``, each
+    decoded once. With ``timing`` TIMESTAMPS decord seeks to them; otherwise (module docstring, "Frame
+    timing") every frame up to the last wanted one is decoded in order, a chunk at a time."""
+    if timing not in TIMINGS:
+        raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
+    indices = np.asarray(indices, dtype=np.int64)
+    unique, inverse = np.unique(indices, return_inverse=True)
+    if timing == TIMESTAMPS:
+        frames = reader.get_batch(unique.tolist()).asnumpy()
+    else:
+        frames = _decode_in_order(reader, unique)
+    return torch.from_numpy(frames)[torch.from_numpy(inverse.reshape(indices.shape))]
+
+
+def _decode_in_order(reader: decord.VideoReader, wanted: np.ndarray) -> np.ndarray:
+    """Frames ``wanted`` (sorted, unique) by decoding frames 0, 1, 2, ... in consecutive chunks. decord
+    (0.6) seeks only when a batch does not continue where the last one stopped, here only to frame 0,
+    which lands right without a timestamp (tests/test_frame_order.py checks this on the AVI files)."""
+    kept = []
+    for start in range(0, int(wanted[-1]) + 1, _IN_ORDER_CHUNK):
+        stop = min(start + _IN_ORDER_CHUNK, int(wanted[-1]) + 1)
+        chunk = reader.get_batch(list(range(start, stop))).asnumpy()
+        kept.append(chunk[wanted[(wanted >= start) & (wanted < stop)] - start])
+    return np.concatenate(kept)
+
+
 def decode_video(path: str | Path) -> tuple[torch.Tensor, float]:
-    """Every frame of a video as uint8 ``[N, H, W, 3]``, and its frame rate (for ``VideoDataset``'s cache)."""
+    """Every frame of a video as uint8 ``[N, H, W, 3]``, and its frame rate (for ``VideoDataset``'s cache).
+    Decoded in order from the first frame, so right whatever the timing source."""
     reader = decord.VideoReader(str(path), num_threads=1)
-    return torch.from_numpy(reader.get_batch(list(range(len(reader)))).asnumpy()), reader.get_avg_fps()
+    return read_frames(reader, np.arange(len(reader)), INDEX_OVER_FPS), reader.get_avg_fps()
 
 
 def read_clips(path: str | Path, sampling: Sampling, starts: Sequence[int] | None = None,
                rng: np.random.Generator | None = None,
-               decoded: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
+               decoded: tuple[torch.Tensor, float] | None = None, timing: str | None = None) -> torch.Tensor:
     """Decode clips as uint8 ``[clips, T, 3, H, W]``: at ``starts``, else one random start drawn
     from ``rng``, else ``sampling.clips`` evaluation starts. ``decoded`` (from ``decode_video``) is used
-    instead of the file when given. Raises decord's error if decoding fails."""
+    instead of the file when given. ``timing`` is the video's recorded timing source (``VideoEntry``;
+    None: checked on the file). Raises decord's error if decoding fails."""
     if decoded is None:
         reader = decord.VideoReader(str(path), num_threads=1)
         num_frames, fps = len(reader), reader.get_avg_fps()
+        timing = timing or frame_timing(reader)[0]
     else:
         num_frames, fps = len(decoded[0]), decoded[1]
     step = sampling.step(fps)
@@ -400,9 +471,7 @@ def read_clips(path: str | Path, sampling: Sampling, starts: Sequence[int] | Non
     indices = np.stack([frame_indices(num_frames, step, sampling.frames, s) for s in starts])
     if decoded is not None:
         return decoded[0][torch.from_numpy(indices)].permute(0, 1, 4, 2, 3)
-    unique, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
-    frames = torch.from_numpy(reader.get_batch(unique.tolist()).asnumpy())  # [U, H, W, 3]
-    return frames[torch.from_numpy(inverse.reshape(indices.shape))].permute(0, 1, 4, 2, 3)
+    return read_frames(reader, indices, timing).permute(0, 1, 4, 2, 3)
 
 
 # --------------------------------------------------------------------------- spatial transforms
@@ -503,7 +572,7 @@ class VideoDataset(Dataset):
                 if entry.path not in self.cache:
                     self.cache[entry.path] = decode_video(entry.path)
                 decoded = self.cache[entry.path]
-            clips = read_clips(entry.path, sampling, rng=rng, decoded=decoded)
+            clips = read_clips(entry.path, sampling, rng=rng, decoded=decoded, timing=entry.timing)
         except DECODE_ERRORS as error:
             warnings.warn(f"skipping {entry.path} at load time: {str(error).strip().splitlines()[0]}", stacklevel=2)
             return None

@@ -35,7 +35,11 @@ Not reproduced (artefacts of their launch settings, which are not stated): their
 size with repeated clips), and the reported accuracy is the mean of the per-process accuracies. Here
 every clip counts exactly once, which is their number for one process and a batch size dividing the
 clip count. Frames are decoded with decord at the same native indices where their torchvision read
-them with PyAV by timestamp; frame counts and fps come from decord (``VideoIndex``).
+them with PyAV by timestamp; frame counts and fps come from decord (``VideoIndex``). The clip layout
+uses only the frame count and average fps, as ``VideoClips`` does with evenly spaced timestamps, and the
+frames are read by the video's recorded timing source (``benchmarks.data.videos``, "Frame timing"), so
+no invalid timestamp is read. One difference is theirs: torchvision's ``read_video`` orders frames by
+pts, and H.264 in AVI (pts in decode order) comes out in decode order there, in display order here.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ import torch
 import torchvision.transforms.v2.functional as F
 from torch.utils.data import Dataset
 
-from benchmarks.data.videos import DECODE_ERRORS, VideoIndex
+from benchmarks.data.videos import DECODE_ERRORS, VideoIndex, read_frames
 from benchmarks.table1.specs import AUTHORS_EVALUATION, AUTHORS_REPO
 
 PROTOCOLS = ("suite", "authors")
@@ -181,8 +185,7 @@ class ClipDataset(Dataset):
         indices = self.layouts[video][clip]
         try:
             reader = decord.VideoReader(str(entry.path), num_threads=1)
-            unique, inverse = np.unique(indices, return_inverse=True)  # upsampling repeats frames
-            frames = torch.from_numpy(reader.get_batch(unique.tolist()).asnumpy())[torch.from_numpy(inverse)]
+            frames = read_frames(reader, indices, entry.timing)  # upsampling repeats frames: decoded once
         except DECODE_ERRORS as error:
             warnings.warn(f"skipping clip {clip} of {entry.path} at load time: "
                           f"{str(error).strip().splitlines()[0]}", stacklevel=2)
