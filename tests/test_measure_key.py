@@ -136,7 +136,7 @@ def test_the_key_follows_the_rows_input_not_its_labels():
     for change in ({"frames": 8}, {"res": 160}, {"clips": 2}, {"crops": 3}, {"model": "x3d_m"}):
         assert measure.cache_key(dataclasses.replace(spec, **change), "cpu") != key, change
     assert measure.cache_key(spec, "cuda") != key
-    for change in ({"name": "renamed"}, {"published_top1": 1.0}, {"known_deviation": "reworded"}, {"fps": 3}):
+    for change in ({"name": "renamed"}, {"published_top1": 1.0}, {"not_implemented_reason": "reworded"}, {"fps": 3}):
         assert measure.cache_key(dataclasses.replace(spec, **change), "cpu") == key, change
 
 
