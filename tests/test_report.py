@@ -128,13 +128,13 @@ def test_compare_exit_codes(results, capsys):
     assert run_main(["compare", "--rows", "2", "--tolerance", "40"]) == 0
     store_measurement(9, 11.5)  # +12%: the FLOP ledger's open cause of MoViNet-A2 base
     assert run_main(["compare", "--rows", "9"]) == 0
-    assert "open in the FLOP ledger" in capsys.readouterr().out
+    assert "open (ledger)" in capsys.readouterr().out
     store_measurement(5, 4.19)  # +7%: X3D-XS at 182 px, explained only once the 160 px counterfactual is stored
     assert run_main(["compare", "--rows", "5"]) == 1
-    assert "stated cause does not reach" in capsys.readouterr().out
+    assert "evidence misses it" in capsys.readouterr().out
     store.write_json(results / "measured" / "ledger" / "row05-x3d-xs-160px.json", {"gmacs": 3.91})
     assert run_main(["compare", "--rows", "5"]) == 0
-    assert "explained in the FLOP ledger" in capsys.readouterr().out
+    assert "explained (ledger)" in capsys.readouterr().out
     store.write_json(results / "measured" / "ledger" / "row05-x3d-xs-160px.json", {"gmacs": 4.3})
     assert run_main(["compare", "--rows", "5"]) == 1  # the evidence no longer reaches the published 3.9
     store_measurement(3, 3.0)  # +7% with no stated cause
@@ -171,3 +171,12 @@ def test_the_authors_per_clip_protocol_is_named_in_table1_and_compare(results, c
     assert "under the suite's per-video protocol" in report.build_table().set_index("row").loc[1, "status"]
     assert run_main(["compare", "--rows", "1", "--top1-tolerance", "1"]) == 0
     assert "per video (suite)" in capsys.readouterr().out
+
+
+def test_compare_fits_120_columns(results, capsys):
+    store_measurement(9, 11.5)  # with the ledger's longest stated cause as a footnote
+    store_measurement(5, 4.19)
+    assert run_main(["compare", "--rows", "5,9"]) == 1  # row 5's counterfactual is not stored here
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert "top-1: no Kinetics-600 run is stored" in out and "top-1 delta" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from tabulate import tabulate
 
@@ -33,12 +34,34 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     result, failures, notes = compare(report.build_table(args.store), rows, args.tolerance, args.top1_tolerance,
                                       ledger.verdicts(args.store, args.tolerance))
-    print(tabulate(result, headers="keys", tablefmt="github", showindex=False))
-    if notes:
-        print("\nKnown deviations (measured, reported as they are):\n" + "\n".join(f"- {note}" for note in notes))
+    print(render_comparison(result, notes))
     print(f"{failures} row(s) out of tolerance" if failures else "all compared rows within tolerance or documented")
-    print("\nOther efficiency methods, published on Kinetics-400 (not Kinetics-600; never in Table 1; "
-          f"figure: {kinetics400.FIGURE}):")
-    print(tabulate(kinetics400.table(kinetics400.published_points()), headers="keys", tablefmt="github",
+    print()
+    print(wrap("Other efficiency methods, published on Kinetics-400 (not Kinetics-600; never in Table 1; "
+               f"figure: {kinetics400.FIGURE}):"))
+    print(tabulate(kinetics400.table(kinetics400.published_points()), headers="keys", tablefmt="simple",
                    showindex=False, disable_numparse=True))
     return 1 if failures else 0
+
+
+WIDTH = 120
+TOP1_COLUMNS = ("top-1 pub/K600", "top-1 delta", "weights", "top-1 protocol")
+
+
+def render_comparison(result, notes: list[str]) -> str:
+    """The comparison in at most :data:`WIDTH` columns: the top-1 columns only when some row has a stored
+    Kinetics-600 top-1, the ledger's causes as wrapped footnotes."""
+    shown = result
+    if (result[list(TOP1_COLUMNS)] == "-").all().all():
+        shown = result.drop(columns=list(TOP1_COLUMNS))
+    lines = [tabulate(shown, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)]
+    if shown is not result:
+        lines.append("top-1: no Kinetics-600 run is stored for these rows (nothing to compare)")
+    if notes:
+        lines += ["", "Stated causes (results/flop_ledger.md has each row's measured evidence):"]
+        lines += [wrap(note, indent="    ") for note in notes]
+    return "\n".join(lines)
+
+
+def wrap(text: str, indent: str = "") -> str:
+    return "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent=indent))

@@ -29,14 +29,15 @@ def compare(table: pd.DataFrame, rows: list[int], tolerance: float, top1_toleran
     for _, r in table[table["row"].isin(rows)].iterrows():
         ledger = explained[int(r["row"])]
         if pd.isna(r["measured_gflops"]):
-            verdict, failures = "FAIL: not measured (run `python -m benchmarks.run table1` first)", failures + 1
+            verdict, failures = "FAIL: not measured (run table1)", failures + 1
         elif abs(r["delta_pct"]) <= tolerance:
             verdict = "ok"
         elif ledger.status in ("explained", "open"):
             note = reasons.setdefault(ledger.cause.text, len(reasons) + 1)
-            verdict = f"{ledger.status} in the FLOP ledger [{note}]"
+            verdict = f"{ledger.status} (ledger) [{note}]"
         elif ledger.cause is not None:
-            verdict, failures = "FAIL: the ledger's stated cause does not reach the published figure", failures + 1
+            note = reasons.setdefault(ledger.cause.text, len(reasons) + 1)
+            verdict, failures = f"FAIL: the ledger's evidence misses it [{note}]", failures + 1
         else:
             verdict, failures = f"FAIL: GFLOPs off by more than {tolerance:g}%", failures + 1
         top1_delta = None
@@ -46,10 +47,10 @@ def compare(table: pd.DataFrame, rows: list[int], tolerance: float, top1_toleran
                 verdict, failures = f"{verdict}; FAIL: top-1 off by {top1_delta:+.1f} pp", failures + 1
         records.append({
             "#": r["row"], "model": r["model"],
-            "GFLOPs published": f"{r['published_gflops']:g}",
-            "GFLOPs measured": "-" if pd.isna(r["measured_gflops"]) else f"{r['measured_gflops']:.2f}",
+            "GFLOPs pub": f"{r['published_gflops']:g}",
+            "measured": "-" if pd.isna(r["measured_gflops"]) else f"{r['measured_gflops']:.2f}",
             "delta": "-" if pd.isna(r["delta_pct"]) else f"{r['delta_pct']:+.1f}%",
-            "params (M)": "-" if pd.isna(r["params_m"]) else f"{r['params_m']:.2f}",
+            "M params": "-" if pd.isna(r["params_m"]) else f"{r['params_m']:.2f}",
             "top-1 pub/K600": "-" if top1_delta is None else f"{r['published_top1']:.1f}/{r['reproduced_top1']:.1f}",
             "top-1 delta": "-" if top1_delta is None else f"{top1_delta:+.1f}",
             "weights": "-" if top1_delta is None else r["reproduced_weights"] or "trained here",

@@ -105,7 +105,7 @@ def table(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"paper": points["paper"], "model": points["label"], "method": points["method"],
                          "GFLOPs/view": points["gflops"].map(lambda v: f"{v:g}"),
                          "top-1 (K400)": points["top1"].map(lambda v: f"{v:.1f}"),
-                         "reproduced here": "no (see the airplanes proxy)"})
+                         "reproduced here": "no (airplanes proxy)"})
 
 
 def write_figure(out_dir: Path, published: Path = PUBLISHED) -> list[Path]:
