@@ -34,6 +34,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "train Table 1 rows on Kinetics-format video (resumable, DDP, SLURM)"),
     "eval": ("benchmarks.commands.eval",
              "evaluate a trained checkpoint with the row's protocol; store the run"),
+    "runs": ("benchmarks.commands.runs",
+             "list, filter and show the stored accuracy runs (ids, files, top-1, weights, commits)"),
     "weights": ("benchmarks.commands.weights",
                 "public checkpoints: list, download (resumable, sha256), import"),
     "speed": ("benchmarks.commands.speed",

@@ -147,12 +147,16 @@ def test_train_joint_then_finetune_then_evaluate_per_video_gflops(planes, tmp_pa
     assert summary["min"] <= summary["mean"] <= summary["max"] <= full * 1.0001
     assert summary["mean"] == pytest.approx(per_video["gflops"].mean()) == record["gflops"]
     assert Path(record["gflops_histogram"]).stat().st_size > 5_000
-    assert (per_video["predicted"] == per_video["label"]).mean() * 100 == pytest.approx(record["top1"])
+    assert (per_video["predicted"] == per_video["class"]).mean() * 100 == pytest.approx(record["top1"])
+    assert per_video["correct"].mean() * 100 == pytest.approx(record["top1"])
+    assert all(Path(video).is_file() for video in per_video["video"])  # each row names its video file
     # each video's options, per dynamic layer, account for its GFLOPs
     plain = baselines.build("x3d_xs", num_classes=3)
     layers = [name for name, m in plain.named_modules() if name.endswith(("conv_a.0", "conv_c.0"))]
     macs = convert(plain, layers, (1, 3, 8, 32, 32))
-    assert set(per_video.columns) == {"label", "predicted", "gflops", *(f"{n} {o}" for n in layers for o in "Rr")}
+    assert set(per_video.columns) == {"video", "class", "predicted", "correct", "gflops",
+                                      *(f"{n} {o}" for n in layers for o in "Rr")}
+    assert set(per_video["class"]) <= set(pd.read_csv(record["per_class_csv"])["class"])  # class names, not indices
     fraction = sum(macs[n] * (per_video[f"{n} r"] / per_video[f"{n} R"]).fillna(0) for n in layers) / 1e9
     assert set(per_video[[f"{n} R" for n in layers]].stack()) <= {0.0, 1.0, 2.0}
     assert per_video["gflops"].to_numpy() == pytest.approx((full - sum(macs.values()) / 1e9 + fraction).to_numpy())

@@ -26,6 +26,7 @@ the stored sweep chose for that budget.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from tabulate import tabulate
@@ -146,7 +147,22 @@ def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
     for config in configs:
         check_checkpoint(config, args.method)
     check_data(args.data, args.split)
+    for config in configs:
+        check_classes_overlap(config)
     return configs
+
+
+def check_classes_overlap(config: EvalConfig) -> None:
+    """The data's class folders must share classes with the checkpoint's: evaluating on data of other
+    classes is a usage error, not "no readable video" after indexing. (With annotation files the labels are
+    checked when indexing, which counts the videos of unknown classes.)"""
+    split_dir = Path(config.data) / config.split
+    folders = {p.name for p in split_dir.iterdir() if p.is_dir()} if split_dir.is_dir() else set()
+    known = set(load_checkpoint(config.checkpoint).get("classes", ()))
+    if folders and known and not folders & known:
+        raise UsageError(f"{config.checkpoint} knows {len(known)} classes and {split_dir} has {len(folders)} class "
+                         f"folders, none of them the same (e.g. {sorted(known)[0]!r} vs {sorted(folders)[0]!r}): "
+                         "evaluate on data of the checkpoint's classes")
 
 
 def public_checkpoint(args: argparse.Namespace, row: int) -> str:
@@ -183,21 +199,30 @@ def stored_run(config: EvalConfig, store: Store) -> dict | None:
     """The stored run of this checkpoint (by sha256) on the same data and split under the same protocol."""
     sha256 = file_sha256(config.checkpoint)
     data_root = str(Path(config.data).resolve())
-    return next((run for run in store.load_runs() if run["checkpoint_sha256"] == sha256
+    return next((run for run in store.load_runs(with_files=True) if run["checkpoint_sha256"] == sha256
                  and run["split"] == config.split and run.get("data_root") == data_root
                  and run.get("protocol", "suite") == config.protocol), None)
 
 
 def print_run(name: str, record: dict) -> None:
+    """A run's result in lines of at most 120 columns, ending with its id and file."""
+    k = record.get("top5_k", 5)
+    lines = [f"row {record['row']} {record['name']} on {record['dataset']} {record['split']}: top-1 "
+             f"{record['top1']:.2f}, top-{k} {record['top5']:.2f}"]
     if record.get("protocol") == "authors":
         clips = record["clips"]
-        counts = (f"authors' protocol: per clip; {clips['evaluated']} clips from {clips['videos']} videos, "
-                  f"{clips['skipped']} clips skipped, {clips['videos_without_clip']} videos without a full clip; "
-                  f"top-1 per video {record['top1_per_video']:.2f}")
+        lines.append(f"authors' protocol: per clip; {clips['evaluated']} clips from {clips['videos']} videos, "
+                     f"{clips['skipped']} clips skipped, {clips['videos_without_clip']} videos without a full clip; "
+                     f"top-1 per video {record['top1_per_video']:.2f}")
     else:
-        counts = f"{record['videos_evaluated']} videos, {record['videos_skipped_total']} skipped"
-    print(f"row {record['row']} {record['name']} on {record['dataset']} {record['split']}: top-1 "
-          f"{record['top1']:.2f}  top-5 {record['top5']:.2f}  ({counts})  wrote {record['path']}")
+        lines.append(f"{record['videos_evaluated']} videos evaluated, {record['videos_skipped_total']} skipped")
+    unknown = record.get("videos_skipped", {}).get("unknown_class", 0)
+    if unknown:
+        lines.append(f"{unknown} video(s) of classes the checkpoint does not know were not evaluated "
+                     f"({', '.join(record.get('unknown_classes', [])[:5])})")
+    lines.append(f"run {record['run_id']}: {record['path']}")
+    for line in lines:
+        print("\n".join(textwrap.wrap(line, 120, subsequent_indent="    ")))
 
 
 def method_evaluation(args: argparse.Namespace, configs: list[EvalConfig]) -> int | None:
@@ -236,8 +261,10 @@ def main(args: argparse.Namespace) -> int:
     todo = [config for config in configs if stored[config.row] is None]
     for config in configs:
         if stored[config.row] is not None:
-            print(f"row {config.row}: {config.checkpoint} already evaluated on this data and split "
-                  f"(run of {stored[config.row]['date']}; --refresh evaluates it again)")
+            done = stored[config.row]
+            print(textwrap.fill(f"row {config.row}: {config.checkpoint} already evaluated on this data and split: "
+                                f"run {done['run_id']} of {done['date']}, {done['file']} (--refresh evaluates it "
+                                "again)", 120, subsequent_indent="    "))
     task = EvalTask(results=str(args.store.root.resolve()))
     return launch_command(task, todo, [f"row{config.row}" for config in todo], args, options,
                           on_result=print_run, job_name="grw-eval")

@@ -103,6 +103,9 @@ def main(commands: dict[str, tuple[str, str]], argv: list[str] | None = None) ->
     set_cli_command(argv)
     try:
         return int(args._main(args) or 0)
+    except BrokenPipeError:  # the output's reader left (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         if debugging():
             raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -168,10 +169,17 @@ class Store:
         """Every stored harness measurement (any device)."""
         return [read_json(p, MEASUREMENT_FIELDS) for p in sorted(self.measured.glob("row*.json"))]
 
-    def load_runs(self) -> list[dict]:
-        """Every stored accuracy run, oldest first."""
-        runs = [read_json(p, RUN_FIELDS) for p in sorted(self.runs.glob("*.json"))]
+    def load_runs(self, with_files: bool = False) -> list[dict]:
+        """Every stored accuracy run, oldest first; ``with_files`` adds each run's ``file`` and ``run_id``."""
+        runs = [{**read_json(p, RUN_FIELDS), **({"file": str(p), "run_id": run_id(p)} if with_files else {})}
+                for p in sorted(self.runs.glob("*.json"))]
         return sorted(runs, key=lambda run: str(run["date"]))
+
+
+def run_id(path: str | Path) -> str:
+    """A run's short id: 8 hex digits of its file name's hash (file names are unique: row and UTC time to the
+    microsecond), so every stored run has one, those written before ids existed too."""
+    return hashlib.sha256(Path(path).stem.encode()).hexdigest()[:8]
 
 
 # --------------------------------------------------------------------------- provenance

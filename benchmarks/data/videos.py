@@ -547,8 +547,10 @@ class VideoDataset(Dataset):
     ``num_workers=0``.
     """
 
-    def __init__(self, index: VideoIndex, sampling: Sampling, train: bool, seed: int = 0, cache: bool = False) -> None:
+    def __init__(self, index: VideoIndex, sampling: Sampling, train: bool, seed: int = 0, cache: bool = False,
+                 with_index: bool = False) -> None:
         self.index, self.sampling, self.train, self.seed = index, sampling, train, seed
+        self.with_index = with_index  # samples are (video, label, i): which video each row of a batch is
         self.epoch = 0
         self.cache: dict[Path, tuple[torch.Tensor, float]] | None = {} if cache else None
 
@@ -580,7 +582,8 @@ class VideoDataset(Dataset):
             return normalize(train_transform(clips[0], sampling, rng), sampling), entry.label
         views = torch.cat([eval_crops(clip, self.sampling) for clip in clips])  # clip-major
         video = normalize(views, self.sampling)
-        return (video[0] if self.sampling.views == 1 else video), entry.label
+        video = video[0] if self.sampling.views == 1 else video
+        return (video, entry.label, i) if self.with_index else (video, entry.label)
 
 
 class VideoBatch(NamedTuple):
@@ -597,6 +600,23 @@ def collate_videos(batch: Sequence[tuple[torch.Tensor, int] | None]) -> VideoBat
     videos = torch.stack([video for video, _ in kept])
     labels = torch.tensor([label for _, label in kept], dtype=torch.long)
     return VideoBatch(videos, labels, len(batch) - len(kept))
+
+
+class IndexedBatch(NamedTuple):
+    """A :class:`VideoBatch` that also says which videos of the index its rows are (``with_index=True``)."""
+
+    videos: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor  # int64 [B]: positions in the dataset's index
+    n_dropped: int
+
+
+def collate_indexed(batch: Sequence[tuple[torch.Tensor, int, int] | None]) -> IndexedBatch:
+    """:func:`collate_videos` for samples that carry their index."""
+    kept = [sample for sample in batch if sample is not None]
+    stacked = collate_videos([(video, label) for video, label, _ in kept] + [None] * (len(batch) - len(kept)))
+    indices = torch.tensor([i for _, _, i in kept], dtype=torch.long)
+    return IndexedBatch(stacked.videos, stacked.labels, indices, stacked.n_dropped)
 
 
 def evenly_spread(count: int, wanted: int | None = None) -> list[int]:

@@ -46,8 +46,15 @@ from tqdm import tqdm
 from benchmarks.core.checkpoint import file_sha256
 from benchmarks.core.counting import LogitsOnly, count_gflops, count_params, peak_memory_mb
 from benchmarks.core.plots import save_figure
-from benchmarks.core.store import Store, provenance, write_csv, write_json
-from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, make_loader, read_annotations
+from benchmarks.core.store import Store, provenance, run_id, write_csv, write_json
+from benchmarks.data.videos import (
+    Sampling,
+    VideoDataset,
+    VideoIndex,
+    collate_indexed,
+    make_loader,
+    read_annotations,
+)
 from benchmarks.engine.method import Method, get_method
 from benchmarks.engine.runs import Trained, annotation_file, eval_sampling, load_trained
 from benchmarks.table1 import protocols
@@ -103,10 +110,15 @@ def evaluation_mode(spec: RowSpec) -> str:
 
 def data_classes(root: str | Path, split: str, annotations: Path | None) -> int:
     """How many classes the data itself has: labels of the split's annotation CSV, else class folders."""
+    return len(data_class_names(root, split, annotations))
+
+
+def data_class_names(root: str | Path, split: str, annotations: Path | None) -> set[str]:
+    """The classes the data itself has: labels of the split's annotation CSV, else class folders."""
     if annotations is not None:
-        return len({label for label, *_ in read_annotations(annotations, split)})
+        return {label for label, *_ in read_annotations(annotations, split)}
     folder = Path(root) / split
-    return sum(1 for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")) if folder.is_dir() else 0
+    return {d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")} if folder.is_dir() else set()
 
 
 def dataset_name(root: str | Path, classes: int, name: str | None = None) -> str:
@@ -221,10 +233,11 @@ class _Tally:
 def _suite_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, sampling: Sampling, mode: str,
                 method: Method, tally: _Tally) -> dict:
     """The suite's per-video protocol over ``index``; what the record adds to the tally."""
-    loader = make_loader(VideoDataset(index, sampling, train=False), config.batch_size, num_workers=config.num_workers)
+    loader = make_loader(VideoDataset(index, sampling, train=False, with_index=True), config.batch_size,
+                         num_workers=config.num_workers, collate_fn=collate_indexed)
     load_errors, max_diff, agreeing = 0, 0.0, 0
-    per_video: dict[str, list[Tensor]] = {"label": [], "predicted": []}
-    for videos, labels, dropped in tqdm(loader, desc=f"eval {index.split}", unit="batch", file=sys.stderr):
+    per_video: dict[str, list[Tensor]] = {"index": [], "label": [], "predicted": []}
+    for videos, labels, indices, dropped in tqdm(loader, desc=f"eval {index.split}", unit="batch", file=sys.stderr):
         load_errors += dropped
         if not len(labels):
             continue
@@ -232,6 +245,7 @@ def _suite_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, samplin
         logits, extras = predict_with_extras(model, videos, mode, config.chunk, method)
         logits = logits.float().cpu()
         tally.add(logits, labels)
+        per_video["index"].append(indices)
         per_video["label"].append(labels)
         per_video["predicted"].append(logits.argmax(1))
         for name, value in extras.items():
@@ -251,9 +265,18 @@ def _suite_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, samplin
     if config.compare_whole_clip:
         extra["stream_vs_whole_clip"] = {"max_abs_logit_diff": max_diff,
                                          "prediction_agreement": agreeing / tally.samples}
-    if len(per_video) > 2:  # the method reported something per video
-        extra["per_video"] = pd.DataFrame({name: torch.cat(values).numpy() for name, values in per_video.items()})
+    extra["per_video"] = _per_video_table(per_video, index)
     return extra
+
+
+def _per_video_table(per_video: dict[str, list[Tensor]], index: VideoIndex) -> pd.DataFrame:
+    """One row per evaluated video: its file, true and predicted class names, and what the method reported."""
+    columns = {name: torch.cat(values).numpy() for name, values in per_video.items()}
+    positions, labels, predicted = columns.pop("index"), columns.pop("label"), columns.pop("predicted")
+    names = index.classes
+    return pd.DataFrame({"video": [str(index.entries[i].path) for i in positions],
+                         "class": [names[i] for i in labels], "predicted": [names[i] for i in predicted],
+                         "correct": labels == predicted, **columns})
 
 
 def _authors_pass(config: EvalConfig, model: nn.Module, index: VideoIndex, protocol: ClipProtocol,
@@ -370,14 +393,18 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
     if protocol:
         record["authors_protocol"] = {**dataclasses.asdict(protocol), "source": AUTHORS_EVALUATION[spec.row].source,
                                       "deviations": protocol_deviations}
+    unknown = sorted(data_class_names(config.data, config.split, annotations) - set(classes))
+    if unknown:  # their videos were not evaluated (index.skipped["unknown_class"] counts them)
+        record["unknown_classes"] = unknown
+    record["run_id"] = run_id(path)
     write_json(path, record)
     record["path"] = str(path)
     return record
 
 
 def per_video_outputs(per_video: pd.DataFrame, path: Path) -> dict:
-    """The method's per-video numbers next to the run (``<run>.per_video.csv``), their summary and, for
-    GFLOPs, a histogram (``<run>.gflops.png``)."""
+    """Every video's result next to the run (``<run>.per_video.csv``: file, class, prediction and what the
+    method reported), their summary and, for GFLOPs, a histogram (``<run>.gflops.png``)."""
     csv = write_csv(path.with_suffix(".per_video.csv"), per_video)
     outputs: dict = {"per_video_csv": str(csv)}
     if "gflops" in per_video:
