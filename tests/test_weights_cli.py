@@ -163,17 +163,18 @@ def test_a_sha256_mismatch_is_refused_and_the_file_kept_aside(served, tmp_path, 
         weights.cached_file("test_k600", cache)
 
 
-def test_file_imports_a_copy_offline_with_the_same_checks(tmp_path, monkeypatch, capsys):
-    content = tensor_file(tmp_path / "brought.pt")
+def test_file_imports_a_copy_offline_with_the_same_checks(base_weights, tmp_path, monkeypatch, capsys):
+    _, brought = base_weights
+    content = brought.read_bytes()
     blob = hashlib.sha1(f"blob {len(content)}\0".encode() + content).hexdigest()
-    monkeypatch.setitem(CHECKPOINTS, "test_k600", entry("test_k600", "http://127.0.0.1:9/unreachable",
-                                                        git_blob_sha1=blob))
+    monkeypatch.setitem(CHECKPOINTS, "test_a0_k600", entry("test_a0_k600", "http://127.0.0.1:9/unreachable",
+                                                           model="movinet_a0", git_blob_sha1=blob))
     cache = tmp_path / "cache"
-    assert download(cache, "test_k600", extra=("--file", str(tmp_path / "brought.pt"))) == 0
-    assert (cache / "test_k600").read_bytes() == content
-    record = json.loads((cache / "test_k600.json").read_text())
+    assert download(cache, "test_a0_k600", extra=("--file", str(brought))) == 0
+    assert (cache / "test_a0_k600").read_bytes() == content
+    record = json.loads((cache / "test_a0_k600.json").read_text())
     assert record["sha256"] == hashlib.sha256(content).hexdigest() and record["checked"] == ["git blob sha1"]
-    assert record["origin"] == f"file {(tmp_path / 'brought.pt').resolve()}"
+    assert record["origin"] == f"file {brought.resolve()}" and record["verified"] is True
     assert "checked: git blob sha1" in capsys.readouterr().out
 
 
@@ -241,7 +242,8 @@ def test_import_then_load_trained_gives_the_reference_logits(base_weights, tmp_p
     assert provenance["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     assert (provenance["converter"], provenance["converter_version"]) == ("from_movinet_pytorch",
                                                                           baselines.CONVERTER_VERSION)
-    assert provenance["classes_source"] == "placeholder" and provenance["label"] == "public weights, evaluated here"
+    assert provenance["classes_source"] == "placeholder" and provenance["verified"] is False  # no published hash
+    assert provenance["label"].startswith("public weights (local file, sha256 ") and "not verified" in provenance["label"]
     trained = load_trained(out)
     with torch.no_grad():
         logits = trained.model(fixture["frames"].float() / 255)
@@ -277,7 +279,7 @@ def test_eval_weights_name_evaluates_the_public_weights_and_labels_the_run(base_
     assert main([*eval_args, "--classes", str(tmp_path / "classes.txt")]) == 0
     run, = Store(tmp_path / "results").load_runs()
     source = run["weights_source"]
-    assert (source["name"], source["label"]) == ("test_a0_k600", "public weights, evaluated here")
+    assert source["name"] == "test_a0_k600" and "not verified against a published hash" in source["label"]
     assert source["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     assert run["videos_evaluated"] == tiny_kinetics.videos["val"] == 9 and run["row"] == 2
     assert 0 <= run["top1"] <= run["top5"] <= 100 and run["classes"] == 10
@@ -285,9 +287,10 @@ def test_eval_weights_name_evaluates_the_public_weights_and_labels_the_run(base_
     # as a Kinetics-600 run at the row's own input, Table 1's footnote and `compare` name the weights
     kinetics = {**run, "dataset": "kinetics600", "deviations": {}}
     table = report.build_table(Store(tmp_path / "results"), measurements=[], runs=[kinetics]).set_index("row")
-    assert "public weights, evaluated here: test_a0_k600 (sha256 " + source["sha256"][:12] in table.loc[2, "status"]
+    assert "not verified against a published hash), evaluated here: test_a0_k600 (sha256 " + source["sha256"][:12] in \
+        table.loc[2, "status"]
     result, _, _ = compare(table.reset_index(), [2], 5.0, 100.0, verdicts(Store(tmp_path / "results")))
-    assert result.loc[0, "weights"] == "test_a0_k600"
+    assert result.loc[0, "weights"] == "test_a0_k600 (unverified)"
     assert result.loc[0, "top-1 pub/K600"] == f"72.3/{run['top1']:.1f}"
 
 
@@ -357,3 +360,40 @@ def test_a_k600_backbone_under_a_grw_head_leaves_the_head_random_and_says_so(tmp
     assert report_.unused == ["head.classifier.hidden.weight", "head.classifier.hidden.bias",
                               "head.classifier.fc.weight", "head.classifier.fc.bias"]
     assert len(report_.loaded) == len(state) - 4 and all(key.startswith("backbone.") for key in report_.loaded)
+
+
+def test_a_file_brought_without_a_published_hash_is_recorded_as_unverified_everywhere(base_weights, tmp_path,
+                                                                                       tiny_kinetics, capsys,
+                                                                                       monkeypatch):
+    fixture, file = base_weights  # test_a0_k600 publishes no hash
+    junk = tmp_path / "junk.pt"
+    tensor_file(junk)  # a state dict, but not MoViNet weights: refused now, not at import
+    assert main(["weights", "download", "test_a0_k600", "--file", str(junk)]) == 2
+    assert "refused" in capsys.readouterr().err
+    assert weights.cached_record("test_a0_k600") is None
+
+    assert main(["weights", "download", "test_a0_k600", "--file", str(file)]) == 0
+    out = capsys.readouterr().out
+    sha = hashlib.sha256(file.read_bytes()).hexdigest()
+    assert f"local file, sha256 {sha}, not verified against a published hash" in " ".join(out.split())
+    record = weights.cached_record("test_a0_k600")
+    assert record["verified"] is False and "not verified" in record["verification"]
+    assert main(["weights", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert f"UNVERIFIED {sha[:8]}" in listing and "test_a0_k600: local file" in listing
+
+    monkeypatch.setattr(weights, "resolve_spec", lambda config: resolve_spec(dataclasses.replace(config, frames=8,
+                                                                                                 res=32)))
+    classes = [*tiny_kinetics.classes, *(f"other_{i}" for i in range(7))]
+    (tmp_path / "classes.txt").write_text("\n".join(classes) + "\n")
+    assert main(["eval", "--row", "2", "--weights", "test_a0_k600", "--data", str(tiny_kinetics.root),
+                 "--num-workers", "0", "--device", "cpu", "--index-cache", str(tmp_path), "--results",
+                 str(tmp_path / "results"), "--classes", str(tmp_path / "classes.txt")]) == 0
+    run, = Store(tmp_path / "results").load_runs()
+    assert run["weights_source"]["verified"] is False
+    assert "not verified against a published hash" in run["weights_source"]["label"]
+    kinetics = {**run, "dataset": "kinetics600", "deviations": {}}
+    table = report.build_table(Store(tmp_path / "results"), measurements=[], runs=[kinetics]).set_index("row")
+    assert "not verified against a published hash" in table.loc[2, "status"]
+    result, _, _ = compare(table.reset_index(), [2], 5.0, 100.0, verdicts(Store(tmp_path / "results")))
+    assert result.loc[0, "weights"] == "test_a0_k600 (unverified)"

@@ -174,7 +174,7 @@ def public_checkpoint(args: argparse.Namespace, row: int) -> str:
         if args.download:
             download(name, args.cache_dir)
         import_checkpoint(name, cached_file(name, args.cache_dir), out, row=row, classes_file=args.classes,
-                          data=None if args.classes else args.data)
+                          data=None if args.classes else args.data, folder=args.cache_dir)
     except WeightsError as error:
         raise UsageError(str(error)) from error
     return str(out)

@@ -30,6 +30,7 @@ from benchmarks.engine.public_weights import (
     import_checkpoint,
     import_file,
     init_rows,
+    verification,
 )
 
 WIDTH = 120
@@ -64,7 +65,8 @@ def list_table(folder: str | None = None) -> str:
         served = ",".join(map(str, evaluates)) + (" init " + ",".join(map(str, starts)) if starts else "")
         record = cached_record(entry.name, folder)
         size = record["size"] / 1e6 if record else entry.size_mb
-        integrity = (f"sha256 {record['sha256'][:8]}" if record else f"sha256 {entry.sha256[:8]}" if entry.sha256
+        integrity = (f"{'sha256' if record.get('verified', True) else 'UNVERIFIED'} {record['sha256'][:8]}" if record
+                     else f"sha256 {entry.sha256[:8]}" if entry.sha256
                      else f"sha256 {entry.sha256_prefix}.." if entry.sha256_prefix
                      else f"blob {entry.git_blob_sha1[:8]}" if entry.git_blob_sha1 else "-")
         note = sources.setdefault(entry.source, len(sources) + 1)
@@ -75,7 +77,12 @@ def list_table(folder: str | None = None) -> str:
                      "cached": "yes" if record else "", "src": f"[{note}]"})
     lines = [*_columns(rows), ""]
     lines.append("rows: Table 1 rows it evaluates as; init: rows it only initialises (train --init). top-1: "
-                 "published by its source, on the data listed. URLs:")
+                 "published by its source, on the data listed. integrity: the published hash, or the cached file's "
+                 "sha256; UNVERIFIED: a file brought with --file or downloaded where no hash is published.")
+    unverified = [record for entry in catalogue().values() if (record := cached_record(entry.name, folder))
+                  and not record.get("verified", True)]
+    lines += [f"  {record['name']}: {verification(record)}" for record in unverified]
+    lines.append("URLs:")
     lines += [f"  {entry.name}: {entry.url}" for entry in catalogue().values()]
     lines += ["Sources:"] + [f"  [{n}] {source}" for source, n in sources.items()]
     lines.append(f"Cache: {cache_dir(folder)}")
@@ -105,14 +112,16 @@ def _download(args: argparse.Namespace) -> int:
         record = (import_file(name, args.file, args.cache_dir) if args.file
                   else download(name, args.cache_dir, retries=args.retries))
         state = "already in the cache" if record.get("already_cached") else f"checked: {', '.join(record['checked'])}"
-        print(f"{name}: {record['file']} ({record['size']} bytes, sha256 {record['sha256']}; {state})")
+        print(_wrap(f"{name}: {record['file']} ({record['size']} bytes, sha256 {record['sha256']}; {state})"))
+        if not record.get("verified", True):
+            print(_wrap(f"{name}: {verification(record)}; runs that use it say so"))
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
     file = args.file if args.file is not None else cached_file(args.name, args.cache_dir)
     provenance = import_checkpoint(args.name, file, args.out, row=args.row, classes_file=args.classes,
-                                   data=args.data)
+                                   data=args.data, folder=args.cache_dir)
     print(f"{args.name} -> {args.out} (source sha256 {provenance['sha256']}, converter {provenance['converter']} "
           f"v{provenance['converter_version']}, classes: {provenance['classes_source']})")
     return 0

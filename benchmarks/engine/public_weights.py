@@ -198,7 +198,7 @@ def import_file(name: str, source: str | Path, folder: str | Path | None = None)
     paths = CachePaths.of(name, folder)
     paths.file.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, paths.part)
-    return _accept(entry, paths, origin=f"file {source.resolve()}")
+    return _accept(entry, paths, origin=f"file {source.resolve()}", convert_first=True)
 
 
 def _hf_hub_download() -> Any:
@@ -283,14 +283,19 @@ def integrity_problems(entry: Checkpoint, path: Path, sha256: str) -> tuple[list
     return passed, failed
 
 
-def _accept(entry: Checkpoint, paths: CachePaths, origin: str) -> dict:
-    """Check the complete ``paths.part``; rename it to ``paths.file`` and record it, or move it aside."""
+def _accept(entry: Checkpoint, paths: CachePaths, origin: str, convert_first: bool = False) -> dict:
+    """Check the complete ``paths.part``; rename it to ``paths.file`` and record it, or move it aside.
+
+    ``convert_first``: a file the user brought (``--file``) must also convert into the entry's model, so
+    that a file that is not those weights is refused here, not at ``import``."""
     sha256 = file_sha256(paths.part)
     passed, failed = integrity_problems(entry, paths.part, sha256)
     problem = "; ".join(failed)
     if not problem:
         try:
-            read_foreign(entry, paths.part)
+            foreign = read_foreign(entry, paths.part)
+            if convert_first:
+                convert(entry, foreign)
         except WeightsError as error:
             problem = str(error)
     if problem:
@@ -299,10 +304,20 @@ def _accept(entry: Checkpoint, paths: CachePaths, origin: str) -> dict:
                            "nothing was added to the cache")
     record = {"name": entry.name, "origin": origin, "url": entry.url, "file": str(paths.file),
               "size": paths.part.stat().st_size, "sha256": sha256,
-              "checked": passed or ["none published: sha256 recorded only"]}
+              "checked": passed or ["none published: sha256 recorded only"], "verified": bool(passed)}
+    record["verification"] = verification(record)
     os.replace(paths.part, paths.file)
     write_json(paths.record, record)
     return record
+
+
+def verification(record: dict) -> str:
+    """What is known of a cached file's bytes, in words, for every table and run that uses them."""
+    if record.get("verified", True):
+        return f"sha256 {record['sha256']}, matches the published {' and '.join(record['checked'])}"
+    if str(record.get("origin", "")).startswith("file "):
+        return f"local file, sha256 {record['sha256']}, not verified against a published hash"
+    return f"downloaded from {record.get('url')}, sha256 {record['sha256']}; no published hash to verify it against"
 
 
 # --------------------------------------------------------------------------- reading and converting
@@ -427,7 +442,8 @@ def check_classes(checkpoint: dict, path: str | Path) -> None:
 
 
 def import_checkpoint(name: str, file: str | Path, out: str | Path, row: int | str | None = None,
-                      classes_file: str | Path | None = None, data: str | Path | None = None) -> dict:
+                      classes_file: str | Path | None = None, data: str | Path | None = None,
+                      folder: str | Path | None = None) -> dict:
     """Convert the file of catalogue entry ``name`` into a suite checkpoint at ``out`` (format in the
     module docstring) for ``row`` (default: the first row it evaluates as); returns its provenance."""
     entry = lookup(name)
@@ -448,9 +464,20 @@ def import_checkpoint(name: str, file: str | Path, out: str | Path, row: int | s
     classes, classes_source = choose_classes(entry.num_classes, classes_file, data)
     _check_loads(spec, len(classes), model_state, entry)
 
+    sha256 = file_sha256(file)
+    passed, failed = integrity_problems(entry, file, sha256)
+    if failed:
+        raise WeightsError(f"{file} is not {name}: {'; '.join(failed)}")
+    cached = cached_record(name, folder)  # where the bytes came from, if the cache has them
+    origin = cached["origin"] if cached and cached["sha256"] == sha256 else f"file {Path(file).resolve()}"
+    checked = {"sha256": sha256, "origin": origin, "url": entry.url, "verified": bool(passed),
+               "checked": passed or ["none published: sha256 recorded only"]}
     provenance = {
-        "kind": "public weights", "label": RUN_LABEL, "name": entry.name, "url": entry.url, "source": entry.source,
-        "sha256": file_sha256(file), "size": Path(file).stat().st_size, "converter": entry.converter,
+        "kind": "public weights", "label": RUN_LABEL if passed else f"public weights ({verification(checked)}), "
+                                                                    "evaluated here",
+        "verified": bool(passed), "verification": verification(checked), "origin": origin,
+        "name": entry.name, "url": entry.url, "source": entry.source,
+        "sha256": sha256, "size": Path(file).stat().st_size, "converter": entry.converter,
         "converter_version": baselines.CONVERTER_VERSION, "published_top1": entry.top1, "dataset": entry.dataset,
         "eval_input": entry.eval_input, "classes_source": classes_source,
     }

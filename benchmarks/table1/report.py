@@ -115,7 +115,7 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
                 "reproduced_videos": run["videos_evaluated"] if run else None,
                 "reproduced_protocol": run.get("protocol", "suite") if run else None,
                 "reproduced_deviates": bool(run and run.get("deviations")),
-                "reproduced_weights": run["weights_source"]["name"] if run and run.get("weights_source") else None,
+                "reproduced_weights": _weights_name(run["weights_source"]) if run and run.get("weights_source") else None,
                 "published_gflops": spec.published_gflops,
                 "measured_gflops": gflops,
                 "delta_pct": 100.0 * (gflops / spec.published_gflops - 1.0) if gflops is not None else None,
@@ -133,6 +133,11 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def _weights_name(source: dict) -> str:
+    """Public weights by catalogue name, marked when nobody verified the bytes against a published hash."""
+    return source["name"] + (" (unverified)" if source.get("verified") is False else "")
 
 
 def _fmt(value, digits: int = 1, suffix: str = "") -> str:
