@@ -161,17 +161,24 @@ class Store:
 
     def latest(self, name: str, subfolder: str = "") -> dict | None:
         """The newest summary ``runs/[subfolder/]<name>-<time>.json`` (by its timestamp), or None."""
-        paths = sorted((self.runs / subfolder).glob(f"{name}-*.json"))
+        paths = result_files(self.runs / subfolder, f"{name}-*.json")
         return {**read_json(paths[-1]), "path": str(paths[-1])} if paths else None
 
     def load_measurements(self) -> list[dict]:
         """Every stored harness measurement (any device)."""
-        return [read_json(p, MEASUREMENT_FIELDS) for p in sorted(self.measured.glob("row*.json"))]
+        return [read_json(p, MEASUREMENT_FIELDS) for p in result_files(self.measured, "row*.json")]
 
     def load_runs(self) -> list[dict]:
         """Every stored accuracy run, oldest first."""
-        runs = [read_json(p, RUN_FIELDS) for p in sorted(self.runs.glob("*.json"))]
+        runs = [read_json(p, RUN_FIELDS) for p in result_files(self.runs, "*.json")]
         return sorted(runs, key=lambda run: str(run["date"]))
+
+
+def result_files(folder: Path, pattern: str) -> list[Path]:
+    """The files of ``folder`` matching ``pattern``, sorted, without hidden files: the temporary files of
+    :func:`atomic_path` (``.<stem>.*.tmp<suffix>``, left behind by a writer that was killed) are never
+    results, even when complete (``Path.glob("*.json")`` matches them)."""
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith("."))
 
 
 # --------------------------------------------------------------------------- provenance

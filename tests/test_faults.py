@@ -1,0 +1,105 @@
+"""Faults lose nothing. A training killed (SIGKILL) while it writes a checkpoint leaves the previous one
+loadable and ``--resume`` completes the run; a result file whose write is killed is the old file or none,
+never half a JSON, and the store's readers are not misled by the temporary files such kills leave; a disk
+that fills up during a checkpoint ends ``train`` with one line (exit 2), keeps the last good checkpoint and
+leaves no partial file behind.
+
+The faults are real: the processes run the suite's own writers, killed at a chosen point of a write or
+refused by the operating system (tests/faults.py stops them there; the product has no hook)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.store import MEASUREMENT_FIELDS, RUN_FIELDS, Store, read_json, write_json
+
+# X3D-XS (row 5) at 4 frames x 32 px, two epochs of 3 steps: a checkpoint is 48.6 MB (weights, EMA, AdamW).
+TRAIN = ["train", "--row", "5", "--frames", "4", "--res", "32", "--epochs", "2", "--batch-size", "6",
+         "--num-workers", "0", "--no-val"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def temporaries(folder: Path) -> list[Path]:
+    """Files the atomic writers left behind (their temporary files are hidden: ``.<stem>.*.tmp<suffix>``)."""
+    return sorted(p for p in folder.iterdir() if p.name.startswith(".") and ".tmp" in p.name)
+
+
+def faulted(tmp_path: Path, point: str, name: str, nth: int, *program: str) -> tuple[subprocess.Popen, Path]:
+    """Start ``program`` (a module and its arguments, or ``-c CODE``) with the ``nth`` write of ``name`` meeting
+    the fault ``point`` (tests/faults.py); returns the process and the file it names the stopped write in."""
+    ready = tmp_path / f"stopped-{time.monotonic_ns()}"
+    log = open(tmp_path / "log.txt", "a")
+    process = subprocess.Popen([sys.executable, "-m", "tests.faults", point, name, str(nth), str(ready), *program],
+                               stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT, env=ENV)
+    log.close()
+    return process, ready
+
+
+def kill_when_stopped(process: subprocess.Popen, ready: Path, tmp_path: Path, timeout_s: float = 120) -> Path:
+    """SIGKILL ``process`` once its write has stopped; the write's temporary file."""
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the write never stopped (exit {process.wait()}):\n"
+                        f"{(tmp_path / 'log.txt').read_text()[-3000:]}")
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    return Path(ready.read_text())
+
+
+def run_train(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmarks.run", *argv], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=ENV, timeout=300)
+
+
+# --------------------------------------------------------------------------- the results store
+
+
+def _measurement(note: str) -> dict:
+    return {**dict.fromkeys(MEASUREMENT_FIELDS, 1), "row": 1, "device": "cpu", "note": note}
+
+
+def _run(date: str, note: str) -> dict:
+    return {**dict.fromkeys(RUN_FIELDS, 1), "row": 1, "date": date, "note": note}
+
+
+WRITE = """
+import json, sys
+from benchmarks.core.store import write_json
+write_json(sys.argv[1], json.loads(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("point", ["write", "rename"])
+def test_a_killed_result_write_leaves_the_old_file_or_none_and_readers_ignore_its_temporary(tmp_path, point):
+    store = Store(tmp_path / "results")
+    measurement = store.measurement_path(1, "cpu")
+    old_measurement, old_run = _measurement("old"), _run("2025-01-01T00:00:00+00:00", "old")
+    write_json(measurement, old_measurement)
+    write_json(store.runs / "row01-20250101T000000000000Z.json", old_run)
+    new_run = store.runs / "row01-20250102T000000000000Z.json"
+
+    # A file replaced, and a new one, each killed at `point` with a longer content on its way.
+    for path, data in ((measurement, _measurement("new " * 200)), (new_run, _run("2025-01-02", "new " * 200))):
+        process, ready = faulted(tmp_path, point, path.name, 1, "-c", WRITE, str(path), json.dumps(data))
+        temporary = kill_when_stopped(process, ready, tmp_path)
+        assert temporary.parent == path.parent and temporary.is_file()
+        complete = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        assert (temporary.read_text() == complete) == (point == "rename")  # "write": killed half-way
+
+    assert read_json(measurement) == old_measurement and not new_run.exists()
+    assert len(temporaries(store.measured)) == 1 and len(temporaries(store.runs)) == 1
+    assert store.load_measurements() == [old_measurement]
+    assert store.load_runs() == [old_run]
+    assert store.latest("row01") == {**old_run, "path": str(store.runs / "row01-20250101T000000000000Z.json")}
