@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.core.checkpoint import LAST, CheckpointError, file_sha256, latest_checkpoint, load_checkpoint
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import MEASUREMENT_FIELDS, RUN_FIELDS, Store, read_json, write_json
 
@@ -61,6 +62,46 @@ def kill_when_stopped(process: subprocess.Popen, ready: Path, tmp_path: Path, ti
 def run_train(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "benchmarks.run", *argv], capture_output=True, text=True,
                           cwd=REPO_ROOT, env=ENV, timeout=300)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one_and_resume_completes(tmp_path, tiny_kinetics,
+                                                                                        same_weights):
+    out = tmp_path / "out"
+    args = [*TRAIN, "--data", str(tiny_kinetics.root), "--out", str(out)]
+
+    # 1. Killed half-way through the epoch-1 checkpoint: last.pt is still epoch 0's.
+    process, ready = faulted(tmp_path, "write", LAST, 2, "benchmarks.run", *args)
+    partial = kill_when_stopped(process, ready, tmp_path)
+    assert partial.parent == out and 0 < partial.stat().st_size < (out / LAST).stat().st_size
+    with pytest.raises(CheckpointError):
+        load_checkpoint(partial)
+    previous = load_checkpoint(out / LAST)
+    assert previous["progress"]["epoch"] == 1 and previous["progress"]["step"] == 0 and not previous["complete"]
+    assert latest_checkpoint(out) == out / LAST
+    previous_sha256 = file_sha256(out / LAST)
+
+    # 2. Resumed (which removes the partial file first), and killed again with its checkpoint written but
+    # not yet renamed: last.pt is unchanged, and the complete temporary is not taken for it either.
+    process, ready = faulted(tmp_path, "rename", LAST, 1, "benchmarks.run", *args, "--resume")
+    written = kill_when_stopped(process, ready, tmp_path)
+    assert file_sha256(out / LAST) == previous_sha256 and latest_checkpoint(out) == out / LAST
+    unrenamed = load_checkpoint(written)
+    assert unrenamed["complete"] and unrenamed["progress"]["epoch"] == 2
+    assert temporaries(out) == [written]
+    assert "removed 1 partial checkpoint file(s) of a killed write" in (tmp_path / "log.txt").read_text()
+
+    # 3. Resumed once more, it completes, with the weights the killed run had computed; the temporaries
+    # the kills left are gone.
+    resumed = run_train(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert '"status": "completed"' in resumed.stdout and "removed 1 partial checkpoint file(s)" in resumed.stderr
+    final = load_checkpoint(out / LAST)
+    assert final["complete"] and final["progress"]["epoch"] == 2
+    same_weights(unrenamed, final)
+    assert temporaries(out) == []
 
 
 # --------------------------------------------------------------------------- the results store

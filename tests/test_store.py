@@ -71,6 +71,14 @@ def test_an_interrupted_writer_leaves_the_old_file(tmp_path):
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["figure.png"]
 
 
+def test_remove_temporaries_removes_only_those_of_that_file(tmp_path):
+    names = ["last.pt", ".last.ab_12cd3.tmp.pt", ".last.x.tmp.json", ".lastly.x.tmp.pt", ".best.y.tmp.pt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in store.remove_temporaries(tmp_path / "last.pt")] == [".last.ab_12cd3.tmp.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - {".last.ab_12cd3.tmp.pt"})
+
+
 def test_outputs_under_results_do_not_make_the_code_dirty(monkeypatch):
     calls = []
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import glob
 import json
 import os
 import platform
@@ -85,6 +86,17 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     with atomic_path(path) as tmp, open(tmp, mode) as f:
         yield f
         f.flush()
+
+
+def remove_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` killed mid-write (SIGKILL, a lost node) left
+    beside it (``.<stem>.*.tmp<suffix>``, see :func:`atomic_path`); what was removed. Only for a file no
+    other process is writing: a live writer's temporary file would go too."""
+    path = Path(path)
+    found = sorted(path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"))
+    for temporary in found:
+        temporary.unlink(missing_ok=True)
+    return found
 
 
 def write_text(path: str | Path, text: str) -> Path:
