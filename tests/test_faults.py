@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,59 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one_and_resume_com
     assert final["complete"] and final["progress"]["epoch"] == 2
     same_weights(unrenamed, final)
     assert temporaries(out) == []
+
+
+@dataclass
+class SmallDisk:
+    """A folder for ``--out`` where one checkpoint of ``TRAIN`` fits and a second one does not."""
+
+    folder: Path
+    limit: list[str] | None  # the tests/faults.py arguments that fill the disk, where no small one is mounted
+    refusal: str  # what the one line says
+
+    def train(self, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+        fault = [sys.executable, "-m", "tests.faults", *self.limit, str(tmp_path / "unused")] if self.limit else []
+        return subprocess.run([*(fault or [sys.executable, "-m"]), "benchmarks.run", *argv], capture_output=True,
+                              text=True, cwd=REPO_ROOT, env=ENV, timeout=300)
+
+    def grow(self) -> None:
+        """Room for the run to finish."""
+        if self.limit is None:
+            subprocess.run(["mount", "-o", "remount,size=256m", str(self.folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """As root, a 72 MiB tmpfs: one 48.6 MB checkpoint of ``TRAIN`` and the run's small files fit, a second
+    checkpoint's temporary file beside it does not (ENOSPC). Otherwise a plain folder, and from the second
+    checkpoint on the training process may not write a file past 1 MiB (RLIMIT_FSIZE, tests/faults.py), which
+    the operating system refuses with EFBIG, as a file system too small for the file."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=72m", "tmpfs", str(folder)], check=True)
+        yield SmallDisk(folder, None, "no space left on the device")
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        yield SmallDisk(folder, [f"limit:{1 << 20}", LAST, "2"], "file too large")
+
+
+def test_a_full_disk_ends_train_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, tiny_kinetics,
+                                                                                   small_disk):
+    out = small_disk.folder / "run"
+    args = [*TRAIN, "--data", str(tiny_kinetics.root), "--out", str(out)]
+    failed = small_disk.train(tmp_path, *args)
+    lines = [line for line in failed.stderr.splitlines() if "error:" in line]
+    assert failed.returncode == 2 and len(lines) == 1 and "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    assert lines[0].startswith(f"train: error: cannot write {out / LAST}: {small_disk.refusal}"), lines[0]
+    previous = load_checkpoint(out / LAST)  # epoch 0's, whole
+    assert previous["progress"]["epoch"] == 1 and previous["progress"]["step"] == 0 and not previous["complete"]
+    assert temporaries(out) == []  # the partial checkpoint is gone: the disk is not left full
+
+    small_disk.grow()
+    resumed = run_train(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert load_checkpoint(out / LAST)["complete"]
 
 
 # --------------------------------------------------------------------------- the results store

@@ -53,7 +53,8 @@ class ResultFileError(ValueError):
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for a library that writes by file name (matplotlib, PyAV,
     pandas); on success it is synced and renamed over ``path``, on failure removed. A reader (or a
-    run killed mid-write) sees the old file or the new one, never a partial one."""
+    run killed mid-write) sees the old file or the new one, never a partial one. An ``OSError`` of the write
+    (a full disk) names ``path``, not the temporary file or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
@@ -64,8 +65,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename in (None, tmp):
+            error.filename = str(path)
         raise
 
 
