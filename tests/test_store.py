@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import subprocess
@@ -69,6 +70,22 @@ def test_an_interrupted_writer_leaves_the_old_file(tmp_path):
         tmp.write_bytes(b"half")
         raise RuntimeError("killed")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["figure.png"]
+
+
+def test_a_refused_write_names_the_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "last.pt"
+    with pytest.raises(OSError) as info, store.atomic_path(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write to a full disk does: no file name
+    assert info.value.filename == str(path) and list(tmp_path.iterdir()) == []
+
+
+def test_remove_temporaries_removes_only_those_of_that_file(tmp_path):
+    names = ["last.pt", ".last.ab_12cd3.tmp.pt", ".last.x.tmp.json", ".lastly.x.tmp.pt", ".best.y.tmp.pt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in store.remove_temporaries(tmp_path / "last.pt")] == [".last.ab_12cd3.tmp.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - {".last.ab_12cd3.tmp.pt"})
 
 
 def test_outputs_under_results_do_not_make_the_code_dirty(monkeypatch):

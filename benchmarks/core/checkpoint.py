@@ -38,10 +38,18 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to a temporary file next to ``path``, fsync it, then rename it over ``path``.
 
-    A reader (or a run killed mid-write) sees the old file or the new one, never a partial one.
+    A reader (or a run killed mid-write) sees the old file or the new one, never a partial one. When the
+    operating system refuses the write (a full disk), its ``OSError`` is raised, naming ``path``.
     """
     with atomic_file(path, "wb") as f:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+        try:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+        except RuntimeError as error:
+            # torch's zip writer, closing the archive after a write failed, raises "unexpected pos ..." in
+            # place of the operating system's error: raise that one (benchmarks.core.cli.user_error).
+            if isinstance(error.__context__, OSError):
+                raise error.__context__ from None
+            raise
     return Path(path)
 
 

@@ -34,6 +34,7 @@ _WRITE_REFUSALS = {
     errno.EPERM: "operation not permitted",
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (for the file system, or the file size limit, ulimit -f)",
 }
 
 

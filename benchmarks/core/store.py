@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import glob
 import hashlib
 import json
 import os
@@ -53,7 +54,8 @@ class ResultFileError(ValueError):
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for a library that writes by file name (matplotlib, PyAV,
     pandas); on success it is synced and renamed over ``path``, on failure removed. A reader (or a
-    run killed mid-write) sees the old file or the new one, never a partial one."""
+    run killed mid-write) sees the old file or the new one, never a partial one. An ``OSError`` of the write
+    (a full disk) names ``path``, not the temporary file or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
@@ -64,8 +66,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename in (None, tmp):
+            error.filename = str(path)
         raise
 
 
@@ -86,6 +90,17 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     with atomic_path(path) as tmp, open(tmp, mode) as f:
         yield f
         f.flush()
+
+
+def remove_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` killed mid-write (SIGKILL, a lost node) left
+    beside it (``.<stem>.*.tmp<suffix>``, see :func:`atomic_path`); what was removed. Only for a file no
+    other process is writing: a live writer's temporary file would go too."""
+    path = Path(path)
+    found = sorted(path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"))
+    for temporary in found:
+        temporary.unlink(missing_ok=True)
+    return found
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -162,18 +177,25 @@ class Store:
 
     def latest(self, name: str, subfolder: str = "") -> dict | None:
         """The newest summary ``runs/[subfolder/]<name>-<time>.json`` (by its timestamp), or None."""
-        paths = sorted((self.runs / subfolder).glob(f"{name}-*.json"))
+        paths = result_files(self.runs / subfolder, f"{name}-*.json")
         return {**read_json(paths[-1]), "path": str(paths[-1])} if paths else None
 
     def load_measurements(self) -> list[dict]:
         """Every stored harness measurement (any device)."""
-        return [read_json(p, MEASUREMENT_FIELDS) for p in sorted(self.measured.glob("row*.json"))]
+        return [read_json(p, MEASUREMENT_FIELDS) for p in result_files(self.measured, "row*.json")]
 
     def load_runs(self, with_files: bool = False) -> list[dict]:
         """Every stored accuracy run, oldest first; ``with_files`` adds each run's ``file`` and ``run_id``."""
         runs = [{**read_json(p, RUN_FIELDS), **({"file": str(p), "run_id": run_id(p)} if with_files else {})}
-                for p in sorted(self.runs.glob("*.json"))]
+                for p in result_files(self.runs, "*.json")]
         return sorted(runs, key=lambda run: str(run["date"]))
+
+
+def result_files(folder: Path, pattern: str) -> list[Path]:
+    """The files of ``folder`` matching ``pattern``, sorted, without hidden files: the temporary files of
+    :func:`atomic_path` (``.<stem>.*.tmp<suffix>``, left behind by a writer that was killed) are never
+    results, even when complete (``Path.glob("*.json")`` matches them)."""
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith("."))
 
 
 def run_id(path: str | Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.core.store import Store, read_json, run_id
+from benchmarks.core.store import Store, read_json, result_files, run_id
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def find_run(store: Store, key: str) -> tuple[Path, dict]:
     candidates = [Path(key), store.runs / key, store.runs / f"{key}.json"]
     path = next((p for p in candidates if p.is_file() and p.suffix == ".json"), None)
     if path is None:
-        matches = [p for p in sorted(store.runs.glob("*.json")) if run_id(p).startswith(key.lower())]
+        matches = [p for p in result_files(store.runs, "*.json") if run_id(p).startswith(key.lower())]
         if len(matches) > 1:
             raise ValueError(f"run id {key!r} is ambiguous: {', '.join(run_id(p) for p in matches)}")
         if not matches:

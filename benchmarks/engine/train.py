@@ -23,7 +23,9 @@ continues from ``out/last.pt`` (a fresh start if there is none; a no-op for a fi
 data order is a function of (seed, epoch), crops of (seed, epoch, video), and the model's own
 randomness (dropout, stochastic depth) is reseeded from (seed, epoch, step, rank) before every
 step, so with a fixed seed an interrupted and resumed run ends with the weights of an uninterrupted
-one, without carrying RNG states around.
+one, without carrying RNG states around. A run killed outright (SIGKILL, a lost node), even while it
+writes a checkpoint, keeps its previous ``last.pt`` (checkpoints are written atomically) and resumes from it;
+the run removes the partial checkpoint files such a kill leaves when it starts.
 
 Multi-GPU / multi-node: launch with ``torchrun``; the data is sharded with a DistributedSampler,
 metrics are summed over processes, and only rank 0 writes files. DDP runs without
@@ -56,7 +58,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from benchmarks.core.checkpoint import BEST, LAST, file_sha256, latest_checkpoint, load_checkpoint, save_checkpoint
-from benchmarks.core.store import write_csv, write_json
+from benchmarks.core.store import remove_temporaries, write_csv, write_json
 from benchmarks.data.videos import VideoDataset, VideoIndex, make_loader, save_classes, set_epoch
 from benchmarks.engine import distributed
 from benchmarks.engine.config import RESUMABLE_CHANGES, RunConfig
@@ -260,6 +262,11 @@ def _prepare(config: RunConfig, env: distributed.Distributed) -> tuple[_Run, Pro
     val_data = VideoDataset(val_index, eval_sampling(spec, raw_model, views=False), train=False) if val_index else None
     writer = None
     if env.is_main:
+        # A checkpoint write killed (SIGKILL after the grace period, a lost node) left its partial file; only
+        # this process writes checkpoints here.
+        removed = [path for name in (LAST, BEST) for path in remove_temporaries(out / name)]
+        if removed:
+            print(f"removed {len(removed)} partial checkpoint file(s) of a killed write in {out}", file=sys.stderr)
         save_classes(out / "classes.json", classes)
         write_json(out / "config.json", {
             **run_record(config, spec, deviations, classes), "name": spec.name, "model": spec.model,
