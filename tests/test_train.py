@@ -298,3 +298,13 @@ def test_channels_last_is_for_convolutions_on_cpu_and_keeps_the_outputs():
     convs = [m for m in framewise.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     torch.testing.assert_close(framewise(clips), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_loss_term_outweighing_the_cross_entropy_is_remarked_once():
+    from benchmarks.engine.train import outweighing_terms
+
+    row = {"epoch": 0, "train_loss": 53.4, "train_ce": 1.328, "train_grw": 52.03, "train_videos": 30, "lr": 1e-3}
+    [note] = outweighing_terms(row)
+    assert "grw term (52.03) is 39x the cross-entropy (1.328)" in note and "--grw-weight" in note
+    assert outweighing_terms({**row, "train_grw": 5.0}) == []  # under 10x: nothing to say
+    assert outweighing_terms({"epoch": 0, "train_loss": 1.0}) == []  # no cross-entropy term

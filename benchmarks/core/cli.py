@@ -45,7 +45,7 @@ def user_error(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.errno in _WRITE_REFUSALS:
         where = error.filename or "the output"
         return (f"cannot write {where}: {_WRITE_REFUSALS[error.errno]}; choose a writable --out/--results "
-                "(or free space) and run the same command again")
+                "(or free space) and run the command again (train: with --resume to continue)")
     return None
 
 

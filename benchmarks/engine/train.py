@@ -40,6 +40,7 @@ import dataclasses
 import math
 import signal
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -434,8 +435,8 @@ def _optimizer_step(run: _Run, had_backward: bool) -> None:
 def _log_step(run: _Run, progress: Progress, terms: dict[str, float] | None) -> None:
     lr = run.scheduler.get_last_lr()[0]
     loss = " ".join(f"{name} {value:.4f}" for name, value in terms.items()) if terms else "empty batch"
-    tqdm.write(f"epoch {progress.epoch} step {progress.step}/{run.schedule.steps_in_epoch(progress.epoch)} {loss} "
-               f"lr {lr:.3e}")
+    tqdm.write(textwrap.fill(f"epoch {progress.epoch} step {progress.step}/{run.schedule.steps_in_epoch(progress.epoch)} "
+                             f"{loss} lr {lr:.3e}", LOG_WIDTH, subsequent_indent="    "))
     sys.stdout.flush()
     if run.writer is not None and terms:
         for name, value in terms.items():
@@ -489,8 +490,33 @@ def _end_epoch(run: _Run, progress: Progress) -> None:
         if improved:
             save_checkpoint(run.out / BEST, state)
         _write_metrics(run, progress)
-        tqdm.write(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        line = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+        tqdm.write(textwrap.fill(line, LOG_WIDTH, subsequent_indent="    "))
+        if row["epoch"] == 0:
+            for note in outweighing_terms(row):
+                tqdm.write(textwrap.fill(note, LOG_WIDTH, subsequent_indent="    "))
     distributed.barrier(run.env)
+
+
+LOG_WIDTH = 120
+OUTWEIGHS = 10.0  # a loss term this many times the cross-entropy in the first epoch is worth a remark
+
+
+def outweighing_terms(row: dict) -> list[str]:
+    """One remark per loss term that outweighs the cross-entropy by more than :data:`OUTWEIGHS` times in an
+    epoch's mean (the first epoch's: the balance the run starts from)."""
+    ce = row.get("train_ce")
+    if not ce:
+        return []
+    notes = []
+    for name, value in row.items():
+        if name.startswith("train_") and name not in ("train_ce", "train_loss", "train_videos") and \
+                isinstance(value, float) and value > OUTWEIGHS * ce:
+            term = name.removeprefix("train_")
+            weight = " (its weight: --grw-weight)" if term == "grw" else ""
+            notes.append(f"note: in epoch {row['epoch']} the {term} term ({value:.4g}) is {value / ce:.0f}x the "
+                         f"cross-entropy ({ce:.4g}){weight}; the total loss is mostly that term")
+    return notes
 
 
 def _write_metrics(run: _Run, progress: Progress) -> None:
