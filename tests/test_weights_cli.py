@@ -243,7 +243,8 @@ def test_import_then_load_trained_gives_the_reference_logits(base_weights, tmp_p
     assert (provenance["converter"], provenance["converter_version"]) == ("from_movinet_pytorch",
                                                                           baselines.CONVERTER_VERSION)
     assert provenance["classes_source"] == "placeholder" and provenance["verified"] is False  # no published hash
-    assert provenance["label"].startswith("public weights (local file, sha256 ") and "not verified" in provenance["label"]
+    assert provenance["label"].startswith("public weights (local file, sha256 ")
+    assert "not verified" in provenance["label"]
     trained = load_trained(out)
     with torch.no_grad():
         logits = trained.model(fixture["frames"].float() / 255)

@@ -3,8 +3,9 @@
 ``runs`` (or ``runs list``) prints one line per run in the store's ``runs/``, oldest first, in at most 120
 columns: its short id, row, model, method, data (dataset/split), weights (a public checkpoint's name,
 ``*`` when the bytes came from a local file nobody verified; ``trained`` for a checkpoint trained here),
-top-1, videos, commit and file (named by row and UTC time, so it gives the date). Filters combine: ``--row 1,5 --method a3d --dataset kinetics600
---weights x3d --since 2026-12-01 --until 2026-12-31 --commit 3adfab7``.
+top-1, videos, commit and file (named by row and UTC time, so it gives the date). Filters combine:
+``--row 1,5 --method a3d --dataset kinetics600 --weights x3d --since 2026-12-01 --until 2026-12-31
+--commit 3adfab7``.
 
 ``runs show FILE|ID`` prints one run's summary (the id is printed at the end of every ``eval``).
 """
@@ -76,9 +77,13 @@ def _fit(table):
     table = table.copy()
     for column, floor in (("data", 14), ("model", 10), ("weights", 10), ("method", 8)):
         while _width(table) > WIDTH and table[column].str.len().max() > floor:
-            longest = table[column].str.len().max() - 1
-            table[column] = table[column].map(lambda text: text if len(text) <= longest else "~" + text[-longest + 1:])
+            table[column] = table[column].map(_shortened(table[column].str.len().max() - 1))
     return table
+
+
+def _shortened(width: int):
+    """Text of at most ``width`` characters: the end kept, the start replaced by ``~``."""
+    return lambda text: text if len(text) <= width else "~" + text[-width + 1:]
 
 
 def _width(table) -> int:

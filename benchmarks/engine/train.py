@@ -435,8 +435,9 @@ def _optimizer_step(run: _Run, had_backward: bool) -> None:
 def _log_step(run: _Run, progress: Progress, terms: dict[str, float] | None) -> None:
     lr = run.scheduler.get_last_lr()[0]
     loss = " ".join(f"{name} {value:.4f}" for name, value in terms.items()) if terms else "empty batch"
-    tqdm.write(textwrap.fill(f"epoch {progress.epoch} step {progress.step}/{run.schedule.steps_in_epoch(progress.epoch)} "
-                             f"{loss} lr {lr:.3e}", LOG_WIDTH, subsequent_indent="    "))
+    steps = run.schedule.steps_in_epoch(progress.epoch)
+    tqdm.write(textwrap.fill(f"epoch {progress.epoch} step {progress.step}/{steps} {loss} lr {lr:.3e}", LOG_WIDTH,
+                             subsequent_indent="    "))
     sys.stdout.flush()
     if run.writer is not None and terms:
         for name, value in terms.items():

@@ -189,7 +189,8 @@ def measure_counterfactual(cf: Counterfactual, command: str | None = None) -> di
     started = time.perf_counter()
     return {
         **cf.fields(), "what": cf.what, "short": cf.short, **count_counterfactual(cf), "key": counterfactual_key(cf),
-        "seconds": round(time.perf_counter() - started, 2), **provenance("cpu"), **({"command": command} if command else {}),
+        "seconds": round(time.perf_counter() - started, 2), **provenance("cpu"),
+        **({"command": command} if command else {}),
     }
 
 

@@ -115,7 +115,8 @@ def build_table(store: Store | None = None, measurements: list[dict] | None = No
                 "reproduced_videos": run["videos_evaluated"] if run else None,
                 "reproduced_protocol": run.get("protocol", "suite") if run else None,
                 "reproduced_deviates": bool(run and run.get("deviations")),
-                "reproduced_weights": _weights_name(run["weights_source"]) if run and run.get("weights_source") else None,
+                "reproduced_weights": (_weights_name(run["weights_source"]) if run and run.get("weights_source")
+                                       else None),
                 "published_gflops": spec.published_gflops,
                 "measured_gflops": gflops,
                 "delta_pct": 100.0 * (gflops / spec.published_gflops - 1.0) if gflops is not None else None,
