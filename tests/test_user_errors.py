@@ -156,3 +156,12 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, tiny_kinetics):
     resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert '"status": "completed"' in resumed.stdout
+
+
+def test_eval_and_table1_refuse_an_unwritable_store_before_working(readonly, capsys, tmp_path):
+    assert_one_line_error(capsys, run_main(["table1", "--rows", "3", "--results", str(readonly)]), "--results",
+                          "not writable")
+    (tmp_path / "ckpt.pt").write_bytes(b"x")
+    code = run_main(["eval", "--row", "3", "--checkpoint", str(tmp_path / "ckpt.pt"), "--data", str(tmp_path),
+                     "--results", str(readonly)])
+    assert_one_line_error(capsys, code, "--results", "not writable")

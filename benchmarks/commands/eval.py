@@ -40,7 +40,7 @@ from benchmarks.commands.launching import (
 from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.commands.train import check_data
 from benchmarks.core.checkpoint import CheckpointError, file_sha256, load_checkpoint
-from benchmarks.core.cli import UsageError, default, from_args
+from benchmarks.core.cli import UsageError, check_writable, default, from_args
 from benchmarks.core.options import from_dict
 from benchmarks.core.store import Store
 from benchmarks.engine.evaluate import EvalConfig
@@ -252,6 +252,7 @@ def method_evaluation(args: argparse.Namespace, configs: list[EvalConfig]) -> in
 
 def main(args: argparse.Namespace) -> int:
     check_launch_arguments(args)
+    check_writable(args.store.root, "--results")
     configs = configs_from_args(args)
     own = method_evaluation(args, configs)
     if own is not None:

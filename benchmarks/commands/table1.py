@@ -29,7 +29,7 @@ from benchmarks.commands.launching import (
     launch_command,
     options_from_args,
 )
-from benchmarks.core.cli import UsageError
+from benchmarks.core.cli import UsageError, check_writable
 from benchmarks.core.store import command_line, write_json
 from benchmarks.table1 import ledger, report
 from benchmarks.table1.measure import measure_row, rows_to_measure
@@ -62,6 +62,7 @@ def main(args: argparse.Namespace) -> int:
     if device == "cuda" and not torch.cuda.is_available() and args.launch == "none":
         raise UsageError("--device cuda requested but CUDA is not available")
     store = args.store
+    check_writable(store.root, "--results")
     todo = rows_to_measure(specs, device, store, args.refresh)
     if len(todo) < len(specs):
         print(f"{len(specs) - len(todo)} row(s) already measured with this code (cached; --refresh re-measures)")
