@@ -12,9 +12,11 @@ dataclass of ``option()`` fields, whose flags :func:`benchmarks.commands.options
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 from benchmarks.commands.options import add_options, options_from_args
@@ -97,10 +99,29 @@ def main(commands: dict[str, tuple[str, str]], argv: list[str] | None = None) ->
     argv = sys.argv[1:] if argv is None else list(argv)
     selected = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(commands, selected).parse_args(argv)
-    if args.debug:
-        os.environ[DEBUG_ENV] = "1"  # also for the tasks this process starts
     args.store = Store(args.results) if args.results else Store.default()
     set_cli_command(argv)
+    with _debug_environment(args.debug):
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _debug_environment(debug: bool) -> Iterator[None]:
+    """``--debug`` sets ``GRW_BENCH_DEBUG`` while the command runs (the tasks it starts inherit it)."""
+    before = os.environ.get(DEBUG_ENV)
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = before
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand: a user error is one line and exit status 2, Ctrl-C 130 (module doc)."""
     try:
         return int(args._main(args) or 0)
     except BrokenPipeError:  # the output's reader left (`| head`): nothing more to say
