@@ -145,7 +145,20 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
     print(f"\nSLURM cluster ready in {time.monotonic() - started:.1f}s (install + start)")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SLURM_CONF", str(base / "etc" / "slurm.conf"))
+        patch.setenv("PYTHONPATH", jobs_pythonpath())
         yield base
+
+
+def jobs_pythonpath() -> str:
+    """PYTHONPATH for jobs (they inherit it): this checkout first, not one a virtualenv installed
+    in editable mode, which a job started outside this checkout would import instead."""
+    return os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+@pytest.fixture
+def jobs_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`jobs_pythonpath` for the jobs of one test (those of the SLURM cluster have it already)."""
+    monkeypatch.setenv("PYTHONPATH", jobs_pythonpath())
 
 
 @pytest.fixture(scope="session")

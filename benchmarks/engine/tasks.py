@@ -88,8 +88,13 @@ def in_submitit_job() -> bool:
 def export_distributed_env() -> TorchDistributedEnvironment:
     """Set the torchrun variables from the job's (SLURM's) task layout; rank 0's host is the master.
 
-    Every process keeps seeing all the node's GPUs: ``benchmarks.engine.distributed`` picks ``LOCAL_RANK``'s.
+    The master is the first node of ``SLURM_JOB_NODELIST`` (compressed forms such as ``node[01-02,05]``
+    included) and its port comes from the job id, so a requeued job keeps it and the array tasks
+    sharing a node do not share it. A ``MASTER_PORT`` the job inherited from where it was submitted
+    (``--export=ALL``) would be every array task's: it is ignored. Every process keeps seeing all the
+    node's GPUs: ``benchmarks.engine.distributed`` picks ``LOCAL_RANK``'s.
     """
+    os.environ.pop("MASTER_PORT", None)
     return TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
