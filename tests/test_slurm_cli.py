@@ -1,7 +1,7 @@
 """`train`, `eval` and `table1` launched through the CLI (`--launch`), and their submitit tasks.
 
-The slow tests run the commands against the real one-node cluster of the session fixture
-``slurm_cluster`` (conftest.py; they skip, saying why, where SLURM cannot run), with a temporary
+The slow tests run the commands against the real cluster (one node: its default partition) of the session
+fixture ``slurm_cluster`` (conftest.py; they skip, saying why, where SLURM cannot run), with a temporary
 results directory. The others check the task logic with fakes, in this process.
 """
 

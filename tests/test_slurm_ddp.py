@@ -1,4 +1,4 @@
-"""DDP across the processes of one SLURM job: ``train --launch slurm --tasks-per-node 2``.
+"""DDP across the processes of one SLURM job: ``train --launch slurm --tasks-per-node 2`` or ``--nodes 2``.
 
 Each process derives the variables torchrun would set from SLURM's (submitit's
 ``TorchDistributedEnvironment``, through ``benchmarks.engine.tasks.export_distributed_env``): unit-tested
@@ -6,7 +6,8 @@ here for a job of two nodes with two processes each, and run for real (slow) as 
 told by SLURM's variables that they sit on two nodes. On the local cluster of the session fixture
 ``slurm_cluster`` (conftest.py; skips where SLURM cannot run) a one-node, two-process job trains one
 epoch and must end with the weights and metrics of the same command under ``torchrun
---nproc-per-node 2``, also when it is requeued mid-epoch by the time-limit signal.
+--nproc-per-node 2``, also when it is requeued mid-epoch by the time-limit signal, and so must a
+job of one process on each of two nodes (two slurmd on this machine).
 """
 
 from __future__ import annotations
@@ -283,3 +284,20 @@ def test_the_job_requeued_mid_epoch_resumes_and_finishes_once_like_torchrun(slur
     assert steps == list(range(1, rank0_result["global_step"] + 1))  # each step once: resumed, not repeated
     assert 0 < int(stopped.group(1)) < len(steps)  # stopped mid-epoch
     assert_same_training(torchrun_run, out, same_weights, exact_metrics=False)
+
+
+@pytest.mark.slow
+def test_a_job_over_two_nodes_trains_like_torchrun(slurm_cluster, job_env, tiny_kinetics, torchrun_run, tmp_path,
+                                                   capsys, same_weights):
+    """Two slurmd nodes on this machine (partition multi: 127.0.0.1, 127.0.0.2), one process each."""
+    out = tmp_path / "out"
+    argv = [*TRAIN, "--launch", "slurm", "--partition", "multi", "--nodes", "2", "--time", "10",
+            "--data", str(tiny_kinetics.root), "--out", str(out), "--log-dir", str(job_env)]
+    assert run_main(argv) == 0
+    [job_id] = re.findall(r"row1: job (\S+)", capsys.readouterr().out)
+    nodes = subprocess.run(["sacct", "--noheader", "--allocations", "--jobs", job_id, "--format", "NodeList%40"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert nodes == "127.0.0.[1-2]"  # the node list the master comes from
+    rank0, rank1 = rank_logs(job_env, job_id)
+    assert "node=0(2), global_rank=0(2)" in rank0 and "node=1(2), global_rank=1(2)" in rank1
+    assert_same_training(torchrun_run, out, same_weights, exact_metrics=True)
