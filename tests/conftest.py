@@ -93,16 +93,16 @@ def run_slurm_script(name: str, *args: str | Path, env: dict[str, str] | None = 
 
 
 def _free_port_base() -> int:
-    """A port P with P..P+3 free on localhost (slurmctld, slurmd, slurmdbd, mariadbd)."""
+    """A port P with P..P+4 free on localhost (slurmctld, slurmd, slurmdbd, mariadbd, the second slurmd)."""
     for base in range(16817, 30000, 10):
         try:
-            for port in range(base, base + 4):
+            for port in range(base, base + 5):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", port))
         except OSError:
             continue
         return base
-    raise RuntimeError("no four consecutive free ports found for the test cluster")
+    raise RuntimeError("no five consecutive free ports found for the test cluster")
 
 
 def _wait_for_jobs_to_end(base: Path, timeout_s: float = 60) -> None:
@@ -122,7 +122,8 @@ def _wait_for_jobs_to_end(base: Path, timeout_s: float = 60) -> None:
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """A running one-node cluster (slurm/local) in a temporary base dir, with SLURM_CONF set.
+    """A running cluster (slurm/local) in a temporary base dir, with SLURM_CONF set: two nodes on this
+    machine, 127.0.0.1 in the default partition (debug) and both in partition ``multi``.
 
     Started once per session, by the first test that needs it, and stopped at the end of the
     session, also when tests fail. Needs root and apt-get (or SLURM installed); skips otherwise.
@@ -140,12 +141,25 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
         run_slurm_script("stop.sh", base)
 
     request.addfinalizer(stop)  # registered first: runs even when start.sh fails half-way
-    result = run_slurm_script("start.sh", base, env={"GRW_SLURM_PORT": str(_free_port_base())})
+    result = run_slurm_script("start.sh", base, env={"GRW_SLURM_PORT": str(_free_port_base()), "GRW_SLURM_NODES": "2"})
     assert result.stdout.strip() == f"export SLURM_CONF={base}/etc/slurm.conf"
     print(f"\nSLURM cluster ready in {time.monotonic() - started:.1f}s (install + start)")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SLURM_CONF", str(base / "etc" / "slurm.conf"))
+        patch.setenv("PYTHONPATH", jobs_pythonpath())
         yield base
+
+
+def jobs_pythonpath() -> str:
+    """PYTHONPATH for jobs (they inherit it): this checkout first, not one a virtualenv installed
+    in editable mode, which a job started outside this checkout would import instead."""
+    return os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+@pytest.fixture
+def jobs_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`jobs_pythonpath` for the jobs of one test (those of the SLURM cluster have it already)."""
+    monkeypatch.setenv("PYTHONPATH", jobs_pythonpath())
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""benchmarks.engine.launch on a real one-node SLURM cluster (slurm/local), as local processes and in-process.
+"""benchmarks.engine.launch on a real SLURM cluster (slurm/local; one node in its default partition), as local
+processes and in-process.
 
 The session fixture ``slurm_cluster`` (conftest.py) installs SLURM if needed and starts a private
 cluster (its own base directory and ports), so these tests need root and apt-get; elsewhere they

@@ -1,7 +1,7 @@
 """`train`, `eval` and `table1` launched through the CLI (`--launch`), and their submitit tasks.
 
-The slow tests run the commands against the real one-node cluster of the session fixture
-``slurm_cluster`` (conftest.py; they skip, saying why, where SLURM cannot run), with a temporary
+The slow tests run the commands against the real cluster (one node: its default partition) of the session
+fixture ``slurm_cluster`` (conftest.py; they skip, saying why, where SLURM cannot run), with a temporary
 results directory. The others check the task logic with fakes, in this process.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
 import signal
@@ -30,17 +29,13 @@ from benchmarks.core.checkpoint import LAST, file_sha256, load_checkpoint, save_
 from benchmarks.core.cli import UsageError
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import Store, command_line, set_cli_command
-from benchmarks.engine import distributed
 from benchmarks.engine import tasks as slurm_tasks
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig
-from benchmarks.engine.launch import SlurmOptions, launch, wait_for_results
-from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.launch import SlurmOptions
 from benchmarks.engine.tasks import (
     EvalTask,
     TrainTask,
-    export_distributed_env,
-    in_submitit_job,
     preemptible,
     submitit_signal,
 )
@@ -83,30 +78,6 @@ def parse(command: str, *argv: str):
 
 
 # ---------------------------------------------------------------------------- tasks, with fakes
-
-
-def test_torchrun_variables_come_from_the_slurm_task_layout(environ):
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SUBMITIT_EXECUTOR"):
-        environ.pop(name, None)
-    environ["CUDA_VISIBLE_DEVICES"] = "0,1,2,3"
-    assert not in_submitit_job()
-
-    environ.update(slurm_task_env(procid=5, localid=1, nodeid=1))  # 2nd GPU of the 2nd node
-    assert in_submitit_job()
-    export_distributed_env()
-    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR")
-    assert {name: environ[name] for name in names} == {
-        "RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4", "MASTER_ADDR": "gpu07"}
-    assert environ["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"  # each process picks LOCAL_RANK's GPU itself
-    port = environ["MASTER_PORT"]
-
-    environ.update(slurm_task_env(procid=0, localid=0, nodeid=0))  # rank 0 agrees on the rendezvous
-    export_distributed_env()
-    assert (environ["RANK"], environ["MASTER_ADDR"], environ["MASTER_PORT"]) == ("0", "gpu07", port)
-
-    environ.update(slurm_task_env(procid=0, localid=0, nodeid=0, ntasks=1, nodes=1))
-    export_distributed_env()
-    assert distributed.setup("cpu") == distributed.Distributed(rank=0, local_rank=0, world_size=1, device="cpu")
 
 
 def test_training_asks_slurm_for_the_signal_train_stops_on():
@@ -326,34 +297,6 @@ def test_training_task_checkpoints_on_the_time_limit_signal_and_resumes_after_re
 
     assert run_main(run["argv"]) == 0  # finished: nothing is submitted again
     assert "holds a finished run" in capsys.readouterr().out
-
-
-@pytest.mark.slow
-def test_two_processes_per_task_train_with_ddp_and_resume_together(slurm_cluster, tiny_kinetics, tmp_path,
-                                                                   monkeypatch):
-    """One task, two processes (what --gpus-per-node 2 asks for; the CLI has no CPU-only form of it)."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    epochs = 2
-    config = RunConfig(row=1, data=str(tiny_kinetics.root), out=str(tmp_path / "out"), res=32, frames=8,
-                         recipe=Recipe(epochs=epochs, batch_size=1, lr=3e-4, warmup_epochs=0.5, ema_decay=0.9),
-                         validate=False, num_workers=0, log_every=1, device="cpu", resume=True)
-    options = preemptible(SlurmOptions(tasks_per_node=2, cpus_per_task=1, time=10, log_dir=tmp_path / "logs"))
-    report = launch(TrainTask(), [config], ["row1"], "slurm", options, wait=False)
-    job = report.tasks[0].job
-    _wait_for(lambda: "epoch 0 step 2/" in (job.stdout() or ""), 120, "the second training step")
-    subprocess.run(["scancel", "--signal", "USR1", job.job_id], check=True)
-
-    results = {}
-    wait_for_results(report, on_result=results.__setitem__)
-    assert report.ok, report.summary()
-    summary = results["row1"]
-    assert summary["status"] == "completed" and summary["world_size"] == 2
-    assert summary["global_step"] == epochs * math.ceil(tiny_kinetics.videos["train"] / 2)  # each rank: half
-    rank0, rank1 = (job.paths.stdout.with_name(f"{job.job_id}_{rank}_log.out").read_text() for rank in (0, 1))
-    assert rank0.count("Starting with JobEnvironment") == rank1.count("Starting with JobEnvironment") == 2
-    assert "Requeued job" in rank0 and "Not checkpointing nor requeuing" in rank1  # rank 0 requeues the task
-    assert "stopped by signal SIGUSR1" in job.paths.stderr.with_name(f"{job.job_id}_0_log.err").read_text()
-    assert rank0.count("epoch 0 step 1/") == 1  # resumed, not started over; only rank 0 logs steps
 
 
 @pytest.mark.slow

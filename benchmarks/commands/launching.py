@@ -13,8 +13,12 @@ from benchmarks.core.cli import UsageError
 from benchmarks.engine.launch import MODES, OnResult, SlurmOptions, launch, parse_sbatch_options
 
 
-def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--launch`` and the SLURM resource options. Change defaults with ``parser.set_defaults``."""
+def add_launch_arguments(parser: argparse.ArgumentParser, distributed: bool = False) -> None:
+    """Add ``--launch`` and the SLURM resource options. Change defaults with ``parser.set_defaults``.
+
+    ``distributed``: the command's task runs as one process group over all of a job's processes
+    (``train``), so it also takes ``--tasks-per-node``; other tasks get one process per GPU.
+    """
     defaults = SlurmOptions()
     group = parser.add_argument_group("launching (SLURM job arrays through submitit)")
     group.add_argument("--launch", choices=MODES, default="none",
@@ -24,6 +28,10 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nodes", type=int, default=defaults.nodes, help="nodes per task (default: %(default)s)")
     group.add_argument("--gpus-per-node", type=int, default=defaults.gpus_per_node,
                        help="GPUs per node, one process each (default: %(default)s)")
+    if distributed:
+        group.add_argument("--tasks-per-node", type=int,
+                           help="processes per node, training together (DDP); default: one per GPU, one without "
+                           "GPUs; with --gpus-per-node 0, N CPU processes on gloo")
     group.add_argument("--cpus-per-task", type=int, help="CPUs per process")
     group.add_argument("--mem", help="memory per node, e.g. 32G")
     group.add_argument("--time", default=str(defaults.time),
@@ -64,6 +72,7 @@ def _options_from_args(args: argparse.Namespace) -> SlurmOptions:
         partition=args.partition,
         nodes=args.nodes,
         gpus_per_node=args.gpus_per_node,
+        tasks_per_node=getattr(args, "tasks_per_node", None),
         cpus_per_task=args.cpus_per_task,
         mem=args.mem,
         time=args.time,

@@ -20,10 +20,12 @@ exactly where it stopped (``benchmarks.engine.train``). A run is never overwritt
 ``--resume`` (continue) or ``--refresh`` (start over) says which. Everything that can be checked before
 launching is: the data's folders and video count against the schedule and batch size, a writable
 ``OUT``, the ``--init`` weights, the options.
-Multi-GPU: launch with ``torchrun``. Several rows: ``--row 1,6`` trains each in ``OUT/row<N>``;
-``--launch slurm`` runs them as a job array through submitit, one process per GPU, requeued and
-resumed after the time-limit signal (``benchmarks.engine.tasks``). A row whose ``OUT`` holds a
-finished run with the same settings is skipped unless ``--refresh``.
+Multi-GPU: launch with ``torchrun``, or ``--launch slurm``. Several rows: ``--row 1,6`` trains each in
+``OUT/row<N>``; ``--launch slurm`` runs them as a job array through submitit, requeued and resumed
+after the time-limit signal (``benchmarks.engine.tasks``); each array task is one DDP run over
+``--nodes`` x ``--gpus-per-node`` processes (one per GPU), or ``--nodes`` x ``--tasks-per-node`` CPU
+processes on gloo. A row whose ``OUT`` holds a finished run with the same settings is skipped
+unless ``--refresh``.
 
 ``--schedule multigrid`` trains with multigrid (seed 003; ``benchmarks.methods.multigrid``): long and short
 cycles of mini-batch shapes, sub-batch BatchNorm, PySlowFast's lr policy with ``--optimizer sgd
@@ -139,7 +141,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="optimizer steps between log lines (default: %(default)s)")
     add_component_options(parser, METHODS.items(), "method")
     add_component_options(parser, SCHEDULES.items(), "schedule")
-    add_launch_arguments(parser)
+    add_launch_arguments(parser, distributed=True)
     parser.epilog = authors_recipe_epilog(parser)
 
 
@@ -282,6 +284,17 @@ def finished(config: RunConfig) -> bool:
                                      if name not in RESUMABLE_CHANGES)
 
 
+def check_processes(args: argparse.Namespace) -> None:
+    """``--tasks-per-node`` starts the processes of a launched task; on GPUs, one per GPU."""
+    if args.tasks_per_node is None:
+        return
+    if args.launch == "none":
+        raise UsageError("--tasks-per-node needs --launch slurm or local (in this process: torchrun)")
+    if args.gpus_per_node and args.tasks_per_node != args.gpus_per_node:
+        raise UsageError(f"--tasks-per-node {args.tasks_per_node} with --gpus-per-node {args.gpus_per_node}: "
+                         "training runs one process per GPU (leave --tasks-per-node out)")
+
+
 def print_summary(name: str, summary: dict) -> None:
     keys = ("row", "status", "epochs_completed", "best_val_top1", "last_checkpoint")
     print(json.dumps({key: summary[key] for key in keys}))
@@ -293,6 +306,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from error
     check_launch_arguments(args)
+    check_processes(args)
     configs = configs_from_args(args)
     todo = [config for config in configs if args.refresh or not finished(config)]
     for config in configs:

@@ -4,10 +4,12 @@ The item of a task is the row's ``RunConfig`` or ``EvalConfig``; the task object
 what the launching process knows that a job does not. The same task runs in a SLURM array task
 (``--launch slurm``), as a local process (``local``) or in this process (``none``).
 
-Multi-GPU. SLURM starts one process per GPU (``tasks_per_node = gpus_per_node``, see
-``SlurmOptions``); each exports the variables torchrun would set (``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) from SLURM's, so ``benchmarks.engine.distributed`` runs
-DDP exactly as under torchrun (:func:`export_distributed_env`).
+Multi-GPU, multi-node. SLURM starts one process per GPU (``tasks_per_node = gpus_per_node``, see
+``SlurmOptions``), or ``--tasks-per-node`` CPU processes, on each of ``--nodes``; each exports the
+variables torchrun would set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``) from SLURM's, so ``benchmarks.engine.distributed`` runs DDP as under torchrun
+(:func:`export_distributed_env`): a job of two processes, on one node or on two, ends with the
+weights of the same run under ``torchrun --nproc-per-node 2``, bit for bit (``tests/test_slurm_ddp.py``).
 
 Time limits and preemption (:class:`TrainTask`). submitit's own way (SLURM sends USR2, submitit
 calls ``checkpoint()`` from the signal handler, requeues and exits) would interrupt a training step
@@ -88,8 +90,13 @@ def in_submitit_job() -> bool:
 def export_distributed_env() -> TorchDistributedEnvironment:
     """Set the torchrun variables from the job's (SLURM's) task layout; rank 0's host is the master.
 
-    Every process keeps seeing all the node's GPUs: ``benchmarks.engine.distributed`` picks ``LOCAL_RANK``'s.
+    The master is the first node of ``SLURM_JOB_NODELIST`` (compressed forms such as ``node[01-02,05]``
+    included) and its port comes from the job id, so a requeued job keeps it and the array tasks
+    sharing a node do not share it. A ``MASTER_PORT`` the job inherited from where it was submitted
+    (``--export=ALL``) would be every array task's: it is ignored. Every process keeps seeing all the
+    node's GPUs: ``benchmarks.engine.distributed`` picks ``LOCAL_RANK``'s.
     """
+    os.environ.pop("MASTER_PORT", None)
     return TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 

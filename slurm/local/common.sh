@@ -7,22 +7,32 @@ MUNGE_SOCKET=$MUNGE_DIR/munge.socket
 DB_SOCKET=$DB_DIR/mariadb.sock
 export SLURM_CONF=$ETC/slurm.conf
 
-# Daemon name -> pid file, in start order.
+# Daemon name -> pid file, in start order. slurmd runs once per node: see slurmd_pid_file.
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
 declare -A PID_FILE=(
     [munged]=$MUNGE_DIR/munged.pid
     [mariadbd]=$RUN/mariadbd.pid
     [slurmdbd]=$RUN/slurmdbd.pid
     [slurmctld]=$RUN/slurmctld.pid
-    [slurmd]=$RUN/slurmd.pid
 )
 
-# pid_of DAEMON: print its pid and succeed when it is alive. A zombie counts as stopped (PID 1 on
+# The nodes slurm.conf defines (each has its own slurmd); none before the first start.
+nodes() { sed -n 's/^NodeName=\([^ ]*\).*/\1/p' "$SLURM_CONF" 2>/dev/null || true; }
+
+# slurmd_pid_file NODE: slurm.conf's SlurmdPidFile for NODE (%n is the node's name).
+slurmd_pid_file() {
+    local pattern
+    pattern=$(sed -n 's/^SlurmdPidFile=//p' "$SLURM_CONF")
+    echo "${pattern//%n/$1}"
+}
+
+# pid_of DAEMON [PID_FILE]: print its pid and succeed when it is alive (PID_FILE defaults to the
+# daemon's in PID_FILE). A zombie counts as stopped (PID 1 on
 # our machines does not reap orphans), and so does a recycled pid running another program. A
 # process is alive while any of its threads is (an exiting daemon's main thread can die first).
 pid_of() {
     local pid stat task
-    pid=$(cat "${PID_FILE[$1]}" 2>/dev/null) || return 1
+    pid=$(cat "${2:-${PID_FILE[$1]}}" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
     # /proc/PID/stat reads "PID (COMM) STATE ...".
@@ -37,4 +47,4 @@ pid_of() {
     return 1
 }
 
-running() { pid_of "$1" >/dev/null; }
+running() { pid_of "$@" >/dev/null; }

@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Start a one-node SLURM cluster with accounting on localhost (see README.md).
+# Start a SLURM cluster with accounting on localhost, of one node or several (see README.md).
 #
 #   slurm/local/start.sh [BASE_DIR]        # default BASE_DIR: /tmp/grw-slurm
 #
 # Start order: munged -> mariadbd -> slurmdbd -> slurmctld -> slurmd, all plain background
 # processes (no systemd) whose configuration, state, logs, pid files and sockets live under
-# BASE_DIR. Waits until the node is idle, then prints `export SLURM_CONF=...` on stdout (progress
+# BASE_DIR. Waits until the nodes are idle, then prints `export SLURM_CONF=...` on stdout (progress
 # goes to stderr), so `eval "$(slurm/local/start.sh)"` configures the calling shell.
 # Safe to call twice: daemons that are already running are left as they are.
 #
 # Environment: GRW_SLURM_PORT (default 6817) is the slurmctld port; slurmd, slurmdbd and mariadbd
-# listen on the next three. Ports are written into the configuration on the first start of a
-# BASE_DIR (remove BASE_DIR to change them). GRW_SLURM_START_TIMEOUT (seconds, default 60) bounds
-# each wait.
+# listen on the next three. GRW_SLURM_NODES (default 1) is the number of nodes, each a slurmd on
+# this machine: 127.0.0.1 in partition debug (the default), and with more, 127.0.0.2, 127.0.0.3,
+# ... (slurmd of node N on port GRW_SLURM_PORT + 2 + N), all of them in partition multi. Ports and
+# nodes are written into the configuration on the first start of a BASE_DIR (remove BASE_DIR to
+# change them).
+# GRW_SLURM_START_TIMEOUT (seconds, default 60) bounds each wait.
 set -euo pipefail
 
 HERE=$(dirname "$(realpath "$0")")
 source "$HERE/common.sh"
 PORT=${GRW_SLURM_PORT:-6817}
+NODE_COUNT=${GRW_SLURM_NODES:-1}
 TIMEOUT=${GRW_SLURM_START_TIMEOUT:-60}
 
 log() { echo "start.sh: $*" >&2; }
@@ -47,7 +51,7 @@ wait_for() {
 render() {
     local text name
     text=$(<"$HERE/$1")
-    for name in BASE_DIR LOG RUN MUNGE_SOCKET PORT SLURMD_PORT DBD_PORT DB_PORT DB_PASSWORD NODE_HARDWARE; do
+    for name in BASE_DIR LOG RUN MUNGE_SOCKET PORT SLURMD_PORT DBD_PORT DB_PORT DB_PASSWORD NODES; do
         text=${text//@$name@/${!name}}
     done
     printf '%s\n' "$text" >"$2"
@@ -61,6 +65,7 @@ write_config() {
     # CPUs, sockets, cores and memory of this machine, as slurmd detects them.
     NODE_HARDWARE=$(slurmd -C | head -n 1 | tr ' ' '\n' |
         grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore|RealMemory)=' | tr '\n' ' ')
+    NODES=$(node_lines)
     (
         umask 077  # slurmdbd.conf and the password file hold the database password
         render slurmdbd.conf.in "$ETC/slurmdbd.conf"
@@ -69,6 +74,23 @@ write_config() {
     )
     render slurm.conf.in "$SLURM_CONF.tmp"
     mv "$SLURM_CONF.tmp" "$SLURM_CONF"  # last, so an interrupted write is redone next time
+}
+
+# The node and partition lines of slurm.conf. Node N is named by a loopback address of its own,
+# 127.0.0.N, which reaches this machine and which a job's processes resolve without /etc/hosts (the
+# first node of a job's node list is the master of its DDP processes). Not localhost: SLURM takes
+# that name for this machine's hostname and then accepts no second node. Every node has this
+# machine's hardware; the first has the default SlurmdPort.
+node_lines() {
+    local n
+    echo "NodeName=127.0.0.1 NodeAddr=127.0.0.1 ${NODE_HARDWARE}State=UNKNOWN"
+    for ((n = 2; n <= NODE_COUNT; n++)); do
+        echo "NodeName=127.0.0.$n NodeAddr=127.0.0.$n Port=$((PORT + 2 + n)) ${NODE_HARDWARE}State=UNKNOWN"
+    done
+    echo "PartitionName=debug Nodes=127.0.0.1 Default=YES MaxTime=INFINITE State=UP"
+    if [ "$NODE_COUNT" -gt 1 ]; then
+        echo "PartitionName=multi Nodes=ALL MaxTime=INFINITE State=UP"
+    fi
 }
 
 start_munged() {
@@ -121,21 +143,26 @@ start_slurmctld() {
 }
 
 start_slurmd() {
-    running slurmd && return
-    log "starting slurmd"
-    slurmd -f "$SLURM_CONF" -N localhost || die "slurmd failed to start"
+    local node
+    for node in $(nodes); do
+        running slurmd "$(slurmd_pid_file "$node")" && continue
+        log "starting slurmd of node $node"
+        slurmd -f "$SLURM_CONF" -N "$node" || die "slurmd of node $node failed to start"
+    done
 }
 
-# The node accepts jobs: idle on a fresh cluster, or busy with jobs when it was already running.
-node_ready() {
-    local state
-    state=$(sinfo --noheader --format=%t 2>&1) || true
-    echo "node state: ${state:-none}"
-    [[ $state =~ ^(idle|mix|alloc|comp)$ ]]
+# Every node accepts jobs: idle on a fresh cluster, or busy with jobs when it was already running.
+nodes_ready() {
+    local states
+    states=$(sinfo --noheader --Node --format=%t 2>&1 | sort -u) || true
+    echo "node states: ${states:-none}"
+    [ -n "$states" ] && ! grep -qvE '^(idle|mix|alloc|comp)$' <<<"$states"
 }
 
 main() {
     [ "$(id -u)" -eq 0 ] || die "must run as root (the daemons run as root)"
+    [[ $NODE_COUNT =~ ^[1-9][0-9]*$ ]] && [ "$NODE_COUNT" -le 254 ] ||
+        die "GRW_SLURM_NODES must be a number of nodes from 1 to 254, got $NODE_COUNT"
     command -v slurmctld >/dev/null || die "SLURM is not installed: run slurm/local/install.sh first"
     mkdir -p "$ETC" "$LOG" "$RUN" "$BASE_DIR/state" "$BASE_DIR/spool"
     write_config
@@ -144,7 +171,7 @@ main() {
     start_slurmdbd
     start_slurmctld
     start_slurmd
-    wait_for "the node to become idle" node_ready
+    wait_for "the nodes to become idle" nodes_ready
     log "cluster ready in $BASE_DIR"
     echo "export SLURM_CONF=$SLURM_CONF"
 }

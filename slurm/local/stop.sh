@@ -19,9 +19,10 @@ alive() {
     [[ ! ${stat##*) } =~ ^[ZX] ]]
 }
 
+# stop_daemon DAEMON [PID_FILE]
 stop_daemon() {
     local name=$1 pid waited=0
-    pid=$(pid_of "$name") || return 0
+    pid=$(pid_of "$@") || return 0
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     while alive "$pid"; do
@@ -44,6 +45,12 @@ if running slurmctld; then
     done
 fi
 for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-    stop_daemon "${DAEMONS[i]}"
+    if [ "${DAEMONS[i]}" = slurmd ]; then
+        for node in $(nodes); do
+            stop_daemon slurmd "$(slurmd_pid_file "$node")"
+        done
+    else
+        stop_daemon "${DAEMONS[i]}"
+    fi
 done
 log "stopped the cluster in $BASE_DIR"
