@@ -165,3 +165,14 @@ def test_eval_and_table1_refuse_an_unwritable_store_before_working(readonly, cap
     code = run_main(["eval", "--row", "3", "--checkpoint", str(tmp_path / "ckpt.pt"), "--data", str(tmp_path),
                      "--results", str(readonly)])
     assert_one_line_error(capsys, code, "--results", "not writable")
+
+
+def test_the_schedule_check_counts_the_processes_of_a_launched_run(tiny_kinetics):
+    import argparse
+
+    from benchmarks.commands.train import processes_per_run
+
+    launched = argparse.Namespace(launch="slurm", nodes=2, tasks_per_node=None, gpus_per_node=4)
+    assert processes_per_run(launched) == 8
+    assert processes_per_run(argparse.Namespace(launch="local", nodes=1, tasks_per_node=2, gpus_per_node=0)) == 2
+    assert processes_per_run(argparse.Namespace(launch="none", nodes=3, tasks_per_node=3, gpus_per_node=0)) == 1

@@ -208,7 +208,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     if args.init:
         check_init(args.init, configs, Path(args.data) / "train")
     for config in configs:
-        check_schedule_fits(config, videos)
+        check_schedule_fits(config, videos, processes_per_run(args))
         if not args.refresh and not resume:
             check_no_other_run(config)
     return configs
@@ -238,14 +238,20 @@ def check_init(init: str, configs: list[RunConfig], split_dir: Path) -> None:
             load_initial(model, state, init, sha256="")
 
 
-def check_schedule_fits(config: RunConfig, videos: int) -> None:
-    """The run's schedule must have at least one step with ``videos`` training videos (split over the
-    processes of a torchrun launch): checked before launching, not minutes later in a queued job."""
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
+def check_schedule_fits(config: RunConfig, videos: int, processes: int = 1) -> None:
+    """The run's schedule must have at least one step with ``videos`` training videos split over its
+    ``processes``: checked before launching, not minutes later in a queued job."""
     try:
         build_schedule(config, resolve_spec(config)[0], max(1, videos // processes))
     except ValueError as error:
         raise UsageError(f"row {config.row}: {error} (the train split holds {videos} video files)") from error
+
+
+def processes_per_run(args: argparse.Namespace) -> int:
+    """How many processes share one run's data: torchrun's world here, or a launched task's nodes x tasks."""
+    if args.launch == "none":
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    return args.nodes * (args.tasks_per_node or max(args.gpus_per_node, 1))
 
 
 def check_no_other_run(config: RunConfig) -> None:
