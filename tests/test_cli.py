@@ -202,6 +202,17 @@ def test_figures_and_the_method_registrations_import_no_torch(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_a_declaration_that_is_not_the_class_attribute_is_refused():
+    from benchmarks.core.registry import Registry
+
+    registry = Registry("declaration test")
+    registry.register("standard", "benchmarks.engine.method:Method", Options="benchmarks.core.options:Subcommand")
+    assert registry.attribute("standard", "Options").__name__ == "Subcommand"  # read where declared
+    assert registry.module_of("standard") == "benchmarks.engine.method"
+    with pytest.raises(ValueError, match="declares Options"):
+        registry.get("standard")
+
+
 def test_no_subcommand_accepts_an_abbreviated_long_option():
     """``eval --res 32`` once meant ``--results 32``: a prefix of a long option is never taken for it."""
     from benchmarks.commands.parser import method_subcommands

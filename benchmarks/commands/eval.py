@@ -106,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
     parser.add_argument("--refresh", action="store_true",
                         help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
-    add_component_options(parser, METHODS.items(), "method", option_class="EvalOptions")
+    add_component_options(parser, METHODS, "method", option_class="EvalOptions")
     add_launch_arguments(parser)
 
 
@@ -206,7 +206,7 @@ def method_evaluation(args: argparse.Namespace, configs: list[EvalConfig]) -> in
     trained_with = {load_checkpoint(config.checkpoint).get("config", {}).get("method", "standard")
                     for config in configs}
     method_name = args.method or (next(iter(trained_with)) if len(trained_with) == 1 else None)
-    given = component_flags(args, METHODS.items(), method_name, "method", option_class="EvalOptions",
+    given = component_flags(args, METHODS, method_name, "method", option_class="EvalOptions",
                             flag_of_choice="a checkpoint trained with --method")
     if not given:
         return None

@@ -137,8 +137,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     group.add_argument("--log-every", type=int, default=default(RunConfig, "log_every"),
                        help="optimizer steps between log lines (default: %(default)s)")
-    add_component_options(parser, METHODS.items(), "method")
-    add_component_options(parser, SCHEDULES.items(), "schedule")
+    add_component_options(parser, METHODS, "method")
+    add_component_options(parser, SCHEDULES, "schedule")
     add_launch_arguments(parser)
     parser.epilog = authors_recipe_epilog(parser)
 
@@ -190,8 +190,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         except WeightsError as error:
             raise UsageError(str(error)) from error
         init = {"init": args.init if args.init in catalogue() else str(path.resolve()), "init_sha256": sha256}
-    components = {"method_options": component_flags(args, METHODS.items(), args.method, "method"),
-                  "schedule_options": component_flags(args, SCHEDULES.items(), args.schedule, "schedule")}
+    components = {"method_options": component_flags(args, METHODS, args.method, "method"),
+                  "schedule_options": component_flags(args, SCHEDULES, args.schedule, "schedule")}
     configs = [from_args(RunConfig, args, row=spec.row, resume=resume, **init, **components,
                          out=str(Path(args.out) / f"row{spec.row}") if len(specs) > 1 else args.out)
                for spec in specs]
