@@ -1,5 +1,6 @@
 import argparse
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,24 @@ def test_figures_and_the_method_registrations_import_no_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True,
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_declared_options_are_the_ones_the_modules_define():
+    """What the registrations declare for the command line (options in a light module) is what the
+    registered classes and the subcommand modules use."""
+    from benchmarks.core.options import SUBCOMMANDS
+    from benchmarks.core.registry import resolve
+    from benchmarks.engine.method import METHODS
+    from benchmarks.engine.schedules import SCHEDULES
+
+    for registry, attributes in ((METHODS, ("Options", "EvalOptions")), (SCHEDULES, ("Options",))):
+        for name in registry.names():
+            for attribute in attributes:
+                assert registry.attribute(name, attribute) is getattr(registry.get(name), attribute), (name, attribute)
+    declared = [SUBCOMMANDS.get(name) for name in SUBCOMMANDS.names()]
+    assert all(subcommand.options for subcommand in declared), "a method subcommand would import its module for --help"
+    for subcommand in declared:
+        assert importlib.import_module(subcommand.module).Options is resolve(subcommand.options), subcommand.name
 
 
 def test_a_declaration_that_is_not_the_class_attribute_is_refused():
