@@ -1,6 +1,7 @@
 import argparse
 import ast
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -199,6 +200,50 @@ assert "torch" not in sys.modules, "figures imported torch"
 
 def test_figures_and_the_method_registrations_import_no_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+# What --help and an argument error must not import: torch alone takes a second or more to import.
+HEAVY = ("torch", "torchvision", "fvcore", "decord", "matplotlib", "pandas", "submitit")
+ARGUMENT_ERRORS = (
+    ["train", "--row", "5", "--bogus"],
+    ["train", "--row", "5", "--data", "d", "--out", "o", "--epochs", "x"],  # a bad value
+    ["eval", "--frames", "x"],
+    ["eval", "--row", "5", "--data", "d", "--checkpoint", "c", "--chunk", "x"],
+)
+
+NOTHING_HEAVY = """
+import contextlib, io, json, sys
+from benchmarks.run import build_parser, main
+heavy, names, errors = json.loads(sys.argv[1])
+def loaded():
+    return sorted(name for name in heavy if name in sys.modules)
+assert not loaded(), f"importing benchmarks.run imported {loaded()}"
+for name in names:  # each parser built as `python -m benchmarks.run NAME --help` builds it
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            build_parser(name).parse_args([name, "--help"])
+        except SystemExit as exited:
+            assert exited.code == 0, f"{name} --help exited with {exited.code}"
+    assert not loaded(), f"{name} --help imported {loaded()}"
+for argv in errors:
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit as exited:
+            assert exited.code == 2, f"{argv} exited with {exited.code}"
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    assert not loaded(), f"{' '.join(argv)} imported {loaded()}"
+"""
+
+
+def test_help_and_argument_errors_import_nothing_heavy():
+    """``--help`` of every subcommand and argument errors of ``train`` and ``eval`` come back without
+    importing torch and the other heavy libraries (the command modules import them where they use them)."""
+    payload = json.dumps([HEAVY, every_subcommand(), ARGUMENT_ERRORS])
+    result = subprocess.run([sys.executable, "-c", NOTHING_HEAVY, payload], capture_output=True, text=True,
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
 

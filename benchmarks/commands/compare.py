@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from tabulate import tabulate
-
-from benchmarks.core.cli import UsageError
-from benchmarks.table1 import compare as comparison
-from benchmarks.table1 import kinetics400, ledger, report
-from benchmarks.table1.compare import compare
+from benchmarks.core.cli import UsageError, docstring_of
 from benchmarks.table1.specs import parse_rows
 
-DESCRIPTION = comparison.__doc__
+DESCRIPTION = docstring_of("benchmarks.table1.compare")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from benchmarks.table1 import kinetics400, ledger, report
+    from benchmarks.table1.compare import compare
+
     if args.tolerance < 0 or args.top1_tolerance < 0:
         raise UsageError(f"tolerances must be >= 0, got --tolerance {args.tolerance:g} "
                          f"--top1-tolerance {args.top1_tolerance:g}")

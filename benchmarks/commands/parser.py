@@ -8,8 +8,9 @@ dataclass of ``option()`` fields, whose flags :func:`benchmarks.commands.options
 ``--help`` and usage errors come back without building anything; every command gets ``--results DIR``
 (the results store, ``args.store``), and a ``UsageError`` becomes one line on stderr and exit status 2.
 
-A method subcommand that declares where its ``Options`` live (``Subcommand.options``) is imported only to
-run, its ``--help`` read from its module's source.
+Neither imports torch: a command module imports its library where ``main`` uses it, and a method
+subcommand that declares where its ``Options`` live (``Subcommand.options``) is imported only to run, its
+``--help`` read from its module's source (``tests/test_cli.py`` checks this for every subcommand).
 """
 
 from __future__ import annotations
