@@ -1,5 +1,7 @@
 import argparse
 import ast
+import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +202,79 @@ def test_figures_and_the_method_registrations_import_no_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True,
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
+
+
+# What --help and an argument error must not import: torch alone takes a second or more to import.
+HEAVY = ("torch", "torchvision", "fvcore", "decord", "matplotlib", "pandas", "submitit")
+ARGUMENT_ERRORS = (
+    ["train", "--row", "5", "--bogus"],
+    ["train", "--row", "5", "--data", "d", "--out", "o", "--epochs", "x"],  # a bad value
+    ["eval", "--frames", "x"],
+    ["eval", "--row", "5", "--data", "d", "--checkpoint", "c", "--chunk", "x"],
+)
+
+NOTHING_HEAVY = """
+import contextlib, io, json, sys
+from benchmarks.run import build_parser, main
+heavy, names, errors = json.loads(sys.argv[1])
+def loaded():
+    return sorted(name for name in heavy if name in sys.modules)
+assert not loaded(), f"importing benchmarks.run imported {loaded()}"
+for name in names:  # each parser built as `python -m benchmarks.run NAME --help` builds it
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            build_parser(name).parse_args([name, "--help"])
+        except SystemExit as exited:
+            assert exited.code == 0, f"{name} --help exited with {exited.code}"
+    assert not loaded(), f"{name} --help imported {loaded()}"
+for argv in errors:
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit as exited:
+            assert exited.code == 2, f"{argv} exited with {exited.code}"
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    assert not loaded(), f"{' '.join(argv)} imported {loaded()}"
+"""
+
+
+def test_help_and_argument_errors_import_nothing_heavy():
+    """``--help`` of every subcommand and argument errors of ``train`` and ``eval`` come back without
+    importing torch and the other heavy libraries (the command modules import them where they use them)."""
+    payload = json.dumps([HEAVY, every_subcommand(), ARGUMENT_ERRORS])
+    result = subprocess.run([sys.executable, "-c", NOTHING_HEAVY, payload], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_declared_options_are_the_ones_the_modules_define():
+    """What the registrations declare for the command line (options in a light module) is what the
+    registered classes and the subcommand modules use."""
+    from benchmarks.core.options import SUBCOMMANDS
+    from benchmarks.core.registry import resolve
+    from benchmarks.engine.method import METHODS
+    from benchmarks.engine.schedules import SCHEDULES
+
+    for registry, attributes in ((METHODS, ("Options", "EvalOptions")), (SCHEDULES, ("Options",))):
+        for name in registry.names():
+            for attribute in attributes:
+                assert registry.attribute(name, attribute) is getattr(registry.get(name), attribute), (name, attribute)
+    declared = [SUBCOMMANDS.get(name) for name in SUBCOMMANDS.names()]
+    assert all(subcommand.options for subcommand in declared), "a method subcommand would import its module for --help"
+    for subcommand in declared:
+        assert importlib.import_module(subcommand.module).Options is resolve(subcommand.options), subcommand.name
+
+
+def test_a_declaration_that_is_not_the_class_attribute_is_refused():
+    from benchmarks.core.registry import Registry
+
+    registry = Registry("declaration test")
+    registry.register("standard", "benchmarks.engine.method:Method", Options="benchmarks.core.options:Subcommand")
+    assert registry.attribute("standard", "Options").__name__ == "Subcommand"  # read where declared
+    assert registry.module_of("standard") == "benchmarks.engine.method"
+    with pytest.raises(ValueError, match="declares Options"):
+        registry.get("standard")
 
 
 def test_no_subcommand_accepts_an_abbreviated_long_option():

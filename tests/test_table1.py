@@ -6,7 +6,6 @@ import re
 import pandas as pd
 import pytest
 
-from benchmarks.commands import table1
 from benchmarks.run import main as run_main
 from benchmarks.table1 import measure
 from benchmarks.table1.specs import get_spec
@@ -38,7 +37,7 @@ def test_two_rows_end_to_end_then_cached(results, monkeypatch, capsys):
     def must_not_measure(*args, **kwargs):
         raise AssertionError("cached rows must not be measured again")
 
-    monkeypatch.setattr(table1, "measure_row", must_not_measure)
+    monkeypatch.setattr(measure, "measure_row", must_not_measure)
     assert run_main(["table1", "--rows", "2,3"]) == 0
     assert "2 row(s) already measured" in capsys.readouterr().out
 
@@ -50,7 +49,7 @@ def fake_measure(spec, device):
 
 def test_cache_invalidated_by_code_change_and_refresh(results, monkeypatch):
     calls = []
-    monkeypatch.setattr(table1, "measure_row",
+    monkeypatch.setattr(measure, "measure_row",
                         lambda spec, device, **_: calls.append(spec.row) or fake_measure(spec, device))
     assert run_main(["table1", "--rows", "5"]) == 0
     assert run_main(["table1", "--rows", "5"]) == 0
@@ -69,12 +68,12 @@ def test_model_hash_covers_only_the_rows_own_network():
 
 
 def test_a_failing_row_is_reported_and_the_others_continue(results, monkeypatch, capsys):
-    def measure(spec, device, **_):
+    def failing_on_row_5(spec, device, **_):
         if spec.row == 5:
             raise RuntimeError("boom on row 5")
         return fake_measure(spec, device)
 
-    monkeypatch.setattr(table1, "measure_row", measure)
+    monkeypatch.setattr(measure, "measure_row", failing_on_row_5)
     assert run_main(["table1", "--rows", "5,7"]) == 1
     assert (results / "measured" / "row07-cpu.json").exists()
     assert not (results / "measured" / "row05-cpu.json").exists()
@@ -96,7 +95,7 @@ def test_launching_without_sbatch_is_a_one_line_error(results, monkeypatch, caps
 
 
 def test_terminal_table_fits_120_columns_with_footnotes(results, monkeypatch, capsys):
-    monkeypatch.setattr(table1, "measure_row", lambda spec, device, **_: fake_measure(spec, device))
+    monkeypatch.setattr(measure, "measure_row", lambda spec, device, **_: fake_measure(spec, device))
     assert run_main(["table1", "--rows", "5,9"]) == 0
     out = capsys.readouterr().out
     table_lines = out[:out.index("wrote ")].splitlines()

@@ -21,7 +21,7 @@ from benchmarks.core.checkpoint import LAST, load_checkpoint
 from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import RUN_FIELDS, Store
 from benchmarks.data import toydata
-from benchmarks.data.videos import SKIP_REASONS
+from benchmarks.data.videos import SKIP_REASONS, ResumeSampler
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
 from benchmarks.engine.recipe import Recipe
@@ -32,7 +32,7 @@ from benchmarks.engine.runs import (
     resolve_spec,
     use_channels_last,
 )
-from benchmarks.engine.schedules import ResumeSampler, warmup_cosine
+from benchmarks.engine.schedules import warmup_cosine
 from benchmarks.engine.train import train
 from benchmarks.run import main as run_main
 from benchmarks.table1 import report

@@ -6,11 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.core.cli import UsageError, check_writable
-from benchmarks.data import airplanes
-from benchmarks.data.airplanes import SPEED_SPLITS, generate, generate_speed_splits
+from benchmarks.core.cli import UsageError, check_writable, docstring_of
 
-DESCRIPTION = airplanes.__doc__
+DESCRIPTION = docstring_of("benchmarks.data.airplanes")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +50,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.data.airplanes import SPEED_SPLITS, generate, generate_speed_splits
+
     check_arguments(args)
     root = generate(args.out, args.train, args.val, args.test, args.frames, args.size, args.fps, args.seed)
     counts = json.loads((root / "dataset.json").read_text())["videos"]

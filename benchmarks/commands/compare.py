@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from tabulate import tabulate
-
-from benchmarks.core.cli import UsageError
-from benchmarks.table1 import compare as comparison
-from benchmarks.table1 import kinetics400, ledger, report
-from benchmarks.table1.compare import compare
+from benchmarks.core.cli import UsageError, docstring_of
 from benchmarks.table1.specs import parse_rows
 
-DESCRIPTION = comparison.__doc__
+DESCRIPTION = docstring_of("benchmarks.table1.compare")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from benchmarks.table1 import kinetics400, ledger, report
+    from benchmarks.table1.compare import compare
+
     if args.tolerance < 0 or args.top1_tolerance < 0:
         raise UsageError(f"tolerances must be >= 0, got --tolerance {args.tolerance:g} "
                          f"--top1-tolerance {args.top1_tolerance:g}")
@@ -51,6 +51,8 @@ TOP1_COLUMNS = ("top-1 pub/K600", "top-1 delta", "weights", "top-1 protocol")
 def render_comparison(result, notes: list[str]) -> str:
     """The comparison in at most :data:`WIDTH` columns: the top-1 columns only when some row has a stored
     Kinetics-600 top-1, the ledger's causes as wrapped footnotes."""
+    from tabulate import tabulate
+
     shown = result
     if (result[list(TOP1_COLUMNS)] == "-").all().all():
         shown = result.drop(columns=list(TOP1_COLUMNS))

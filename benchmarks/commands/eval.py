@@ -29,8 +29,6 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from tabulate import tabulate
-
 from benchmarks.commands.launching import (
     add_launch_arguments,
     check_launch_arguments,
@@ -39,24 +37,15 @@ from benchmarks.commands.launching import (
 )
 from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.commands.train import check_data
-from benchmarks.core.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from benchmarks.core.cli import UsageError, check_writable, default, from_args
 from benchmarks.core.options import from_dict
 from benchmarks.core.store import Store
-from benchmarks.engine.evaluate import EvalConfig
+from benchmarks.engine.config import EvalConfig
 from benchmarks.engine.method import METHODS
-from benchmarks.engine.public_weights import (
-    WeightsError,
-    cache_dir,
-    cached_file,
-    check_classes,
-    download,
-    import_checkpoint,
-)
-from benchmarks.engine.runs import parse_row_list
-from benchmarks.engine.tasks import EvalTask
-from benchmarks.table1.protocols import OVERRIDABLE, PROTOCOLS, authors_protocol
+from benchmarks.table1.clip_protocol import OVERRIDABLE, PROTOCOLS, authors_protocol
 from benchmarks.table1.specs import AUTHORS_EVALUATION
+
+# The evaluation itself (torch) is imported where it is used: --help and argument errors come back without it.
 
 AUTHORS_ROWS = ", ".join(map(str, sorted(AUTHORS_EVALUATION)))
 
@@ -107,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-cache", help="folder for the video index cache (default: next to the data)")
     parser.add_argument("--refresh", action="store_true",
                         help="evaluate again checkpoints with a stored run on this data and split (skipped otherwise)")
-    add_component_options(parser, METHODS.items(), "method", option_class="EvalOptions")
+    add_component_options(parser, METHODS, "method", option_class="EvalOptions")
     add_launch_arguments(parser)
 
 
@@ -122,6 +111,8 @@ def _override(text: str) -> tuple[str, float]:
 def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
     """One config per row of ``--row``, each with its checkpoint (``{row}`` in ``--checkpoint`` filled
     in), each checked: the checkpoint readable and trained for that row, the data present."""
+    from benchmarks.engine.runs import parse_row_list
+
     try:
         specs = parse_row_list(args.row)
     except ValueError as error:
@@ -156,6 +147,8 @@ def check_classes_overlap(config: EvalConfig) -> None:
     """The data's class folders must share classes with the checkpoint's: evaluating on data of other
     classes is a usage error, not "no readable video" after indexing. (With annotation files the labels are
     checked when indexing, which counts the videos of unknown classes.)"""
+    from benchmarks.core.checkpoint import load_checkpoint
+
     split_dir = Path(config.data) / config.split
     folders = {p.name for p in split_dir.iterdir() if p.is_dir()} if split_dir.is_dir() else set()
     known = set(load_checkpoint(config.checkpoint).get("classes", ()))
@@ -168,6 +161,8 @@ def check_classes_overlap(config: EvalConfig) -> None:
 def public_checkpoint(args: argparse.Namespace, row: int) -> str:
     """``--weights NAME`` converted for ``row`` into ``<cache>/imported/NAME.row<N>.pt`` (fetched first
     with ``--download``), with the class names of ``--classes`` or of the data's class folders."""
+    from benchmarks.engine.public_weights import WeightsError, cache_dir, cached_file, download, import_checkpoint
+
     name = args.public_weights
     out = cache_dir(args.cache_dir) / "imported" / f"{name}.row{row}.pt"
     try:
@@ -183,6 +178,9 @@ def public_checkpoint(args: argparse.Namespace, row: int) -> str:
 def check_checkpoint(config: EvalConfig, method: str | None = None) -> None:
     """Fail before launching on a checkpoint that is missing, unreadable, for another row or another
     ``method`` (when given), or imported without class names."""
+    from benchmarks.core.checkpoint import CheckpointError, load_checkpoint
+    from benchmarks.engine.public_weights import WeightsError, check_classes
+
     try:
         checkpoint = load_checkpoint(config.checkpoint)
         check_classes(checkpoint, config.checkpoint)
@@ -197,6 +195,8 @@ def check_checkpoint(config: EvalConfig, method: str | None = None) -> None:
 
 def stored_run(config: EvalConfig, store: Store) -> dict | None:
     """The stored run of this checkpoint (by sha256) on the same data and split under the same protocol."""
+    from benchmarks.core.checkpoint import file_sha256
+
     sha256 = file_sha256(config.checkpoint)
     data_root = str(Path(config.data).resolve())
     return next((run for run in store.load_runs(with_files=True) if run["checkpoint_sha256"] == sha256
@@ -228,10 +228,14 @@ def print_run(name: str, record: dict) -> None:
 def method_evaluation(args: argparse.Namespace, configs: list[EvalConfig]) -> int | None:
     """A method's own evaluation when its flags were given (A3D: ``--sweep``, ``--config``, ``--budget``),
     else None. It runs here, for one checkpoint trained with that method."""
+    from tabulate import tabulate
+
+    from benchmarks.core.checkpoint import load_checkpoint
+
     trained_with = {load_checkpoint(config.checkpoint).get("config", {}).get("method", "standard")
                     for config in configs}
     method_name = args.method or (next(iter(trained_with)) if len(trained_with) == 1 else None)
-    given = component_flags(args, METHODS.items(), method_name, "method", option_class="EvalOptions",
+    given = component_flags(args, METHODS, method_name, "method", option_class="EvalOptions",
                             flag_of_choice="a checkpoint trained with --method")
     if not given:
         return None
@@ -251,6 +255,8 @@ def method_evaluation(args: argparse.Namespace, configs: list[EvalConfig]) -> in
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.engine.tasks import EvalTask
+
     check_launch_arguments(args)
     check_writable(args.store.root, "--results")
     configs = configs_from_args(args)

@@ -18,20 +18,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from benchmarks.core.checkpoint import CheckpointError, file_sha256
 from benchmarks.core.cli import UsageError
 from benchmarks.core.store import provenance
-from benchmarks.table1.export import (
-    EXPORTERS,
-    FORMATS,
-    SEED,
-    ExportError,
-    export_onnx,
-    sidecar_path,
-    with_input,
-)
+from benchmarks.table1.export_formats import EXPORTERS, FORMATS
 from benchmarks.table1.specs import build_model, get_spec
 
 
@@ -55,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _model(args: argparse.Namespace):
     """The spec and model to export, and what the sidecar says about the weights."""
+    import torch
+
+    from benchmarks.core.checkpoint import CheckpointError, file_sha256
+    from benchmarks.table1.export import SEED
+
     try:
         spec = get_spec(args.row)
     except ValueError as error:
@@ -78,6 +72,8 @@ def _model(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.table1.export import ExportError, export_onnx, sidecar_path, with_input
+
     if args.batch < 1 or (args.opset or 7) < 7 or min(args.frames or 1, args.res or 1) < 1:
         raise UsageError(f"need --batch, --frames, --res >= 1 and --opset >= 7, got {args.batch}, {args.frames}, "
                          f"{args.res}, {args.opset}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 
 from benchmarks.studies.reports import REPORTS
-from benchmarks.table1 import kinetics400, memory, report, speed_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.table1 import kinetics400, memory, report, speed_report
+
     written = report.write_all(args.store) + speed_report.write_report(args.store)
     memory_csv = args.store.root / memory.CSV_NAME
     if memory_csv.exists():

@@ -6,13 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-from tabulate import tabulate
+from benchmarks.core.cli import docstring_of
 
-from benchmarks.studies import grw_loss_speed
-from benchmarks.studies.grw_loss_speed import CASES, cpu_name, measure
-
-DESCRIPTION = grw_loss_speed.__doc__
+DESCRIPTION = docstring_of("benchmarks.studies.grw_loss_speed")
 
 
 def positive_int(text: str) -> int:
@@ -28,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+    from tabulate import tabulate
+
+    from benchmarks.studies.grw_loss_speed import CASES, cpu_name, measure
+
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.core.cli import UsageError
-from benchmarks.engine.launch import MODES, OnResult, SlurmOptions, launch, parse_sbatch_options
+from benchmarks.engine.launch_options import MODES, OnResult, SlurmOptions, parse_sbatch_options
 
 
 def add_launch_arguments(parser: argparse.ArgumentParser, distributed: bool = False) -> None:
@@ -97,6 +97,8 @@ def launch_command(
     """:func:`launch` for a CLI subcommand (``args`` from :func:`add_launch_arguments`); returns the
     exit status: 0 after ``--no-wait``, else 0 or 1 (a task failed). Raises ``UsageError`` when
     nothing could be submitted."""
+    from benchmarks.engine.launch import launch  # submitit, only when something is launched
+
     check_launch_arguments(args)
     if not items:
         return 0

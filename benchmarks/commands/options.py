@@ -7,10 +7,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.core.cli import UsageError
 from benchmarks.core.options import flag_of, from_dict
+
+if TYPE_CHECKING:
+    from benchmarks.core.registry import Registry
 
 UNSET = None  # flags default to None, so a flag the user gave can be told from a default
 
@@ -86,29 +89,31 @@ def options_from_args(args: argparse.Namespace, cls: type, prefix: str = "", own
         raise UsageError(str(error)) from error
 
 
-def component_flags(args: argparse.Namespace, registered, chosen: str, kind: str, option_class: str = "Options",
-                    flag_of_choice: str | None = None) -> dict[str, Any]:
-    """The options of the ``chosen`` component (a method or a schedule) from its flags; a flag of another
-    component is a ``UsageError`` (it would silently do nothing)."""
+def component_flags(args: argparse.Namespace, registry: Registry, chosen: str | None, kind: str,
+                    option_class: str = "Options", flag_of_choice: str | None = None) -> dict[str, Any]:
+    """The options of the ``chosen`` component (a method or a schedule of ``registry``) from its flags; a flag
+    of another component is a ``UsageError`` (it would silently do nothing)."""
     chosen_options: dict[str, Any] = {}
-    for name, component in registered:
-        given = given_options(args, getattr(component, option_class), prefix=f"{kind}_{name}")
+    for name in registry.names():
+        cls = registry.attribute(name, option_class)
+        given = given_options(args, cls, prefix=f"{kind}_{name}")
         if name == chosen:
             chosen_options = given
         elif given:
-            fields = {field.name: field for field in dataclasses.fields(getattr(component, option_class))}
+            fields = {field.name: field for field in dataclasses.fields(cls)}
             flags = ", ".join(flag_of(fields[field]) for field in given)
             raise UsageError(f"{flags} belongs to {kind} {name}: add {flag_of_choice or '--' + kind} {name}")
     return chosen_options
 
 
-def add_component_options(parser: argparse.ArgumentParser, registered, kind: str,
+def add_component_options(parser: argparse.ArgumentParser, registry: Registry, kind: str,
                           option_class: str = "Options") -> None:
-    """An argument group of flags per registered component that has options."""
-    for name, component in registered:
-        cls = getattr(component, option_class)
+    """An argument group of flags per component of ``registry`` that has options. The options are read
+    where the registration declares them (``Registry.attribute``): no component is imported for them."""
+    for name in registry.names():
+        cls = registry.attribute(name, option_class)
         if dataclasses.fields(cls):
-            group = parser.add_argument_group(f"{kind} {name} ({component.__module__})")
+            group = parser.add_argument_group(f"{kind} {name} ({registry.module_of(name)})")
             add_options(group, cls, prefix=f"{kind}_{name}", defaults=False)
 
 

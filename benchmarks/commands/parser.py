@@ -7,6 +7,10 @@ dataclass of ``option()`` fields, whose flags :func:`benchmarks.commands.options
 ``run(options, store) -> int``. Either way only the selected subcommand's module is imported, so
 ``--help`` and usage errors come back without building anything; every command gets ``--results DIR``
 (the results store, ``args.store``), and a ``UsageError`` becomes one line on stderr and exit status 2.
+
+Neither imports torch: a command module imports its library where ``main`` uses it, and a method
+subcommand that declares where its ``Options`` live (``Subcommand.options``) is imported only to run, its
+``--help`` read from its module's source (``tests/test_cli.py`` checks this for every subcommand).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from benchmarks.commands.options import add_options, options_from_args
-from benchmarks.core.cli import DEBUG_ENV, debugging, user_error
+from benchmarks.core.cli import DEBUG_ENV, debugging, docstring_of, user_error
 from benchmarks.core.options import SUBCOMMANDS, Subcommand
 from benchmarks.core.paths import RESULTS_ENV
+from benchmarks.core.registry import resolve
 from benchmarks.core.store import Store, set_cli_command
 
 DESCRIPTION = ("grw-bench: reproduce and compare Table 1 of 'Smooth Regularization for Efficient Video "
@@ -61,8 +66,34 @@ def _add_results(parser: argparse.ArgumentParser) -> None:
 def _describe(parser: argparse.ArgumentParser, module: ModuleType, help_text: str) -> None:
     """The subcommand's ``--help`` text: the module's ``DESCRIPTION`` (a command of a library module
     shows the library's docstring), else its docstring."""
-    parser.description = (getattr(module, "DESCRIPTION", None) or module.__doc__ or help_text).strip()
+    _set_description(parser, getattr(module, "DESCRIPTION", None) or module.__doc__ or help_text)
+
+
+def _set_description(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.description = text.strip()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def _add_method_subcommand(parser: argparse.ArgumentParser, name: str, declared: Subcommand) -> None:
+    """The flags and ``--help`` of a method subcommand. With ``declared.options`` its module (and its
+    torch) is imported only when the subcommand runs, and must define those very ``Options``."""
+    if declared.options is None:
+        module = importlib.import_module(declared.module)
+        options = module.Options
+        _describe(parser, module, declared.help)
+    else:
+        options = resolve(declared.options)
+        _set_description(parser, docstring_of(declared.module) or declared.help)
+    add_options(parser, options)
+    _add_results(parser)
+    parser.set_defaults(_main=lambda args: _run_method_subcommand(args, declared, name, options))
+
+
+def _run_method_subcommand(args: argparse.Namespace, declared: Subcommand, name: str, options: type) -> int:
+    module = importlib.import_module(declared.module)
+    if getattr(module, "Options", options) is not options:
+        raise TypeError(f"subcommand {name}: {declared.module}.Options is not {declared.options}")
+    return module.run(options_from_args(args, options, owner=name), args.store)
 
 
 def build_parser(commands: dict[str, tuple[str, str]], selected: str | None = None) -> argparse.ArgumentParser:
@@ -85,12 +116,7 @@ def build_parser(commands: dict[str, tuple[str, str]], selected: str | None = No
     for name, declared in method_subcommands(commands).items():
         p = sub.add_parser(name, help=declared.help, description=declared.help, aliases=list(declared.aliases))
         if selected in (name, *declared.aliases):
-            module = importlib.import_module(declared.module)
-            _describe(p, module, declared.help)
-            add_options(p, module.Options)
-            _add_results(p)
-            p.set_defaults(_main=lambda args, module=module, name=name: module.run(
-                options_from_args(args, module.Options, owner=name), args.store))
+            _add_method_subcommand(p, name, declared)
     return parser
 
 

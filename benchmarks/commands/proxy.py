@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from tabulate import tabulate
+from benchmarks.core.cli import UsageError, docstring_of, from_args
+from benchmarks.studies.proxy_config import VARIANTS, ProxyConfig, select_variants
 
-from benchmarks.core.cli import UsageError, from_args
-from benchmarks.studies import proxy
-from benchmarks.studies.harness import announce
-from benchmarks.studies.proxy import VARIANTS, ProxyConfig, display_table, proxy_table, select_variants
-
-DESCRIPTION = proxy.__doc__
+DESCRIPTION = docstring_of("benchmarks.studies.proxy")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,11 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``--rows`` picks variants; each run uses one torch thread (more spin against each other on 2 cores)."""
+    from tabulate import tabulate
+
+    from benchmarks.studies import proxy
+    from benchmarks.studies.harness import announce
+
     config = from_args(ProxyConfig, args)
     try:
         variants = select_variants(args.rows)
     except ValueError as error:
         raise UsageError(str(error)) from error
     summary = proxy.run_proxy(args.store, config, variants)  # looked up when called (tests replace it)
-    return announce(summary, tabulate(display_table(proxy_table(summary)), headers="keys", tablefmt="github",
-                                      showindex=False, disable_numparse=True))
+    table = proxy.display_table(proxy.proxy_table(summary))
+    return announce(summary, tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True))

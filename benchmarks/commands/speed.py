@@ -19,15 +19,11 @@ import argparse
 import sys
 from functools import partial
 
-from tqdm import tqdm
-
 from benchmarks.commands.options import positive_ints
 from benchmarks.core.cli import UsageError
 from benchmarks.core.store import provenance, write_json
-from benchmarks.table1 import deploy, report, speed_report
-from benchmarks.table1.peers import PEERS
 from benchmarks.table1.specs import implemented_specs, parse_rows
-from benchmarks.table1.speed import BACKENDS, DEVICES, SpeedConfig, peers_run, speed_run
+from benchmarks.table1.speed_config import BACKENDS, DEVICES, SpeedConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +74,12 @@ def configs_from_args(args: argparse.Namespace) -> list[SpeedConfig]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from benchmarks.table1 import deploy, report, speed_report
+    from benchmarks.table1.peers import PEERS
+    from benchmarks.table1.speed import peers_run, speed_run
+
     try:
         specs = parse_rows(args.rows) if args.rows else implemented_specs()
     except ValueError as error:

@@ -21,8 +21,6 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-import torch
-
 from benchmarks.commands.launching import (
     add_launch_arguments,
     check_launch_arguments,
@@ -31,8 +29,6 @@ from benchmarks.commands.launching import (
 )
 from benchmarks.core.cli import UsageError, check_writable
 from benchmarks.core.store import command_line, write_json
-from benchmarks.table1 import ledger, report
-from benchmarks.table1.measure import measure_row, rows_to_measure
 from benchmarks.table1.specs import parse_rows
 
 PROXY_MOVED = "table1 only measures; the CPU proxy on the airplanes is its own command: python -m benchmarks.run proxy"
@@ -50,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from benchmarks.table1 import ledger, measure, report  # measure.measure_row looked up here (tests replace it)
+
     if args.proxy or args.dataset is not None:
         raise UsageError(PROXY_MOVED)
     check_launch_arguments(args)
@@ -63,14 +63,14 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--device cuda requested but CUDA is not available")
     store = args.store
     check_writable(store.root, "--results")
-    todo = rows_to_measure(specs, device, store, args.refresh)
+    todo = measure.rows_to_measure(specs, device, store, args.refresh)
     if len(todo) < len(specs):
         print(f"{len(specs) - len(todo)} row(s) already measured with this code (cached; --refresh re-measures)")
 
     def save(name: str, record: dict) -> None:
         write_json(store.measurement_path(record["row"], record["device"]), record)
 
-    status = launch_command(partial(measure_row, device=device, command=command_line()), todo,
+    status = launch_command(partial(measure.measure_row, device=device, command=command_line()), todo,
                             [f"row{spec.row:02d}" for spec in todo], args, options, on_result=save,
                             job_name="grw-table1")
     if args.no_wait:

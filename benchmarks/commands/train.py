@@ -54,16 +54,14 @@ from benchmarks.commands.launching import (
     options_from_args,
 )
 from benchmarks.commands.options import add_component_options, component_flags
-from benchmarks.core.checkpoint import LAST, CheckpointError, load_checkpoint
 from benchmarks.core.cli import UsageError, check_writable, default, from_args
 from benchmarks.engine.config import CHANNELS_LAST_MODES, RESUMABLE_CHANGES, RunConfig
 from benchmarks.engine.method import METHODS
-from benchmarks.engine.public_weights import WeightsError, catalogue, resolve_init
 from benchmarks.engine.recipe import AMP_MODES, LR_POLICIES, OPTIMIZERS, Recipe
-from benchmarks.engine.runs import build_schedule, parse_row_list, resolve_spec
 from benchmarks.engine.schedules import SCHEDULES
-from benchmarks.engine.tasks import TrainingStopped, TrainTask, preemptible
 from benchmarks.table1.specs import AUTHORS_RECIPE, SUITE_CHOICE, GrwSettings
+
+# The training itself (torch) is imported where it is used: --help and argument errors come back without it.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,8 +138,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     group.add_argument("--log-every", type=int, default=default(RunConfig, "log_every"),
                        help="optimizer steps between log lines (default: %(default)s)")
-    add_component_options(parser, METHODS.items(), "method")
-    add_component_options(parser, SCHEDULES.items(), "schedule")
+    add_component_options(parser, METHODS, "method")
+    add_component_options(parser, SCHEDULES, "schedule")
     add_launch_arguments(parser, distributed=True)
     parser.epilog = authors_recipe_epilog(parser)
 
@@ -181,6 +179,9 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     Launched tasks (``--launch slurm|local``) resume, since SLURM may restart them at any time.
     Raises ``UsageError`` for anything that would make a task fail (checked before launching).
     """
+    from benchmarks.engine.public_weights import WeightsError, catalogue, resolve_init
+    from benchmarks.engine.runs import parse_row_list, resolve_spec
+
     try:
         specs = parse_row_list(args.row)
     except ValueError as error:
@@ -193,8 +194,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         except WeightsError as error:
             raise UsageError(str(error)) from error
         init = {"init": args.init if args.init in catalogue() else str(path.resolve()), "init_sha256": sha256}
-    components = {"method_options": component_flags(args, METHODS.items(), args.method, "method"),
-                  "schedule_options": component_flags(args, SCHEDULES.items(), args.schedule, "schedule")}
+    components = {"method_options": component_flags(args, METHODS, args.method, "method"),
+                  "schedule_options": component_flags(args, SCHEDULES, args.schedule, "schedule")}
     configs = [from_args(RunConfig, args, row=spec.row, resume=resume, **init, **components,
                          out=str(Path(args.out) / f"row{spec.row}") if len(specs) > 1 else args.out)
                for spec in specs]
@@ -229,7 +230,7 @@ def check_init(init: str, configs: list[RunConfig], split_dir: Path) -> None:
     import torch
 
     from benchmarks.engine.public_weights import initial_state, load_initial
-    from benchmarks.engine.runs import build_run_model
+    from benchmarks.engine.runs import build_run_model, resolve_spec
 
     state, path = initial_state(init)
     classes = sum(1 for folder in split_dir.iterdir() if folder.is_dir())
@@ -244,6 +245,8 @@ def check_init(init: str, configs: list[RunConfig], split_dir: Path) -> None:
 def check_schedule_fits(config: RunConfig, videos: int, processes: int = 1) -> None:
     """The run's schedule must have at least one step with ``videos`` training videos split over its
     ``processes``: checked before launching, not minutes later in a queued job."""
+    from benchmarks.engine.runs import build_schedule, resolve_spec
+
     try:
         build_schedule(config, resolve_spec(config)[0], max(1, videos // processes))
     except ValueError as error:
@@ -260,6 +263,8 @@ def processes_per_run(args: argparse.Namespace) -> int:
 def check_no_other_run(config: RunConfig) -> None:
     """A run in ``config.out`` is never overwritten by accident: continuing it takes ``--resume``,
     starting over ``--refresh``."""
+    from benchmarks.core.checkpoint import LAST, CheckpointError, load_checkpoint
+
     path = Path(config.out) / LAST
     if not path.is_file() or finished(config):
         return
@@ -281,6 +286,8 @@ def check_data(root: str, split: str) -> None:
 
 def finished(config: RunConfig) -> bool:
     """Whether ``config.out`` holds a complete run of these settings (a re-run skips it)."""
+    from benchmarks.core.checkpoint import LAST, CheckpointError, load_checkpoint
+
     path = Path(config.out) / LAST
     if not path.is_file():
         return False
@@ -310,6 +317,8 @@ def print_summary(name: str, summary: dict) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.engine.tasks import TrainingStopped, TrainTask, preemptible
+
     try:
         options = preemptible(options_from_args(args))
     except ValueError as error:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.core.cli import from_args
-from benchmarks.studies import warmup
-from benchmarks.studies.warmup import VIDEO_FRAMES, WarmupConfig, run_warmup, summary_table
+from benchmarks.core.cli import docstring_of, from_args
+from benchmarks.studies.warmup_config import VIDEO_FRAMES, WarmupConfig
 
 # --help gives what the experiment is; its measured results and ablations stay in the module docstring
 # and in docs/warmup-and-proxy.md
-DESCRIPTION = (warmup.__doc__.split("\nWhy not Table 1 row 1")[0].rstrip()
+DESCRIPTION = (docstring_of("benchmarks.studies.warmup").split("\nWhy not Table 1 row 1")[0].rstrip()
                + "\n\nMeasured results and the ablations behind the design: docs/warmup-and-proxy.md and the "
                "docstring of benchmarks/studies/warmup.py.")
 
@@ -42,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.studies.warmup import run_warmup, summary_table
+
     config = from_args(WarmupConfig, args)
     summary = run_warmup(config, args.store)
     print(summary_table(summary))

@@ -19,19 +19,8 @@ import argparse
 import textwrap
 
 from benchmarks.core.cli import UsageError
-from benchmarks.engine.public_weights import (
-    WeightsError,
-    cache_dir,
-    cached_file,
-    cached_record,
-    catalogue,
-    download,
-    eval_rows,
-    import_checkpoint,
-    import_file,
-    init_rows,
-    verification,
-)
+
+# The library (benchmarks.engine.public_weights, torch) is imported where it is used: --help comes back without it.
 
 WIDTH = 120
 
@@ -58,6 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def list_table(folder: str | None = None) -> str:
     """The catalogue as a table that fits 120 columns, sources under it."""
+    from benchmarks.engine.public_weights import (
+        cache_dir,
+        cached_record,
+        catalogue,
+        eval_rows,
+        init_rows,
+        verification,
+    )
+
     rows, sources = [], {}
     for entry in catalogue().values():
         evaluates = eval_rows(entry)
@@ -106,6 +104,8 @@ def _wrap(line: str) -> str:
 
 
 def _download(args: argparse.Namespace) -> int:
+    from benchmarks.engine.public_weights import download, import_file, verification
+
     if args.file and len(args.names) != 1:
         raise UsageError("--file brings one file: name exactly one checkpoint")
     for name in args.names:
@@ -119,6 +119,8 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from benchmarks.engine.public_weights import cached_file, import_checkpoint
+
     file = args.file if args.file is not None else cached_file(args.name, args.cache_dir)
     provenance = import_checkpoint(args.name, file, args.out, row=args.row, classes_file=args.classes,
                                    data=args.data, folder=args.cache_dir)
@@ -128,6 +130,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.engine.public_weights import WeightsError
+
     try:
         if args.action == "list":
             print(list_table(args.cache_dir))

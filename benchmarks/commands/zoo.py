@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.core.cli import UsageError
+from benchmarks.core.cli import UsageError, docstring_of
 from benchmarks.core.store import command_line, write_csv, write_text
-from benchmarks.table1 import zoo
 
-DESCRIPTION = zoo.__doc__
+DESCRIPTION = docstring_of("benchmarks.table1.zoo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmarks.table1 import zoo
+
     published = zoo.load_published_models()
     if args.models:
         wanted = [name.strip() for name in args.models.split(",") if name.strip()]

@@ -13,8 +13,10 @@ arguments, so a default is written once, in the dataclass.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import errno
+import importlib.util
 import os
 import typing
 from typing import Any, TypeVar
@@ -65,6 +67,16 @@ def check_writable(path: str | os.PathLike, flag: str) -> None:
 def debugging() -> bool:
     """Whether user errors should keep their traceback (``GRW_BENCH_DEBUG=1``; ``--debug`` sets it)."""
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def docstring_of(module: str) -> str:
+    """The docstring of ``module``, read from its source without importing it: a command's ``--help``
+    shows a library module's docstring without importing the library (and torch)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module named {module!r}")
+    with open(spec.origin, encoding="utf-8") as source:
+        return ast.get_docstring(ast.parse(source.read()), clean=False) or ""
 
 
 def default(cls: type, name: str) -> Any:

@@ -3,7 +3,9 @@
 Methods, schedules and the method subcommands declare their options this way (``option()`` fields) and
 never touch argparse: ``benchmarks.commands`` turns the dataclasses into command-line flags. A method
 subcommand is a module with an ``Options`` dataclass and ``run(options, store) -> int``, registered in
-:data:`SUBCOMMANDS` as ``Subcommand(name, help, module)``; its module docstring is its ``--help``.
+:data:`SUBCOMMANDS` as ``Subcommand(name, help, module)``; its module docstring is its ``--help``. A
+subcommand whose module imports torch declares where its ``Options`` live (``options="module:Class"``, in a
+module light to import), so that its ``--help`` and argument errors import neither.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Subcommand:
     help: str  # one line, for the list of subcommands
     module: str
     aliases: tuple[str, ...] = ()  # other names it answers to (an older name, say)
+    options: str | None = None  # "module:Class" of the module's Options, light to import (None: module.Options)
 
 
 SUBCOMMANDS: Registry[Subcommand] = Registry("subcommand")

@@ -59,10 +59,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -659,6 +660,23 @@ def make_loader(
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=False,  # workers are re-created each epoch and so see set_epoch
     )
+
+
+class ResumeSampler(Sampler[int]):
+    """``sampler``'s indices for the epoch from position ``start`` on: resumes an epoch mid-way
+    without decoding the videos already trained on."""
+
+    def __init__(self, sampler: DistributedSampler, start: int = 0) -> None:
+        self.sampler, self.start = sampler, start
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.sampler), self.start, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.start)
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:

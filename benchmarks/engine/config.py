@@ -1,5 +1,7 @@
 """One training run's configuration (``RunConfig``): the row, its data and outputs, the recipe, and which
-training method and schedule it uses, each with its own options.
+training method and schedule it uses, each with its own options; and one evaluation's (``EvalConfig``,
+run by ``benchmarks.engine.evaluate``). Plain data, light to import: ``train`` and ``eval`` build their
+flags from these defaults without torch.
 
 ``RunConfig`` knows no method and no schedule: ``method_options`` and ``schedule_options`` hold the options of
 the chosen ones, checked against their own ``Options`` dataclass (``benchmarks.engine.method.METHODS``,
@@ -18,6 +20,7 @@ from benchmarks.core import options as opts
 from benchmarks.engine.method import METHODS, Method, get_method
 from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.schedules import SCHEDULES, Schedule
+from benchmarks.table1.clip_protocol import PROTOCOLS
 from benchmarks.table1.specs import get_spec
 
 CHANNELS_LAST_MODES = ("auto", "on", "off")
@@ -102,3 +105,39 @@ def _move_legacy_fields(values: dict[str, Any], kind: str, registered) -> None:
                 if name == chosen:
                     options.setdefault(new, value)
     values[f"{kind}_options"] = options
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation. ``weights_variant`` None: the EMA weights when the checkpoint has them, else raw.
+    ``protocol``: ``"suite"`` (the row's own, per video) or ``"authors"`` (``benchmarks.table1.protocols``, GRW
+    rows); ``protocol_overrides`` changes the authors' values (``frames``, ``fps``, ``resize``, ``crop``;
+    for tests and smoke runs, recorded as deviations)."""
+
+    checkpoint: str
+    data: str
+    row: int | str | None = None  # when given, must be the checkpoint's row
+    split: str = "val"
+    annotations: str | None = None  # as in TrainConfig; default DATA/annotations/<split>.csv when present
+    weights_variant: str | None = None
+    protocol: str = "suite"
+    protocol_overrides: dict[str, float] = field(default_factory=dict)
+    chunk: int = 8  # frames per streaming call
+    compare_whole_clip: bool = False
+    dataset_name: str | None = None
+    setting: str | None = None  # the method's evaluation setting; default its first
+    batch_size: int = 4
+    num_workers: int = 4
+    device: str | None = None  # default: CUDA when available
+    index_cache: str | None = None  # folder for the video index cache; default: next to the data
+
+    def __post_init__(self) -> None:
+        if self.weights_variant not in (None, "ema", "raw"):
+            raise ValueError(f"weights_variant must be 'ema' or 'raw', got {self.weights_variant!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol_overrides and self.protocol != "authors":
+            raise ValueError("protocol_overrides change the authors' protocol: they need protocol='authors'")
+        if self.chunk < 1 or self.batch_size < 1 or self.num_workers < 0:
+            raise ValueError(f"chunk and batch_size must be >= 1 and num_workers >= 0, got {self.chunk}, "
+                             f"{self.batch_size}, {self.num_workers}")

@@ -34,7 +34,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -55,6 +55,7 @@ from benchmarks.data.videos import (
     make_loader,
     read_annotations,
 )
+from benchmarks.engine.config import EvalConfig
 from benchmarks.engine.method import Method, get_method
 from benchmarks.engine.runs import Trained, annotation_file, eval_sampling, load_trained
 from benchmarks.table1 import protocols
@@ -64,42 +65,6 @@ from benchmarks.table1.specs import AUTHORS_EVALUATION, RowSpec, get_spec
 KINETICS_600 = "kinetics600"
 KINETICS_600_CLASSES = 600
 EVAL_INPUT_FIELDS = ("frames", "fps", "stride", "size", "resize", "clips", "crops", "mean", "std")
-
-
-@dataclass
-class EvalConfig:
-    """One evaluation. ``weights_variant`` None: the EMA weights when the checkpoint has them, else raw.
-    ``protocol``: ``"suite"`` (the row's own, per video) or ``"authors"`` (``benchmarks.table1.protocols``, GRW
-    rows); ``protocol_overrides`` changes the authors' values (``frames``, ``fps``, ``resize``, ``crop``;
-    for tests and smoke runs, recorded as deviations)."""
-
-    checkpoint: str
-    data: str
-    row: int | str | None = None  # when given, must be the checkpoint's row
-    split: str = "val"
-    annotations: str | None = None  # as in TrainConfig; default DATA/annotations/<split>.csv when present
-    weights_variant: str | None = None
-    protocol: str = "suite"
-    protocol_overrides: dict[str, float] = field(default_factory=dict)
-    chunk: int = 8  # frames per streaming call
-    compare_whole_clip: bool = False
-    dataset_name: str | None = None
-    setting: str | None = None  # the method's evaluation setting; default its first
-    batch_size: int = 4
-    num_workers: int = 4
-    device: str | None = None  # default: CUDA when available
-    index_cache: str | None = None  # folder for the video index cache; default: next to the data
-
-    def __post_init__(self) -> None:
-        if self.weights_variant not in (None, "ema", "raw"):
-            raise ValueError(f"weights_variant must be 'ema' or 'raw', got {self.weights_variant!r}")
-        if self.protocol not in protocols.PROTOCOLS:
-            raise ValueError(f"protocol must be one of {list(protocols.PROTOCOLS)}, got {self.protocol!r}")
-        if self.protocol_overrides and self.protocol != "authors":
-            raise ValueError("protocol_overrides change the authors' protocol: they need protocol='authors'")
-        if self.chunk < 1 or self.batch_size < 1 or self.num_workers < 0:
-            raise ValueError(f"chunk and batch_size must be >= 1 and num_workers >= 0, got {self.chunk}, "
-                             f"{self.batch_size}, {self.num_workers}")
 
 
 def evaluation_mode(spec: RowSpec) -> str:

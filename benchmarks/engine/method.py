@@ -32,13 +32,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import Tensor, nn
-
 from benchmarks.core.options import NoOptions, from_dict
 from benchmarks.core.registry import Registry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where it is used: the command line reads METHODS without it
+    from torch import Tensor, nn
+
     from benchmarks.core.store import Store
     from benchmarks.table1.specs import RowSpec
 
@@ -66,6 +65,8 @@ class Method:
     def loss(self, model: nn.Module, videos: Tensor, labels: Tensor,
              criterion: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Cross-entropy plus the model's auxiliary losses (GRW models return them already weighted)."""
+        import torch
+
         output = model(videos)
         logits, aux = output if isinstance(output, tuple) else (output, {})
         ce = criterion(logits.float(), labels)

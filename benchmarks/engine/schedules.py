@@ -23,20 +23,19 @@ Learning-rate policies (``Recipe.lr_policy``, :func:`lr_factor`):
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar
-
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from benchmarks.core.options import NoOptions
 from benchmarks.core.registry import Registry
-from benchmarks.data.videos import make_loader
 from benchmarks.engine.recipe import Recipe
+
+if TYPE_CHECKING:  # torch and the loaders are imported where they are used: the command line reads SCHEDULES
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 @dataclass(frozen=True)
@@ -170,6 +169,8 @@ class Schedule:
                num_workers: int) -> tuple[DataLoader, int]:
         """The epoch's training micro-batches from micro-batch ``first`` on, and how many the epoch has:
         this process's shard in the sampler's order, in batches of ``batch_size``."""
+        from benchmarks.data.videos import ResumeSampler, make_loader
+
         loader = make_loader(dataset, batch_size, num_workers=num_workers,
                              sampler=ResumeSampler(sampler, first * batch_size))
         return loader, math.ceil(len(sampler) / batch_size)
@@ -263,23 +264,6 @@ class ConstantSchedule(Schedule):
         micro_batches = math.ceil(videos_per_process / recipe.batch_size)
         return cls(StepShape(recipe.batch_size, frames, side), math.ceil(micro_batches / recipe.accumulate),
                    recipe.epochs, recipe_policy(recipe) if recipe.lr_policy == "steps" else None)
-
-
-class ResumeSampler(Sampler[int]):
-    """``sampler``'s indices for the epoch from position ``start`` on: resumes an epoch mid-way
-    without decoding the videos already trained on."""
-
-    def __init__(self, sampler: DistributedSampler, start: int = 0) -> None:
-        self.sampler, self.start = sampler, start
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.sampler), self.start, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.start)
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")

@@ -14,7 +14,6 @@ and ``runs/a3d/a3d-cost-<time>.json`` with provenance.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -25,10 +24,11 @@ from tqdm import tqdm
 import baselines
 from benchmarks.core.cli import UsageError
 from benchmarks.core.counting import count_gflops, peak_memory_mb
-from benchmarks.core.options import option
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.engine.method import logits_of
-from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss, configured, grid, scale_clip
+from benchmarks.methods.a3d.model import Configuration, a3d_loss, configured, grid, scale_clip
+from benchmarks.methods.a3d.options import A3D_RANGES
+from benchmarks.methods.a3d.options import CostOptions as Options  # declared in __init__: --help reads it there
 from benchmarks.methods.a3d.sweep import configuration_params
 from benchmarks.table1.specs import get_spec
 
@@ -81,16 +81,6 @@ def training_costs(model_name: str, frames: int, side: int, batch: int, steps: i
         timings[f"{name}_step_s"] = step_seconds(step, steps)
     timings["a3d_over_plain"] = timings["a3d_step_s"] / timings["plain_step_s"]
     return timings
-
-
-@dataclass(frozen=True)
-class Options:
-    row: int = option(13, "an X3D row of Table 1 (default: %(default)s, X3D-M)")
-    frames: int | None = option(None, "clip frames (default: the row's)")
-    res: int | None = option(None, "clip side (default: the row's)")
-    a3d_range: str = option("[0.016,1]", "", choices=tuple(A3D_RANGES))
-    batch_size: int = option(4, "clips per timed training step (default: %(default)s)")
-    steps: int = option(3, "timed training steps each (default: %(default)s)")
 
 
 def run(options: Options, store: Store) -> int:

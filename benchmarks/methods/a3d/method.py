@@ -9,7 +9,6 @@ configuration.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -17,40 +16,12 @@ from torch import Tensor, nn
 from baselines.slimmable import make_slimmable
 from baselines.x3d import x3d_of
 from benchmarks.core.checkpoint import file_sha256
-from benchmarks.core.options import option
 from benchmarks.core.store import Store, read_json
 from benchmarks.engine.method import Method, logits_of
-from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss
+from benchmarks.methods.a3d.model import Configuration, a3d_loss
+from benchmarks.methods.a3d.options import A3D_RANGES, A3DEvalOptions, A3DOptions
 from benchmarks.methods.a3d.sweep import select, sweep
 from benchmarks.table1.specs import RowSpec
-
-
-@dataclass(frozen=True)
-class A3DOptions:
-    range: str = option("[0.016,1]", "the paper's computation range; [0.016,1]: width ~ U[0.5, 1], side x "
-                        "{0.57, 0.71, 0.86, 1}, frames x {0.25, 0.5, 0.75, 1}; [0.06,1]: U[0.63, 1], "
-                        "{0.63, 0.8, 1}, {0.4, 0.63, 1}", flag="--a3d-range", choices=A3D_RANGES)
-
-
-@dataclass(frozen=True)
-class A3DEvalOptions:
-    sweep: bool = option(False, "every width x side x frames configuration of the run's range, BatchNorm "
-                         "recalibrated per configuration, on the val and test splits; stores the configuration-budget "
-                         "table (chosen on val) in runs/a3d/")
-    config: str | None = option(None, "one configuration, e.g. 0.5x0.71x0.25 (gamma_w x gamma_s x gamma_t), on "
-                                "--split", metavar="WxSxT")
-    budget: float | None = option(None, "the configuration the latest stored sweep of this checkpoint chose for "
-                                  "this many GFLOPs per clip, evaluated on --split", metavar="GFLOPS")
-    calibration_videos: int = option(200, "training videos the BatchNorm statistics of a configuration are "
-                                     "recomputed on")
-
-    def __post_init__(self) -> None:
-        if sum((self.sweep, self.config is not None, self.budget is not None)) > 1:
-            raise ValueError("give one of --sweep, --config and --budget")
-
-    def __bool__(self) -> bool:
-        """Whether an evaluation of A3D's own was asked for."""
-        return self.sweep or self.config is not None or self.budget is not None
 
 
 class A3DMethod(Method):

@@ -41,24 +41,7 @@ from torch import Tensor, nn
 
 from baselines.slimmable import active_channels
 from baselines.x3d import X3D, X3DConfig, scaled_config, width_channels, x3d_of
-
-
-@dataclass(frozen=True)
-class A3DRange:
-    """A computation range of the paper: how sub-networks are drawn in training and the grid evaluated."""
-
-    name: str
-    width_min: float  # gamma_w ~ U[width_min, 1]; the smallest sub-network's width
-    spatial: tuple[float, ...]  # gamma_s
-    temporal: tuple[float, ...]  # gamma_t
-    eval_widths: tuple[float, ...]  # gamma_w of the configurations evaluated after training
-
-
-A3D_RANGES: dict[str, A3DRange] = {
-    "[0.016,1]": A3DRange("[0.016,1]", 0.5, (0.57, 0.71, 0.86, 1.0), (0.25, 0.5, 0.75, 1.0),
-                          (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)),
-    "[0.06,1]": A3DRange("[0.06,1]", 0.63, (0.63, 0.80, 1.0), (0.4, 0.63, 1.0), (0.63, 0.73, 0.83, 0.93, 1.0)),
-}
+from benchmarks.methods.a3d.options import A3D_RANGES, A3DRange  # noqa: F401  (the ranges, also as model.*)
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 
-from benchmarks.core.cli import default, from_args
-from benchmarks.core.options import option
-from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.cli import from_args
 from benchmarks.core.store import Store
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.train import train
-from benchmarks.methods.a3d.model import A3D_RANGES, Configuration
+from benchmarks.methods.a3d.model import Configuration
+from benchmarks.methods.a3d.options import A3DStudyConfig
+from benchmarks.methods.a3d.options import StudyOptions as Options  # declared in __init__: --help reads it there
 from benchmarks.methods.a3d.report import baseline_table, write_outputs
 from benchmarks.methods.a3d.sweep import sweep
 from benchmarks.studies.harness import CPU_RUN, announce, run_jobs, store_summary, training_seconds
@@ -36,21 +35,6 @@ from benchmarks.studies.proxy import ProxyConfig, prepare_data, train_and_test
 
 ROW = 5  # X3D-XS
 BASELINES = ("1x1x1", "1x0.71x0.5", "1x0.57x0.25")  # inputs of separately trained X3D-XS models (width 1)
-
-
-@dataclass(frozen=True)
-class A3DStudyConfig:
-    seeds: int = 3
-    a3d_range: str = "[0.016,1]"
-    calibration_videos: int = 300
-    processes: int = 2
-    work: str = str(REPO_ROOT / "runs_local" / "a3d")
-
-    def __post_init__(self) -> None:
-        if min(self.seeds, self.processes, self.calibration_videos) < 1:
-            raise ValueError("expected at least 1 seed, process and calibration video")
-        if self.a3d_range not in A3D_RANGES:
-            raise ValueError(f"a3d_range must be one of {tuple(A3D_RANGES)}, got {self.a3d_range!r}")
 
 
 def run_config(proxy: ProxyConfig, seed: int, out: str, method: str = "standard",
@@ -95,14 +79,6 @@ def run_study(store: Store, config: A3DStudyConfig, proxy: ProxyConfig | None = 
     return store_summary(store, "a3d-study", "a3d", {
         "experiment": "a3d-vs-x3d", "dataset": "warmup-airplanes (synthetic)", "config": dataclasses.asdict(config),
         "proxy": dataclasses.asdict(proxy)}, runs, started, write_outputs)
-
-
-@dataclass(frozen=True)
-class Options:
-    seeds: int = option(default(A3DStudyConfig, "seeds"), "(default: %(default)s)")
-    a3d_range: str = option(default(A3DStudyConfig, "a3d_range"), "", choices=tuple(A3D_RANGES))
-    processes: int = option(default(A3DStudyConfig, "processes"), "runs in parallel, one torch thread each "
-                            "(default: %(default)s)")
 
 
 def run(options: Options, store: Store) -> int:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -11,13 +10,9 @@ from tabulate import tabulate
 
 from benchmarks.core.statistics import format_ci, mean_ci, paired_difference
 from benchmarks.core.store import provenance_line, write_text
+from benchmarks.methods.multigrid.options import lr_steps
 
 TABLE = "multigrid_airplanes.md"
-
-
-def lr_steps(epochs: int, lr_decays: Sequence[float]) -> tuple[int, ...]:
-    """The epochs after which the lr drops x0.1: the ``lr_decays`` fractions of ``epochs``."""
-    return tuple(sorted({min(epochs, max(1, round(f * epochs))) for f in lr_decays}))
 
 
 def write_outputs(summary: dict, out_dir: Path) -> list[Path]:

@@ -26,18 +26,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from dataclasses import dataclass
 
-from benchmarks.core.cli import default, from_args
+from benchmarks.core.cli import from_args
 from benchmarks.core.counting import LogitsOnly, count_gflops
-from benchmarks.core.options import option
-from benchmarks.core.paths import REPO_ROOT
 from benchmarks.core.store import Store
 from benchmarks.data import airplanes
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.runs import build_run_model, build_schedule, resolve_spec
 from benchmarks.engine.schedules import Schedule
+from benchmarks.methods.multigrid.options import StudyConfig
+from benchmarks.methods.multigrid.options import StudyOptions as Options  # declared in __init__: --help reads it there
 from benchmarks.methods.multigrid.report import lr_steps, render_markdown, study_table, write_outputs  # noqa: F401
 from benchmarks.methods.multigrid.schedule import MultigridSchedule
 from benchmarks.studies.harness import CPU_RUN, announce, run_jobs, store_summary, training_seconds
@@ -45,46 +44,6 @@ from benchmarks.studies.proxy import train_and_test
 from benchmarks.table1.specs import RowSpec, get_spec
 
 SCHEDULES = ("standard", "multigrid")
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """The data, input, recipe and budget of the comparison."""
-
-    data: str = str(REPO_ROOT / "runs_local" / "airplanes16x64")
-    work: str = str(REPO_ROOT / "runs_local" / "multigrid")  # training run directories
-    row: int = 5  # X3D-XS
-    train_videos: int = 900
-    val_videos: int = 30
-    test_videos: int = 150
-    video_frames: int = 16
-    size: int = 64
-    frames: int = 16
-    fps: int = 8
-    seeds: int = 3
-    epochs: int = 6  # multigrid trains epochs x epoch_factor
-    batch_size: int = 8  # per step at the default shape; multigrid's long cycle up to 64 (8 BatchNorm groups)
-    lr: float = 0.05
-    lr_decays: tuple[float, ...] = (0.6, 0.85)  # the lr x 0.1 after these fractions of the epochs
-    warmup_epochs: float = 0.5
-    weight_decay: float = 5e-5
-    epoch_factor: float = 1.5
-    precise_bn_videos: int = 900
-    processes: int = 2
-
-    def __post_init__(self) -> None:
-        if min(self.seeds, self.processes, self.train_videos, self.test_videos, self.epochs) < 1:
-            raise ValueError("expected at least 1 seed, process, training video, test video and epoch")
-
-    @property
-    def lr_steps(self) -> tuple[int, ...]:
-        return lr_steps(self.epochs, self.lr_decays)
-
-    def recipe(self, seed: int) -> Recipe:
-        """PySlowFast's kind of recipe: SGD with Nesterov momentum, step-wise decay, linear warm-up; no EMA."""
-        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="sgd", lr_policy="steps",
-                      lr_steps=self.lr_steps, warmup_epochs=self.warmup_epochs, weight_decay=self.weight_decay,
-                      ema_decay=0.0, seed=seed, crop_min_area=1.0)
 
 
 def run_config(config: StudyConfig, schedule: str, seed: int) -> RunConfig:
@@ -134,7 +93,7 @@ def run_one(config: StudyConfig, schedule_name: str, seed: int, store: Store) ->
     }
 
 
-def run_study(store: Store, config: StudyConfig = StudyConfig()) -> dict:
+def run_study(store: Store, config: StudyConfig = StudyConfig()) -> dict:  # noqa: B008  (frozen)
     """Every schedule for every seed (multigrid's longer standard runs first), stored with its table."""
     started = time.perf_counter()
     airplanes.generate(config.data, config.train_videos, config.val_videos, config.test_videos, config.video_frames,
@@ -144,15 +103,6 @@ def run_study(store: Store, config: StudyConfig = StudyConfig()) -> dict:
     return store_summary(store, "multigrid", "multigrid", {
         "experiment": "standard-vs-multigrid", "dataset": "warmup-airplanes (synthetic)",
         "model": get_spec(config.row).name, "config": dataclasses.asdict(config)}, runs, started, write_outputs)
-
-
-@dataclass(frozen=True)
-class Options:
-    seeds: int = option(default(StudyConfig, "seeds"), "seeds 0..K-1 per schedule (default: %(default)s)")
-    epochs: int = option(default(StudyConfig, "epochs"), "standard epochs; multigrid trains epochs x the epoch "
-                         "factor (default: %(default)s)")
-    processes: int = option(default(StudyConfig, "processes"), "runs in parallel, one torch thread each "
-                            "(default: %(default)s)")
 
 
 def run(options: Options, store: Store) -> int:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from benchmarks.core.options import option
 from benchmarks.data.videos import make_loader
 from benchmarks.engine.recipe import Recipe
 from benchmarks.engine.schedules import recipe_policy
+from benchmarks.methods.multigrid.options import CYCLES, MultigridOptions
 from benchmarks.methods.multigrid.schedule import (
     MultigridConfig,
     MultigridSchedule,
@@ -29,26 +28,11 @@ from benchmarks.methods.multigrid.schedule import (
     sub_batch_bn_state,
 )
 
-CYCLES = {"long,short": (True, True), "long": (True, False), "short": (False, True)}
 
-
-@dataclass(frozen=True)
-class MultigridOptions:
-    cycles: str = option("long,short", "multigrid's cycles", flag="--multigrid", choices=CYCLES,
-                         metavar="long,short|long|short")
-    epoch_factor: float = option(1.5, "multigrid trains this many times --epochs, in fewer steps (PySlowFast's)",
-                                 flag="--multigrid-epoch-factor")
-
-    def __post_init__(self) -> None:
-        if self.cycles not in CYCLES:
-            raise ValueError(f"multigrid cycles must be one of {tuple(CYCLES)}, got {self.cycles!r}")
-        if not self.epoch_factor > 0:
-            raise ValueError(f"multigrid_epoch_factor must be > 0, got {self.epoch_factor}")
-
-    def config(self) -> MultigridConfig:
-        long_cycle, short_cycle = CYCLES[self.cycles]
-        return MultigridConfig(long_cycle=long_cycle, short_cycle=short_cycle, epoch_factor=self.epoch_factor)
-
+def multigrid_config(options: MultigridOptions) -> MultigridConfig:
+    """The schedule's hyperparameters at these options (PySlowFast's defaults for the rest)."""
+    long_cycle, short_cycle = CYCLES[options.cycles]
+    return MultigridConfig(long_cycle=long_cycle, short_cycle=short_cycle, epoch_factor=options.epoch_factor)
 
 class MultigridTraining(MultigridSchedule):
     """``--schedule multigrid``: mini-batch shapes that cycle over fewer frames and smaller sides with
@@ -78,8 +62,8 @@ class MultigridTraining(MultigridSchedule):
     @classmethod
     def for_run(cls, options: MultigridOptions, recipe: Recipe, frames: int, side: int,
                 videos_per_process: int) -> MultigridTraining:
-        return cls(options.config(), recipe_policy(recipe), batch_size=recipe.batch_size, frames=frames, side=side,
-                   videos_per_process=videos_per_process, options=options)
+        return cls(multigrid_config(options), recipe_policy(recipe), batch_size=recipe.batch_size, frames=frames,
+                   side=side, videos_per_process=videos_per_process, options=options)
 
     def prepare_model(self, model: nn.Module) -> None:
         convert_to_sub_batch_bn(model)  # BatchNorm statistics over groups of clips, whatever the batch

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from dataclasses import dataclass
 
 import pandas as pd
 from tabulate import tabulate
@@ -25,12 +24,10 @@ import baselines
 from baselines import vared2
 from benchmarks.core.cli import UsageError
 from benchmarks.core.counting import count_gflops, count_gflops_by_module
-from benchmarks.core.options import option
 from benchmarks.core.store import Store, provenance, provenance_line, write_json, write_text
 from benchmarks.methods.vared2.method import VARED2Method
+from benchmarks.methods.vared2.options import CostOptions as Options  # declared in __init__: --help reads it there
 from benchmarks.table1.specs import RowSpec, get_spec
-
-DEFAULT_ROWS = (5, 13)  # X3D-XS, X3D-M
 
 
 def option_name(factor: int, fraction: float) -> str:
@@ -90,12 +87,6 @@ def render(spec: RowSpec, layers: pd.DataFrame, totals: pd.DataFrame) -> list[st
                  floatfmt=[""] + [".5f"] * (len(options) + 1) + [".3f"]),
         "",
     ]
-
-
-@dataclass(frozen=True)
-class Options:
-    rows: tuple[int, ...] = option(DEFAULT_ROWS, "comma-separated X3D rows of Table 1, each at its own input "
-                                   "(default: %(default)s)")
 
 
 def run(options: Options, store: Store) -> int:

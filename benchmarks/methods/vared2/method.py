@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -11,23 +10,9 @@ from torch import Tensor, nn
 from baselines import vared2
 from baselines.x3d import x3d_of
 from benchmarks.core.counting import count_gflops
-from benchmarks.core.options import option
 from benchmarks.engine.method import Method, logits_of
+from benchmarks.methods.vared2.options import VARED2Options
 from benchmarks.table1.specs import RowSpec
-
-STAGES = ("joint", "finetune")
-
-
-@dataclass(frozen=True)
-class VARED2Options:
-    stage: str = option("joint", "joint (accuracy loss only) or finetune (start from the joint run with --init "
-                        "OUT/last.pt; adds the efficiency loss)", flag="--stage", choices=STAGES)
-    weight: float = option(0.8, "--stage finetune: lambda_e of the efficiency loss (the paper's 0.8)",
-                           flag="--efficiency-weight")
-
-    def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ValueError(f"vared2_weight must be >= 0, got {self.weight}")
 
 
 class VARED2Method(Method):

@@ -20,39 +20,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.core.cli import default, from_args
-from benchmarks.core.options import option
-from benchmarks.core.paths import REPO_ROOT
+from benchmarks.core.cli import from_args
 from benchmarks.core.store import Store
 from benchmarks.data.airplanes import SPEED_SPLITS, generate_speed_splits
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.evaluate import EvalConfig, evaluate
 from benchmarks.engine.train import train
+from benchmarks.methods.vared2.options import StudyOptions as Options  # declared in __init__: --help reads it there
+from benchmarks.methods.vared2.options import VARED2StudyConfig
 from benchmarks.methods.vared2.report import render_markdown, write_outputs
 from benchmarks.studies.harness import CPU_RUN, announce, run_jobs, store_summary, training_seconds
 from benchmarks.studies.proxy import ProxyConfig, prepare_data, recalibrate_batchnorm
 
 ROW = 5  # X3D-XS
 SPLITS = ("test", *SPEED_SPLITS)
-
-
-@dataclass(frozen=True)
-class VARED2StudyConfig:
-    seeds: int = 3
-    finetune_epochs: int = 1
-    efficiency_weight: float = 0.8  # the paper's lambda_e
-    speed_videos: int = 60  # per designed split
-    processes: int = 2
-    work: str = str(REPO_ROOT / "runs_local" / "vared2")
-
-    def __post_init__(self) -> None:
-        if min(self.seeds, self.processes, self.speed_videos, self.finetune_epochs) < 1:
-            raise ValueError("expected at least 1 seed, process, designed video and fine-tuning epoch")
 
 
 def run_config(proxy: ProxyConfig, seed: int, out: str, **changes) -> RunConfig:
@@ -111,13 +96,6 @@ def run_study(store: Store, config: VARED2StudyConfig, proxy: ProxyConfig | None
     return store_summary(store, "vared2-study", "vared2", {
         "experiment": "vared2-vs-x3d", "dataset": "warmup-airplanes (synthetic)",
         "config": dataclasses.asdict(config), "proxy": dataclasses.asdict(proxy)}, runs, started, write_outputs)
-
-
-@dataclass(frozen=True)
-class Options:
-    seeds: int = option(default(VARED2StudyConfig, "seeds"), "(default: %(default)s)")
-    processes: int = option(default(VARED2StudyConfig, "processes"), "runs in parallel, one torch thread each "
-                            "(default: %(default)s)")
 
 
 def run(options: Options, store: Store) -> int:
