@@ -13,6 +13,7 @@ from baselines.movinet import (
     variants,
 )
 from benchmarks.core.counting import count_gflops, count_params
+from tests.model_checks import assert_random_only_in_training
 
 ALL_VARIANTS = ["a0", "a1", "a2", "a3", "a4", "a5"]
 
@@ -245,14 +246,7 @@ def test_stream_state_size_does_not_grow():
 
 def test_stochastic_depth_and_dropout_act_in_training_only():
     model = randomized(movinet("a0", stochastic_depth=0.5, dropout=0.5))
-    x = torch.rand(4, 3, 4, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(model(x), model(x))
-        model.train()
-        torch.manual_seed(1)
-        first = model(x)
-        torch.manual_seed(2)
-        assert not torch.allclose(first, model(x))
+    assert_random_only_in_training(model, torch.rand(4, 3, 4, 32, 32))
 
 
 def test_parameter_counts_match_the_paper_for_a0_a1():

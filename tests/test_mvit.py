@@ -7,6 +7,7 @@ from torchvision.models.video import mvit_v1_b
 import baselines
 from baselines.mvit import MVIT_SPECS, MViTB
 from benchmarks.core.counting import count_gflops, count_params
+from tests.model_checks import assert_random_only_in_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -110,15 +111,7 @@ def test_options_reach_the_model():
 
 
 def test_stochastic_depth_and_dropout_act_in_training_only():
-    model = small(dropout=0.5, stochastic_depth=0.5)
-    video = torch.rand(2, 3, 4, 64, 64)
-    with torch.no_grad():
-        assert torch.equal(model(video), model(video))
-        model.train()
-        torch.manual_seed(1)
-        first = model(video)
-        torch.manual_seed(2)
-        assert not torch.allclose(first, model(video))
+    assert_random_only_in_training(small(dropout=0.5, stochastic_depth=0.5), torch.rand(2, 3, 4, 64, 64))
 
 
 def test_16x4_gflops_match_published():
