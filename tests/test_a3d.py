@@ -16,6 +16,7 @@ from baselines.x3d import X3D, scaled_config, width_channels
 from benchmarks.core.checkpoint import LAST
 from benchmarks.core.counting import count_gflops
 from benchmarks.core.store import Store
+from benchmarks.data.videos import Sampling, VideoDataset
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.recipe import Recipe
@@ -30,7 +31,7 @@ from benchmarks.methods.a3d.model import (
     sample_subnetworks,
     scale_clip,
 )
-from benchmarks.methods.a3d.sweep import budget_table, select, sweep
+from benchmarks.methods.a3d.sweep import Clips, MemoryBudget, budget_table, select, sweep
 from benchmarks.run import main as run_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -223,6 +224,65 @@ def test_sweep_stores_a_monotone_budget_table(a3d_run, planes, tmp_path):
     assert table[0]["configuration"] == "0.5x0.57x0.5"  # the cheapest is always the best within its budget
     assert all(a["gflops"] < b["gflops"] and a["val_top1"] < b["val_top1"] for a, b in zip(table, table[1:]))
     assert Path(record["path"]).is_file()
+
+
+def counting_decodes(monkeypatch) -> list[int]:
+    """Every video the sweep decodes from now on, by dataset index."""
+    decoded: list[int] = []
+    original = VideoDataset.__getitem__
+
+    def getitem(self, key):
+        decoded.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(VideoDataset, "__getitem__", getitem)
+    return decoded
+
+
+def test_a_sweep_decodes_each_clip_once_and_streams_beyond_its_memory(a3d_run, planes, tmp_path, monkeypatch):
+    out, _ = a3d_run
+    configurations = [Configuration.parse(text) for text in ("0.5x0.57x0.25", "1x0.57x0.25", "0.7x1x0.75")]
+    decoded = counting_decodes(monkeypatch)
+    held = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                 calibration_videos=16, batch_size=4)
+    assert held["clips_in_memory"] == {"calibration": True, "val": True, "test": True}
+    assert len(decoded) == 16 + 6 + 6  # once, for three configurations
+    decoded.clear()
+    streamed = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                     calibration_videos=16, batch_size=4, clip_memory_mb=0)
+    assert streamed["clips_in_memory"] == {"calibration": False, "val": False, "test": False}
+    assert len(decoded) == 3 * (16 + 6 + 6)
+    assert streamed["configurations"] == held["configurations"]
+    assert [row["configuration"] for row in held["configurations"]] == [c.name for c in configurations]
+
+
+def test_a_configurations_row_does_not_depend_on_the_others_swept(a3d_run, planes, tmp_path):
+    """BatchNorm statistics are recomputed for each configuration, and the clips cut for one input
+    serve every width at that input: a configuration swept alone gets the row it gets among others."""
+    out, _ = a3d_run
+    configurations = [Configuration.parse(text) for text in ("1x0.71x0.5", "0.5x0.71x0.5", "0.5x1x1")]
+    together = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                     calibration_videos=16, batch_size=4)
+    for configuration, row in zip(configurations, together["configurations"]):
+        alone = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=[configuration],
+                      calibration_videos=16, batch_size=4, clip_memory_mb=0)
+        assert alone["configurations"] == [row]
+
+
+def test_held_clips_are_the_streamed_batches_even_when_videos_fail(planes, monkeypatch):
+    sampling = Sampling(frames=8, fps=8, size=32)
+    classes = tuple(sorted(folder.name for folder in (planes / "val").iterdir() if folder.is_dir()))
+    original = VideoDataset.__getitem__
+    monkeypatch.setattr(VideoDataset, "__getitem__", lambda self, key: None if key == 1 else original(self, key))
+    held = Clips(str(planes), "val", classes, sampling, 4, MemoryBudget(2**30))
+    streamed = Clips(str(planes), "val", classes, sampling, 4, MemoryBudget(0))
+    assert held.in_memory and not streamed.in_memory and held.count == 5
+    configuration = Configuration(0.5, 0.71, 0.5)
+    pairs = list(zip(held.batches(configuration), streamed.batches(configuration), strict=True))
+    assert [len(labels) for (_, labels), _ in pairs] == [4, 1] and streamed.count == 5
+    for (held_clips, held_labels), (clips, labels) in pairs:
+        assert held_clips.shape[2:] == (4, 23, 23)
+        assert torch.equal(held_clips, clips) and torch.equal(held_labels, labels)
 
 
 def test_costs_follow_the_configurations_and_a3d_steps_cost_more(tmp_path):

@@ -21,7 +21,7 @@ from benchmarks.core.options import option
 from benchmarks.core.store import Store, read_json
 from benchmarks.engine.method import Method, logits_of
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss
-from benchmarks.methods.a3d.sweep import select, sweep
+from benchmarks.methods.a3d.sweep import CLIP_MEMORY_MB, select, sweep
 from benchmarks.table1.specs import RowSpec
 
 
@@ -43,10 +43,15 @@ class A3DEvalOptions:
                                   "this many GFLOPs per clip, evaluated on --split", metavar="GFLOPS")
     calibration_videos: int = option(200, "training videos the BatchNorm statistics of a configuration are "
                                      "recomputed on")
+    clip_memory_mb: float = option(CLIP_MEMORY_MB, "MiB for decoded clips held in memory across configurations "
+                                   "(each split counted twice: decoded and cut to one input); a split beyond it "
+                                   "is decoded again for every configuration", metavar="MIB")
 
     def __post_init__(self) -> None:
         if sum((self.sweep, self.config is not None, self.budget is not None)) > 1:
             raise ValueError("give one of --sweep, --config and --budget")
+        if self.clip_memory_mb < 0:
+            raise ValueError(f"--clip-memory-mb must be >= 0, got {self.clip_memory_mb:g}")
 
     def __bool__(self) -> bool:
         """Whether an evaluation of A3D's own was asked for."""
@@ -82,13 +87,13 @@ class A3DMethod(Method):
         """``--sweep``, ``--config`` or ``--budget`` for one checkpoint (``config``: an ``EvalConfig``)."""
         if options.sweep:
             record = sweep(config.checkpoint, config.data, store, calibration_videos=options.calibration_videos,
-                           batch_size=config.batch_size)
+                           batch_size=config.batch_size, clip_memory_mb=options.clip_memory_mb)
         else:
             configuration = (Configuration.parse(options.config) if options.config is not None
                              else stored_choice(config.checkpoint, options.budget, store))
             record = sweep(config.checkpoint, config.data, store, configurations=[configuration],
                            splits=(config.split,), calibration_videos=options.calibration_videos,
-                           batch_size=config.batch_size)
+                           batch_size=config.batch_size, clip_memory_mb=options.clip_memory_mb)
         rows = record["budget_table"] if options.sweep else record["configurations"]
         record["table"] = [{key: row[key] for key in ("configuration", "frames", "side", "gflops", "params",
                                                       *(k for k in row if k.endswith("_top1")))} for row in rows]

@@ -6,7 +6,14 @@ on ``calibration_videos`` training clips cut to the configuration's input (the p
 calibration), and it classifies the centre clip of every video of the validation and the test split,
 cut to that input (``benchmarks.methods.a3d.model.scale_clip`` of the row's evaluation clip). Its GFLOPs are
 fvcore's count of the sliced network on one such clip; its parameters are those of the layers it
-uses. The clips are decoded once and kept in memory (small datasets; the CPU proxy).
+uses.
+
+Per configuration only what depends on it runs. The clips are decoded once (:class:`Clips`) and held
+in memory while they fit ``clip_memory_mb`` (counted twice: the decoded clips and one copy cut to the
+current input; beyond it a split is decoded again on every pass); the configurations are evaluated
+grouped by input, so the clips are cut to an input once for the widths that share it. A configuration's
+GFLOPs are counted once, its parameters once per width (:class:`Costs`). The result does not depend on
+any of this: the same batches, cut the same way, in either case.
 
 The budget table keeps, in order of GFLOPs, each configuration whose validation top-1 is higher than
 that of every cheaper one: for any budget, the best configuration within it on validation data is
@@ -16,7 +23,8 @@ to choose. The sweep is stored as ``runs/a3d/a3d-sweep-<time>.json`` with proven
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,23 +36,103 @@ from baselines.x3d import X3D, x3d_of
 from benchmarks.core.checkpoint import file_sha256
 from benchmarks.core.counting import LogitsOnly, count_gflops
 from benchmarks.core.store import Store, provenance, write_json
-from benchmarks.data.videos import VideoDataset, VideoIndex, evenly_spread, make_loader
+from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.runs import eval_sampling, load_trained
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, configured, grid, narrow_x3d, scale_clip
 
+CLIP_MEMORY_MB = 2048  # for clips held in memory, by default: ~100 clips of 16 x 224 px (counted twice)
 
-def decoded_clips(data: str, split: str, classes: tuple[str, ...], sampling, videos: int | None = None,
-                  batch_size: int = 32) -> tuple[Tensor, Tensor]:
-    """The centre clip of (at most ``videos``, evenly spread) videos of a split, ``[N, 3, T, S, S]``, and labels."""
-    index = VideoIndex.build(data, split, classes=classes)
-    clips, labels = [], []
-    for batch, batch_labels, _ in make_loader(VideoDataset(index, sampling, train=False), batch_size,
-                                              sampler=evenly_spread(len(index), videos)):
-        if len(batch_labels):
-            clips.append(batch)
-            labels.append(batch_labels)
-    return torch.cat(clips), torch.cat(labels)
+
+# --------------------------------------------------------------------------- clips, decoded once
+
+
+@dataclass
+class MemoryBudget:
+    """Bytes still free for clips held in memory."""
+
+    left: int
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes if they fit."""
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
+def clip_bytes(sampling: Sampling) -> int:
+    """Bytes of one decoded centre clip: float32 ``[3, T, S, S]``."""
+    return 4 * 3 * sampling.frames * sampling.size**2
+
+
+def rebatch(batches: Iterable[tuple[Tensor, Tensor]], size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(clips, labels)`` regrouped into batches of ``size`` (the last one smaller), whatever the sizes
+    coming in: a loader's batches lose the videos that fail to decode."""
+    clips: list[Tensor] = []
+    labels: list[Tensor] = []
+    held = 0
+    for batch, batch_labels in batches:
+        clips.append(batch)
+        labels.append(batch_labels)
+        held += len(batch_labels)
+        while held >= size:
+            joined, joined_labels = torch.cat(clips), torch.cat(labels)
+            yield joined[:size], joined_labels[:size]
+            clips, labels, held = [joined[size:]], [joined_labels[size:]], held - size
+    if held:
+        yield torch.cat(clips), torch.cat(labels)
+
+
+class Clips:
+    """The centre clip of (at most ``videos``, evenly spread) videos of a split with their labels, in
+    batches of ``batch_size``: decoded once and held in memory when ``budget`` has room for them twice
+    (decoded, and cut to one configuration's input), else decoded again on every pass."""
+
+    def __init__(self, data: str, split: str, classes: tuple[str, ...], sampling: Sampling, batch_size: int,
+                 budget: MemoryBudget, videos: int | None = None) -> None:
+        index = VideoIndex.build(data, split, classes=classes)
+        chosen = evenly_spread(len(index), videos)
+        self.split, self.batch_size, self.frames, self.side = split, batch_size, sampling.frames, sampling.size
+        self._loader = make_loader(VideoDataset(index, sampling, train=False), batch_size, sampler=chosen)
+        self._batches: list[tuple[Tensor, Tensor]] | None = None
+        self._cut: tuple[tuple[int, int], list[Tensor]] | None = None  # (input shape, its batches)
+        self.count = 0  # clips decoded (known after the first pass when streamed)
+        if budget.take(2 * len(chosen) * clip_bytes(sampling)):
+            self._batches = list(self._decode())
+            self.count = sum(len(labels) for _, labels in self._batches)
+            if not self.count:
+                raise ValueError(f"no video of {data} split {split!r} could be decoded")
+
+    @property
+    def in_memory(self) -> bool:
+        return self._batches is not None
+
+    def _decode(self) -> Iterator[tuple[Tensor, Tensor]]:
+        decoded = ((clips, labels) for clips, labels, _ in self._loader if len(labels))
+        return rebatch(decoded, self.batch_size)
+
+    def batches(self, configuration: Configuration) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches cut to the configuration's input (``scale_clip``), with their labels."""
+        if self._batches is None:
+            count = 0
+            for clips, labels in self._decode():
+                count += len(labels)
+                yield scale_clip(clips, configuration), labels
+            self.count = count
+            return
+        yield from zip(self._cut_to(configuration), (labels for _, labels in self._batches))
+
+    def _cut_to(self, configuration: Configuration) -> list[Tensor]:
+        """The held batches at the configuration's input, cut once per input (the last one kept)."""
+        shape = configuration.input_shape(self.frames, self.side)
+        if self._cut is None or self._cut[0] != shape:
+            self._cut = None  # free the previous input's copy first
+            self._cut = (shape, [scale_clip(batch, configuration) for batch, _ in self._batches])
+        return self._cut[1]
+
+
+# --------------------------------------------------------------------------- costs, counted once
 
 
 def configuration_params(model: X3D, configuration: Configuration, num_classes: int) -> int:
@@ -54,32 +142,60 @@ def configuration_params(model: X3D, configuration: Configuration, num_classes: 
     return sum(p.numel() for p in narrow.parameters())
 
 
+class Costs:
+    """GFLOPs (fvcore, one clip) and parameters of an A3D model's configurations, each counted once:
+    GFLOPs per configuration, parameters per width (they depend on nothing else)."""
+
+    def __init__(self, model: nn.Module, frames: int, side: int, num_classes: int) -> None:
+        self.model, self.frames, self.side, self.num_classes = model, frames, side, num_classes
+        self._gflops: dict[Configuration, float] = {}
+        self._params: dict[float, int] = {}
+
+    def gflops(self, configuration: Configuration) -> float:
+        if configuration not in self._gflops:
+            frames, side = configuration.input_shape(self.frames, self.side)
+            with configured(self.model, configuration):
+                self._gflops[configuration] = count_gflops(LogitsOnly(self.model), (1, 3, frames, side, side))
+        return self._gflops[configuration]
+
+    def params(self, configuration: Configuration) -> int:
+        if configuration.width not in self._params:
+            self._params[configuration.width] = configuration_params(x3d_of(self.model), configuration,
+                                                                     self.num_classes)
+        return self._params[configuration.width]
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
 @torch.no_grad()
-def top1(model: nn.Module, clips: Tensor, labels: Tensor, configuration: Configuration, batch_size: int) -> float:
-    correct = 0
-    for start in range(0, len(clips), batch_size):
-        logits = logits_of(model(scale_clip(clips[start:start + batch_size], configuration)))
-        correct += int((logits.argmax(1) == labels[start:start + batch_size]).sum())
-    return 100.0 * correct / max(1, len(clips))
+def top1(model: nn.Module, clips: Clips, configuration: Configuration) -> float:
+    correct = total = 0
+    for batch, labels in clips.batches(configuration):
+        correct += int((logits_of(model(batch)).argmax(1) == labels).sum())
+        total += len(labels)
+    return 100.0 * correct / max(1, total)
 
 
-def evaluate_configuration(model: nn.Module, configuration: Configuration, calibration: Tensor,
-                           splits: dict[str, tuple[Tensor, Tensor]], batch_size: int, num_classes: int) -> dict:
+def evaluate_configuration(model: nn.Module, configuration: Configuration, calibration: Clips,
+                           splits: dict[str, Clips], costs: Costs) -> dict:
     """One configuration: BN recalibrated on ``calibration`` at its input, top-1 on every split, GFLOPs, params."""
-    net = x3d_of(model)
+    frames, side = configuration.input_shape(costs.frames, costs.side)
     with configured(model, configuration):
-        batches = (scale_clip(calibration[i:i + batch_size], configuration)
-                   for i in range(0, len(calibration), batch_size))
-        recompute_batchnorm(model, batches, model)
-        frames, side = configuration.input_shape(calibration.shape[2], calibration.shape[-1])
+        recompute_batchnorm(model, (batch for batch, _ in calibration.batches(configuration)), model)
         row = {"configuration": configuration.name, "width": configuration.width, "spatial": configuration.spatial,
                "temporal": configuration.temporal, "frames": frames, "side": side,
-               "gflops": count_gflops(LogitsOnly(model), (1, 3, frames, side, side)),
-               "params": configuration_params(net, configuration, num_classes),
+               "gflops": costs.gflops(configuration), "params": costs.params(configuration),
                "relative_cost_eq2": configuration.relative_cost}
-        for split, (clips, labels) in splits.items():
-            row[f"{split}_top1"] = top1(model, clips, labels, configuration, batch_size)
+        for split, clips in splits.items():
+            row[f"{split}_top1"] = top1(model, clips, configuration)
     return row
+
+
+def by_input(configurations: Sequence[Configuration]) -> list[Configuration]:
+    """The configurations grouped by input (side, frames), widths in their order within a group: the
+    held clips are cut once per input."""
+    return sorted(configurations, key=lambda c: (c.spatial, c.temporal))
 
 
 def budget_table(rows: Sequence[dict], key: str = "val_top1") -> list[dict]:
@@ -102,7 +218,8 @@ def select(table: Sequence[dict], budget: float) -> dict:
 
 
 def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Sequence[Configuration] | None = None,
-          splits: Sequence[str] = ("val", "test"), calibration_videos: int = 200, batch_size: int = 32) -> dict:
+          splits: Sequence[str] = ("val", "test"), calibration_videos: int = 200, batch_size: int = 32,
+          clip_memory_mb: float = CLIP_MEMORY_MB) -> dict:
     """Evaluate an A3D checkpoint at every configuration of its range (or at ``configurations``) and
     store the sweep with its budget table (selected on the first split); returns the record."""
     trained = load_trained(checkpoint, "raw")
@@ -112,10 +229,13 @@ def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Se
     a3d_range = A3D_RANGES[trained.config.method_options["range"]]
     configurations = list(configurations or grid(a3d_range))
     sampling = eval_sampling(trained.spec, model, views=False)
-    calibration, _ = decoded_clips(data, "train", classes, sampling, calibration_videos, batch_size)
-    decoded = {split: decoded_clips(data, split, classes, sampling, batch_size=batch_size) for split in splits}
-    rows = [evaluate_configuration(model, configuration, calibration, decoded, batch_size, len(classes))
-            for configuration in tqdm(configurations, desc="A3D configurations", unit="config")]
+    costs = Costs(model, sampling.frames, sampling.size, len(classes))
+    budget = MemoryBudget(int(clip_memory_mb * 2**20))
+    calibration = Clips(data, "train", classes, sampling, batch_size, budget, calibration_videos)
+    decoded = {split: Clips(data, split, classes, sampling, batch_size, budget) for split in splits}
+    evaluated = {configuration: evaluate_configuration(model, configuration, calibration, decoded, costs)
+                 for configuration in tqdm(by_input(configurations), desc="A3D configurations", unit="config")}
+    rows = [evaluated[configuration] for configuration in configurations]
     choose_on = f"{splits[0]}_top1"
     record = {
         "experiment": "a3d-sweep",
@@ -125,8 +245,10 @@ def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Se
         "checkpoint": str(Path(checkpoint).resolve()),
         "checkpoint_sha256": file_sha256(checkpoint),
         "data_root": str(Path(data).resolve()),
-        "videos": {split: len(labels) for split, (_, labels) in decoded.items()},
-        "calibration_videos": len(calibration),
+        "videos": {split: clips.count for split, clips in decoded.items()},
+        "calibration_videos": calibration.count,
+        "clips_in_memory": {"calibration": calibration.in_memory,
+                            **{split: clips.in_memory for split, clips in decoded.items()}},
         "input": {"frames": sampling.frames, "side": sampling.size},
         "selected_on": choose_on,
         "configurations": rows,
