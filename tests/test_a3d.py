@@ -12,14 +12,15 @@ from torch import nn
 
 import baselines
 from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recompute_batchnorm
-from baselines.x3d import X3D, scaled_config, width_channels
+from baselines.x3d import X3D, scaled_config, width_channels, x3d_of
 from benchmarks.core.checkpoint import LAST
 from benchmarks.core.counting import count_gflops
 from benchmarks.core.store import Store
-from benchmarks.data.videos import Sampling, VideoDataset
+from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.runs import eval_sampling, load_trained
 from benchmarks.engine.train import train
 from benchmarks.methods.a3d.model import (
     A3D_RANGES,
@@ -81,6 +82,22 @@ def test_a_sliced_configuration_counts_the_flops_of_a_narrow_x3d(width):
         sliced = count_gflops(adaptive, shape)
     assert sliced == pytest.approx(count_gflops(narrow, shape), rel=1e-9)
     assert sliced < 0.6 * count_gflops(adaptive, shape)  # fewer multiply-adds, not masked ones
+
+
+def test_a_nested_configuration_gives_the_outer_one_back():
+    model, _ = adaptive_and_plain()
+
+    def active() -> dict[str, int]:
+        return {name: m.active_out or m.out_channels for name, m in model.named_modules()
+                if isinstance(m, SlimmableConv3d)}
+
+    full = active()
+    with configured(model, Configuration(0.5)):
+        half = active()
+        with configured(model, Configuration(0.7)):
+            assert active() != half
+        assert active() == half != full
+    assert active() == full
 
 
 def test_half_width_leaves_the_unused_channels_without_gradient():
@@ -267,6 +284,61 @@ def test_a_configurations_row_does_not_depend_on_the_others_swept(a3d_run, plane
         alone = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=[configuration],
                       calibration_videos=16, batch_size=4, clip_memory_mb=0)
         assert alone["configurations"] == [row]
+
+
+def plain_top1(checkpoint: Path, data: Path, configuration: Configuration, calibration_videos: int,
+               batch_size: int) -> dict[str, float]:
+    """A configuration's top-1 per split, computed plainly (as the sweep did before it held its clips):
+    every clip decoded and cut for this configuration alone, BatchNorm recalibrated, each split classified."""
+    trained = load_trained(checkpoint, "raw")
+    model = trained.model.eval()
+    sampling = eval_sampling(trained.spec, model, views=False)
+
+    def batches(split: str, videos: int | None = None):
+        index = VideoIndex.build(str(data), split, classes=trained.classes)
+        loader = make_loader(VideoDataset(index, sampling, train=False), batch_size,
+                             sampler=evenly_spread(len(index), videos))
+        return [(scale_clip(clips, configuration), labels) for clips, labels, _ in loader]
+
+    with configured(model, configuration), torch.no_grad():
+        recompute_batchnorm(model, (clips for clips, _ in batches("train", calibration_videos)), model)
+        top1 = {}
+        for split in ("val", "test"):
+            hits = torch.cat([logits_of(model(clips)).argmax(1) == labels for clips, labels in batches(split)])
+            top1[f"{split}_top1"] = 100.0 * int(hits.sum()) / len(hits)
+    return top1
+
+
+def test_sweep_rows_are_those_of_a_plain_evaluation_of_each_configuration(a3d_run, planes, tmp_path):
+    out, _ = a3d_run
+    configurations = [Configuration.parse(text) for text in ("0.5x0.57x0.25", "1x0.57x0.25", "0.7x1x0.75")]
+    record = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                   calibration_videos=16, batch_size=4)
+    for configuration, row in zip(configurations, record["configurations"]):
+        assert {split: row[split] for split in ("val_top1", "test_top1")} == plain_top1(
+            out / LAST, planes, configuration, calibration_videos=16, batch_size=4)
+
+
+def test_every_configuration_is_classified_at_its_own_width(a3d_run, planes, tmp_path, monkeypatch):
+    from benchmarks.methods.a3d import sweep as sweep_module
+
+    out, _ = a3d_run
+    widths: list[tuple[float, dict[str, int]]] = []
+    classify = sweep_module.top1
+
+    def noting_the_width(model, clips, configuration):
+        active = {name: module.active_out or module.out_channels for name, module in x3d_of(model).named_modules()
+                  if isinstance(module, SlimmableConv3d)}
+        widths.append((configuration.width, active))
+        return classify(model, clips, configuration)
+
+    monkeypatch.setattr(sweep_module, "top1", noting_the_width)
+    sweep(out / LAST, str(planes), Store(tmp_path / "results"), calibration_videos=16, batch_size=4,
+          configurations=[Configuration.parse(text) for text in ("0.5x0.57x0.25", "1x1x1", "0.7x1x0.75")])
+    config = baselines.build("x3d_xs", num_classes=3).config
+    assert len(widths) == 6
+    for width, active in widths:
+        assert {name: active[name] for name in width_channels(config, width)} == width_channels(config, width)
 
 
 def test_held_clips_are_the_streamed_batches_even_when_videos_fail(planes, monkeypatch):

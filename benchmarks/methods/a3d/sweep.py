@@ -181,12 +181,12 @@ def evaluate_configuration(model: nn.Module, configuration: Configuration, calib
                            splits: dict[str, Clips], costs: Costs) -> dict:
     """One configuration: BN recalibrated on ``calibration`` at its input, top-1 on every split, GFLOPs, params."""
     frames, side = configuration.input_shape(costs.frames, costs.side)
+    row = {"configuration": configuration.name, "width": configuration.width, "spatial": configuration.spatial,
+           "temporal": configuration.temporal, "frames": frames, "side": side,
+           "gflops": costs.gflops(configuration), "params": costs.params(configuration),
+           "relative_cost_eq2": configuration.relative_cost}
     with configured(model, configuration):
         recompute_batchnorm(model, (batch for batch, _ in calibration.batches(configuration)), model)
-        row = {"configuration": configuration.name, "width": configuration.width, "spatial": configuration.spatial,
-               "temporal": configuration.temporal, "frames": frames, "side": side,
-               "gflops": costs.gflops(configuration), "params": costs.params(configuration),
-               "relative_cost_eq2": configuration.relative_cost}
         for split, clips in splits.items():
             row[f"{split}_top1"] = top1(model, clips, configuration)
     return row
