@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,9 +14,9 @@ from torch import nn
 import baselines
 from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recompute_batchnorm
 from baselines.x3d import X3D, scaled_config, width_channels, x3d_of
-from benchmarks.core.checkpoint import LAST
+from benchmarks.core.checkpoint import LAST, file_sha256
 from benchmarks.core.counting import count_gflops
-from benchmarks.core.store import Store
+from benchmarks.core.store import Store, write_json
 from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.method import logits_of
@@ -32,7 +33,15 @@ from benchmarks.methods.a3d.model import (
     sample_subnetworks,
     scale_clip,
 )
-from benchmarks.methods.a3d.sweep import Clips, MemoryBudget, budget_table, select, sweep
+from benchmarks.methods.a3d.sweep import (
+    Clips,
+    MemoryBudget,
+    budget_table,
+    parse_gflops_range,
+    select,
+    sweep,
+    within_gflops,
+)
 from benchmarks.run import main as run_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -355,6 +364,85 @@ def test_held_clips_are_the_streamed_batches_even_when_videos_fail(planes, monke
     for (held_clips, held_labels), (clips, labels) in pairs:
         assert held_clips.shape[2:] == (4, 23, 23)
         assert torch.equal(held_clips, clips) and torch.equal(held_labels, labels)
+
+
+def sweep_args(out: Path, planes: Path, results: Path) -> list[str]:
+    return ["eval", "--row", "5", "--checkpoint", str(out / LAST), "--data", str(planes), "--results", str(results),
+            "--num-workers", "0", "--calibration-videos", "16"]
+
+
+def test_a_sweep_of_configurations_chosen_by_index_name_and_gflops(a3d_run, planes, tmp_path, capsys):
+    out, _ = a3d_run
+    results = tmp_path / "results"
+    args = [*sweep_args(out, planes, results), "--sweep", "--threads", "1"]
+    assert run_main([*args, "--configs", "0,1x1x1,95"]) == 0
+    (path,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
+    record = json.loads(path.read_text())
+    assert [(row["index"], row["configuration"]) for row in record["configurations"]] == [(0, "0.5x0.57x0.25"),
+                                                                                        (95, "1x1x1")]
+    assert not record["complete"] and record["selection"] == {"configs": ["0", "1x1x1", "95"], "gflops": None}
+    printed = capsys.readouterr().out
+    assert "0.5x0.57x0.25" in printed and "1x1x1" in printed  # every row of a subset, not its budget table
+    path.unlink()
+    assert run_main([*args, "--configs", "0,0.5x1x1,1x1x1", "--gflops", "0.01:0.02"]) == 0
+    (path,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
+    record = json.loads(path.read_text())
+    assert [row["configuration"] for row in record["configurations"]] == ["0.5x1x1"]
+    assert record["selection"]["gflops"] == [0.01, 0.02]
+    assert run_main([*sweep_args(out, planes, results), "--budget", "0.05"]) == 2  # from a complete sweep only
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sweep", "--configs", "96"], "index 96 is out of range: range [0.016,1] has 96 configurations, 0-95"),
+    (["--sweep", "--configs", "0,0.55x1x1"], "0.55x1x1 is not a configuration of range [0.016,1]"),
+    (["--sweep", "--configs", "fast"], "expected configuration indices or names such as 0.5x0.71x0.25, got 'fast'"),
+    (["--sweep", "--configs", ","], "give at least one configuration"),
+    (["--sweep", "--gflops", "0.2:0.1"], "expected 0 <= LO <= HI, got '0.2:0.1'"),
+    (["--sweep", "--gflops", "cheap"], "expected LO:HI GFLOPs per clip"),
+    (["--sweep", "--threads", "0"], "--threads must be >= 1"),
+    (["--config", "1x1x1", "--configs", "0"], "--configs and --gflops choose the configurations of --sweep"),
+    (["--threads", "1"], "give --sweep, --config or --budget"),
+])
+def test_bad_sweep_selections_are_one_line_usage_errors(a3d_run, planes, tmp_path, capsys, flags, message):
+    out, _ = a3d_run
+    capsys.readouterr()
+    assert run_main([*sweep_args(out, planes, tmp_path / "results"), *flags]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_a_gflops_range_keeps_the_configurations_within_it():
+    costs = SimpleNamespace(gflops=lambda configuration: configuration.relative_cost)  # stands for fvcore's count
+    configurations = grid(A3D_RANGES["[0.06,1]"])
+    kept = within_gflops(configurations, costs, parse_gflops_range("0.1:0.5"))
+    assert kept == [c for c in configurations if 0.1 <= c.relative_cost <= 0.5] and 0 < len(kept) < len(configurations)
+    assert within_gflops(configurations, costs, parse_gflops_range(":0.5")) == [
+        c for c in configurations if c.relative_cost <= 0.5]
+    assert within_gflops(configurations, costs, parse_gflops_range("0.5:")) == [
+        c for c in configurations if c.relative_cost >= 0.5]
+    with pytest.raises(ValueError, match="no configuration within 2:inf GFLOPs per clip; these span"):
+        within_gflops(configurations, costs, parse_gflops_range("2:"))
+
+
+def test_a_budget_is_chosen_from_the_latest_complete_sweep(tmp_path):
+    from benchmarks.methods.a3d.method import stored_choice
+
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"an A3D checkpoint")
+    store = Store(tmp_path / "results")
+
+    def stored(date: str, configuration: Configuration, **complete) -> None:
+        row = {"configuration": configuration.name, "width": configuration.width, "spatial": configuration.spatial,
+               "temporal": configuration.temporal, "gflops": 0.01, "val_top1": 50.0}
+        write_json(store.runs / "a3d" / f"a3d-sweep-{date}.json",
+                   {"date": date, "checkpoint_sha256": file_sha256(checkpoint), "configurations": [row, row],
+                    "budget_table": [row], **complete})
+
+    stored("2026-01-01", Configuration(0.5, 0.57, 0.25))  # stored before sweeps said whether they were complete
+    assert stored_choice(str(checkpoint), 0.02, store) == Configuration(0.5, 0.57, 0.25)
+    stored("2026-01-02", Configuration(0.6, 0.57, 0.25), complete=True)
+    stored("2026-01-03", Configuration(1, 0.57, 0.25), complete=False)
+    assert stored_choice(str(checkpoint), 0.02, store) == Configuration(0.6, 0.57, 0.25)
 
 
 def test_costs_follow_the_configurations_and_a3d_steps_cost_more(tmp_path):

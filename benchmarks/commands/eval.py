@@ -19,8 +19,8 @@ over clips; the run records ``protocol``.
 A method may evaluate its checkpoints its own way, with flags of its own (``Method.EvalOptions``). A3D
 checkpoints (``train --method a3d``): ``--sweep`` evaluates every configuration of the run's range
 with BatchNorm recalibrated per configuration and stores the configuration-budget table
-(``benchmarks.methods.a3d.sweep``); ``--config WxSxT`` evaluates one configuration, ``--budget GFLOPS`` the one
-the stored sweep chose for that budget.
+(``benchmarks.methods.a3d.sweep``; ``--configs`` and ``--gflops LO:HI`` sweep a subset); ``--config WxSxT``
+evaluates one configuration, ``--budget GFLOPS`` the one the latest complete stored sweep chose for that budget.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from benchmarks.core.options import option
 from benchmarks.core.store import Store, read_json
 from benchmarks.engine.method import Method, logits_of
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss
-from benchmarks.methods.a3d.sweep import CLIP_MEMORY_MB, select, sweep
+from benchmarks.methods.a3d.sweep import CLIP_MEMORY_MB, parse_gflops_range, parse_pick, select, sweep
 from benchmarks.table1.specs import RowSpec
 
 
@@ -39,10 +39,19 @@ class A3DEvalOptions:
                          "table (chosen on val) in runs/a3d/")
     config: str | None = option(None, "one configuration, e.g. 0.5x0.71x0.25 (gamma_w x gamma_s x gamma_t), on "
                                 "--split", metavar="WxSxT")
-    budget: float | None = option(None, "the configuration the latest stored sweep of this checkpoint chose for "
-                                  "this many GFLOPs per clip, evaluated on --split", metavar="GFLOPS")
+    budget: float | None = option(None, "the configuration the latest complete stored sweep of this checkpoint "
+                                  "chose for this many GFLOPs per clip, evaluated on --split", metavar="GFLOPS")
     calibration_videos: int = option(200, "training videos the BatchNorm statistics of a configuration are "
                                      "recomputed on")
+    configs: tuple[str, ...] | None = option(None, "with --sweep: only these configurations, comma-separated: "
+                                            "indices into the range's grid (0-95 for [0.016,1]; a sweep's index "
+                                            "column) or names such as 0.5x0.71x0.25", metavar="I|WxSxT,...")
+    gflops: str | None = option(None, "with --sweep: only the configurations (of --configs, else of the range) whose "
+                                "GFLOPs per clip lie in LO:HI; either side may be left empty (0.01: or :0.02). "
+                                "Each one's GFLOPs are counted first", metavar="LO:HI")
+    threads: int | None = option(None, "torch CPU threads while evaluating (default: as they are, one per core); on "
+                                 "a small machine that other jobs share, 1 avoids threads waiting on each other "
+                                 "(docs/methods/a3d.md)")
     clip_memory_mb: float = option(CLIP_MEMORY_MB, "MiB for decoded clips held in memory across configurations "
                                    "(each split counted twice: decoded and cut to one input); a split beyond it "
                                    "is decoded again for every configuration", metavar="MIB")
@@ -52,6 +61,17 @@ class A3DEvalOptions:
             raise ValueError("give one of --sweep, --config and --budget")
         if self.clip_memory_mb < 0:
             raise ValueError(f"--clip-memory-mb must be >= 0, got {self.clip_memory_mb:g}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {self.threads}")
+        if not self.sweep and (self.configs is not None or self.gflops is not None):
+            raise ValueError("--configs and --gflops choose the configurations of --sweep")
+        if self.configs is not None:
+            if not self.configs:
+                raise ValueError("--configs: give at least one configuration")
+            for pick in self.configs:
+                parse_pick(pick)  # the form here, the range once the checkpoint is read
+        if self.gflops is not None:
+            parse_gflops_range(self.gflops)
 
     def __bool__(self) -> bool:
         """Whether an evaluation of A3D's own was asked for."""
@@ -85,29 +105,35 @@ class A3DMethod(Method):
 
     def evaluate(self, options: A3DEvalOptions, config, store: Store) -> dict:
         """``--sweep``, ``--config`` or ``--budget`` for one checkpoint (``config``: an ``EvalConfig``)."""
+        if not options:
+            raise ValueError("give --sweep, --config or --budget: A3D's other eval flags only change how they run")
         if options.sweep:
-            record = sweep(config.checkpoint, config.data, store, calibration_videos=options.calibration_videos,
-                           batch_size=config.batch_size, clip_memory_mb=options.clip_memory_mb)
+            record = sweep(config.checkpoint, config.data, store, picks=options.configs,
+                           gflops=parse_gflops_range(options.gflops) if options.gflops is not None else None,
+                           calibration_videos=options.calibration_videos, batch_size=config.batch_size,
+                           clip_memory_mb=options.clip_memory_mb, threads=options.threads)
         else:
             configuration = (Configuration.parse(options.config) if options.config is not None
                              else stored_choice(config.checkpoint, options.budget, store))
             record = sweep(config.checkpoint, config.data, store, configurations=[configuration],
                            splits=(config.split,), calibration_videos=options.calibration_videos,
-                           batch_size=config.batch_size, clip_memory_mb=options.clip_memory_mb)
-        rows = record["budget_table"] if options.sweep else record["configurations"]
-        record["table"] = [{key: row[key] for key in ("configuration", "frames", "side", "gflops", "params",
+                           batch_size=config.batch_size, clip_memory_mb=options.clip_memory_mb,
+                           threads=options.threads)
+        rows = record["budget_table"] if record["complete"] else record["configurations"]  # a subset: every row
+        record["table"] = [{key: row[key] for key in ("index", "configuration", "frames", "side", "gflops", "params",
                                                       *(k for k in row if k.endswith("_top1")))} for row in rows]
         return record
 
 
 def stored_choice(checkpoint: str, budget: float, store: Store) -> Configuration:
-    """The configuration the latest stored sweep of ``checkpoint`` (same sha256) chose for ``budget``."""
+    """The configuration the latest complete stored sweep of ``checkpoint`` (same sha256) chose for ``budget``."""
     sha256 = file_sha256(checkpoint)
     sweeps = sorted((read_json(path) for path in (store.runs / "a3d").glob("a3d-sweep-*.json")),
                     key=lambda record: record["date"])
     mine = [record for record in sweeps if record["checkpoint_sha256"] == sha256 and record.get("budget_table")
-            and len(record["configurations"]) > 1]
+            and record.get("complete", len(record["configurations"]) > 1)]  # sweeps stored before "complete"
     if not mine:
-        raise ValueError(f"no stored sweep of {checkpoint}: run eval --sweep first")
+        raise ValueError(f"no complete stored sweep of {checkpoint}: run eval --sweep first (without --configs "
+                         "or --gflops)")
     row = select(mine[-1]["budget_table"], budget)
     return Configuration(row["width"], row["spatial"], row["temporal"])

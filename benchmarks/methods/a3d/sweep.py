@@ -6,7 +6,8 @@ on ``calibration_videos`` training clips cut to the configuration's input (the p
 calibration), and it classifies the centre clip of every video of the validation and the test split,
 cut to that input (``benchmarks.methods.a3d.model.scale_clip`` of the row's evaluation clip). Its GFLOPs are
 fvcore's count of the sliced network on one such clip; its parameters are those of the layers it
-uses.
+uses. ``picks`` (indices into the range's grid, the ``index`` of a row, or names such as
+``0.5x0.71x0.25``) and ``gflops`` (a range of GFLOPs per clip) sweep a subset.
 
 Per configuration only what depends on it runs. The clips are decoded once (:class:`Clips`) and held
 in memory while they fit ``clip_memory_mb`` (counted twice: the decoded clips and one copy cut to the
@@ -18,11 +19,14 @@ any of this: the same batches, cut the same way, in either case.
 The budget table keeps, in order of GFLOPs, each configuration whose validation top-1 is higher than
 that of every cheaper one: for any budget, the best configuration within it on validation data is
 its last row at or below the budget (:func:`select`). Test top-1 is reported next to it, never used
-to choose. The sweep is stored as ``runs/a3d/a3d-sweep-<time>.json`` with provenance.
+to choose. The sweep is stored as ``runs/a3d/a3d-sweep-<time>.json`` with provenance; ``complete``
+says whether it covers the whole range (only a complete sweep answers ``eval --budget``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +43,7 @@ from benchmarks.core.store import Store, provenance, write_json
 from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.runs import eval_sampling, load_trained
-from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, configured, grid, narrow_x3d, scale_clip
+from benchmarks.methods.a3d.model import A3D_RANGES, A3DRange, Configuration, configured, grid, narrow_x3d, scale_clip
 
 CLIP_MEMORY_MB = 2048  # for clips held in memory, by default: ~100 clips of 16 x 224 px (counted twice)
 
@@ -165,6 +169,75 @@ class Costs:
         return self._params[configuration.width]
 
 
+# --------------------------------------------------------------------------- choosing configurations
+
+
+def parse_gflops_range(text: str) -> tuple[float, float]:
+    """``"LO:HI"`` GFLOPs per clip -> (lo, hi); an empty side is open (``"0.01:"``, ``":0.02"``)."""
+    low, colon, high = text.partition(":")
+    try:
+        if not colon or not (low.strip() or high.strip()):
+            raise ValueError
+        bounds = (float(low) if low.strip() else 0.0, float(high) if high.strip() else math.inf)
+    except ValueError:
+        raise ValueError(f"--gflops: expected LO:HI GFLOPs per clip such as 0.01:0.05 (either side may be "
+                         f"left empty), got {text!r}") from None
+    if bounds[0] < 0 or bounds[0] > bounds[1] or math.isnan(bounds[0] + bounds[1]):
+        raise ValueError(f"--gflops: expected 0 <= LO <= HI, got {text!r}")
+    return bounds
+
+
+def parse_pick(text: str) -> int | Configuration:
+    """One item of ``--configs``: an index into the range's grid, or a configuration name (``WxSxT``)."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return Configuration.parse(text)
+    except ValueError:
+        raise ValueError(f"--configs: expected configuration indices or names such as 0.5x0.71x0.25, "
+                         f"got {text!r}") from None
+
+
+def picked(a3d_range: A3DRange, picks: Sequence[str]) -> list[Configuration]:
+    """The configurations of the range's grid that ``picks`` name (indices or names), in the order given,
+    each once."""
+    every = grid(a3d_range)
+    chosen: list[Configuration] = []
+    for pick in map(parse_pick, picks):
+        if isinstance(pick, int):
+            if not 0 <= pick < len(every):
+                raise ValueError(f"--configs: index {pick} is out of range: range {a3d_range.name} has "
+                                 f"{len(every)} configurations, 0-{len(every) - 1}")
+            pick = every[pick]
+        elif pick not in every:
+            raise ValueError(f"--configs: {pick.name} is not a configuration of range {a3d_range.name} (widths "
+                             f"{_values(a3d_range.eval_widths)}, sides {_values(a3d_range.spatial)}, frames "
+                             f"{_values(a3d_range.temporal)})")
+        if pick not in chosen:
+            chosen.append(pick)
+    if not chosen:
+        raise ValueError("--configs: give at least one configuration")
+    return chosen
+
+
+def _values(values: Sequence[float]) -> str:
+    return ", ".join(f"{value:g}" for value in values)
+
+
+def within_gflops(configurations: Sequence[Configuration], costs: Costs,
+                  bounds: tuple[float, float]) -> list[Configuration]:
+    """The configurations whose GFLOPs per clip lie in ``bounds`` (inclusive); counts every one."""
+    low, high = bounds
+    counted = {configuration: costs.gflops(configuration)
+               for configuration in tqdm(configurations, desc="GFLOPs per configuration", unit="config")}
+    kept = [configuration for configuration, gflops in counted.items() if low <= gflops <= high]
+    if not kept:
+        raise ValueError(f"--gflops: no configuration within {low:g}:{high:g} GFLOPs per clip; these span "
+                         f"{min(counted.values()):.4g} to {max(counted.values()):.4g}")
+    return kept
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -217,25 +290,51 @@ def select(table: Sequence[dict], budget: float) -> dict:
     return within[-1]
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """torch's intra-op threads set to ``threads`` for the block (None: as they are)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Sequence[Configuration] | None = None,
+          picks: Sequence[str] | None = None, gflops: tuple[float, float] | None = None,
           splits: Sequence[str] = ("val", "test"), calibration_videos: int = 200, batch_size: int = 32,
-          clip_memory_mb: float = CLIP_MEMORY_MB) -> dict:
-    """Evaluate an A3D checkpoint at every configuration of its range (or at ``configurations``) and
-    store the sweep with its budget table (selected on the first split); returns the record."""
+          clip_memory_mb: float = CLIP_MEMORY_MB, threads: int | None = None) -> dict:
+    """Evaluate an A3D checkpoint at every configuration of its range (or at ``configurations``, or at
+    those of ``picks``, then only those within ``gflops``) and store the sweep with its budget table
+    (selected on the first split); returns the record."""
+    with torch_threads(threads):
+        return _sweep(checkpoint, data, store, configurations, picks, gflops, splits, calibration_videos,
+                      batch_size, clip_memory_mb)
+
+
+def _sweep(checkpoint: str | Path, data: str, store: Store, configurations: Sequence[Configuration] | None,
+           picks: Sequence[str] | None, gflops: tuple[float, float] | None, splits: Sequence[str],
+           calibration_videos: int, batch_size: int, clip_memory_mb: float) -> dict:
     trained = load_trained(checkpoint, "raw")
     if trained.config.method != "a3d":
         raise ValueError(f"{checkpoint} was trained with --method {trained.config.method}, not a3d")
     model, classes = trained.model.eval(), trained.classes
     a3d_range = A3D_RANGES[trained.config.method_options["range"]]
-    configurations = list(configurations or grid(a3d_range))
+    every = grid(a3d_range)
+    configurations = list(configurations or (picked(a3d_range, picks) if picks else every))
     sampling = eval_sampling(trained.spec, model, views=False)
     costs = Costs(model, sampling.frames, sampling.size, len(classes))
+    if gflops is not None:
+        configurations = within_gflops(configurations, costs, gflops)
+
     budget = MemoryBudget(int(clip_memory_mb * 2**20))
     calibration = Clips(data, "train", classes, sampling, batch_size, budget, calibration_videos)
     decoded = {split: Clips(data, split, classes, sampling, batch_size, budget) for split in splits}
     evaluated = {configuration: evaluate_configuration(model, configuration, calibration, decoded, costs)
                  for configuration in tqdm(by_input(configurations), desc="A3D configurations", unit="config")}
-    rows = [evaluated[configuration] for configuration in configurations]
+    rows = [{"index": every.index(c) if c in every else None, **evaluated[c]} for c in configurations]
     choose_on = f"{splits[0]}_top1"
     record = {
         "experiment": "a3d-sweep",
@@ -250,6 +349,9 @@ def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Se
         "clips_in_memory": {"calibration": calibration.in_memory,
                             **{split: clips.in_memory for split, clips in decoded.items()}},
         "input": {"frames": sampling.frames, "side": sampling.size},
+        "complete": set(every) <= set(configurations),
+        "selection": {"configs": list(picks) if picks else None,
+                      "gflops": [bound if math.isfinite(bound) else None for bound in gflops] if gflops else None},
         "selected_on": choose_on,
         "configurations": rows,
         "budget_table": budget_table(rows, choose_on),
