@@ -3,6 +3,7 @@ recalibration, the configuration-budget table, and the train/eval commands end t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -223,17 +224,26 @@ def test_train_a3d_logs_its_terms_and_refuses_other_families(a3d_run, planes, tm
         train(a3d_config(planes, tmp_path / "mobilenet", row=3))
 
 
-def test_eval_one_configuration_and_a_budget_needs_a_sweep(a3d_run, planes, tmp_path):
+def test_eval_one_configuration_is_an_eval_run_and_a_budget_needs_a_sweep(a3d_run, planes, tmp_path):
+    from benchmarks.commands.eval import stored_run
+    from benchmarks.engine.evaluate import EvalConfig
+
     out, _ = a3d_run
     results = tmp_path / "results"
     args = ["eval", "--row", "5", "--checkpoint", str(out / LAST), "--data", str(planes), "--results", str(results),
             "--num-workers", "0", "--calibration-videos", "16"]
     assert run_main([*args, "--method", "vared2", "--config", "1x1x1"]) == 2  # trained with a3d: refused
     assert run_main([*args, "--method", "a3d", "--config", "0.5x0.71x0.5", "--split", "test"]) == 0
-    (single,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
-    (row,) = json.loads(single.read_text())["configurations"]
-    assert (row["width"], row["frames"], row["side"]) == (0.5, 4, 23) and 0 <= row["test_top1"] <= 100
-    assert row["params"] < 0.4 * sum(p.numel() for p in baselines.build("x3d_xs", num_classes=3).parameters())
+    assert not (results / "runs" / "a3d").exists()  # no sweep file for one configuration
+    (run,) = Store(results).load_runs()  # a run with every field of an eval run
+    assert (run["row"], run["split"], run["method"], run["setting"], run["videos_evaluated"]) == (
+        5, "test", "a3d", "0.5x0.71x0.5", 6)
+    assert run["a3d"]["width"] == 0.5 and run["a3d"]["calibration_videos"] == 16
+    assert (run["input"]["frames"], run["input"]["side"]) == (4, 23) and 0 <= run["top1"] <= run["top5"] <= 100
+    assert run["params"] < 0.4 * sum(p.numel() for p in baselines.build("x3d_xs", num_classes=3).parameters())
+    as_trained = EvalConfig(str(out / LAST), str(planes), split="test")
+    assert stored_run(as_trained, Store(results)) is None  # the model as trained is still to be evaluated
+    assert stored_run(dataclasses.replace(as_trained, setting="0.5x0.71x0.5"), Store(results)) == run
     assert run_main([*args, "--budget", "0.01"]) == 2  # no sweep of this checkpoint is stored yet
 
 

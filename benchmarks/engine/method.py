@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from benchmarks.core.options import NoOptions, from_dict
 from benchmarks.core.registry import Registry
+from benchmarks.core.store import DEFAULT_SETTING
 
 if TYPE_CHECKING:
     from benchmarks.core.store import Store
@@ -75,7 +76,7 @@ class Method:
 
     def eval_settings(self) -> tuple[str, ...]:
         """The configurations a trained model can be evaluated at; the first is the default."""
-        return ("default",)
+        return (DEFAULT_SETTING,)
 
     def setting(self, model: nn.Module, name: str) -> AbstractContextManager:
         """A context in which ``model`` runs in configuration ``name``."""

@@ -3,7 +3,8 @@
 The X3D is made slimmable and trained with the full network and two sampled sub-networks per step
 (CE + the distillation of Eq. 3; :mod:`.model`). It is evaluated as trained at the full configuration; every
 other configuration is evaluated by the sweep (:mod:`.sweep`), which recomputes BatchNorm statistics per
-configuration.
+configuration, and one configuration (``--config``, ``--budget``) the same way, stored as an eval run
+(:mod:`.configuration_run`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ from benchmarks.core.checkpoint import file_sha256
 from benchmarks.core.options import option
 from benchmarks.core.store import Store, read_json
 from benchmarks.engine.method import Method, logits_of
+from benchmarks.methods.a3d.configuration_run import evaluate_configuration_run
 from benchmarks.methods.a3d.model import A3D_RANGES, Configuration, a3d_loss
-from benchmarks.methods.a3d.sweep import CLIP_MEMORY_MB, parse_gflops_range, parse_pick, select, sweep
+from benchmarks.methods.a3d.sweep import (
+    CLIP_MEMORY_MB,
+    parse_gflops_range,
+    parse_pick,
+    select,
+    sweep,
+    torch_threads,
+)
 from benchmarks.table1.specs import RowSpec
 
 
@@ -112,18 +121,26 @@ class A3DMethod(Method):
                            gflops=parse_gflops_range(options.gflops) if options.gflops is not None else None,
                            calibration_videos=options.calibration_videos, batch_size=config.batch_size,
                            clip_memory_mb=options.clip_memory_mb, threads=options.threads)
-        else:
-            configuration = (Configuration.parse(options.config) if options.config is not None
-                             else stored_choice(config.checkpoint, options.budget, store))
-            record = sweep(config.checkpoint, config.data, store, configurations=[configuration],
-                           splits=(config.split,), calibration_videos=options.calibration_videos,
-                           batch_size=config.batch_size, clip_memory_mb=options.clip_memory_mb,
-                           threads=options.threads)
-        rows = record["budget_table"] if record["complete"] else record["configurations"]  # a subset: every row
-        record["table"] = [{key: row[key] for key in ("index", "configuration", "frames", "side", "gflops", "params",
-                                                      *(k for k in row if k.endswith("_top1")))} for row in rows]
-        return record
+            return {**record, "table": sweep_table(record)}
+        configuration = (Configuration.parse(options.config) if options.config is not None
+                         else stored_choice(config.checkpoint, options.budget, store))
+        with torch_threads(options.threads):
+            record = evaluate_configuration_run(
+                config.checkpoint, config.data, store, configuration, split=config.split,
+                calibration_videos=options.calibration_videos, batch_size=config.batch_size,
+                clip_memory_mb=options.clip_memory_mb, dataset=config.dataset_name, budget=options.budget)
+        row = {"configuration": configuration.name, "frames": record["input"]["frames"],
+               "side": record["input"]["side"], "gflops": record["gflops"], "params": record["params"],
+               f"{config.split}_top1": record["top1"], f"{config.split}_top5": record["top5"],
+               "videos": record["videos_evaluated"]}
+        return {**record, "table": [row]}
 
+
+def sweep_table(record: dict) -> list[dict]:
+    """The rows to print of a sweep: its budget table, or every row of a subset."""
+    rows = record["budget_table"] if record["complete"] else record["configurations"]
+    return [{key: row[key] for key in ("index", "configuration", "frames", "side", "gflops", "params",
+                                       *(k for k in row if k.endswith("_top1")))} for row in rows]
 
 def stored_choice(checkpoint: str, budget: float, store: Store) -> Configuration:
     """The configuration the latest complete stored sweep of ``checkpoint`` (same sha256) chose for ``budget``."""

@@ -42,7 +42,7 @@ from benchmarks.core.counting import LogitsOnly, count_gflops
 from benchmarks.core.store import Store, provenance, write_json
 from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.method import logits_of
-from benchmarks.engine.runs import eval_sampling, load_trained
+from benchmarks.engine.runs import Trained, eval_sampling, load_trained
 from benchmarks.methods.a3d.model import A3D_RANGES, A3DRange, Configuration, configured, grid, narrow_x3d, scale_clip
 
 CLIP_MEMORY_MB = 2048  # for clips held in memory, by default: ~100 clips of 16 x 224 px (counted twice)
@@ -102,6 +102,7 @@ class Clips:
         self._batches: list[tuple[Tensor, Tensor]] | None = None
         self._cut: tuple[tuple[int, int], list[Tensor]] | None = None  # (input shape, its batches)
         self.count = 0  # clips decoded (known after the first pass when streamed)
+        self._index_skipped, self._load_errors = index.skipped, 0
         if budget.take(2 * len(chosen) * clip_bytes(sampling)):
             self._batches = list(self._decode())
             self.count = sum(len(labels) for _, labels in self._batches)
@@ -112,9 +113,20 @@ class Clips:
     def in_memory(self) -> bool:
         return self._batches is not None
 
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Videos left out, by reason: those the index skipped, and those that failed to decode."""
+        return {**self._index_skipped, "load_error": self._load_errors}
+
     def _decode(self) -> Iterator[tuple[Tensor, Tensor]]:
-        decoded = ((clips, labels) for clips, labels, _ in self._loader if len(labels))
-        return rebatch(decoded, self.batch_size)
+        return rebatch(self._decoded(), self.batch_size)
+
+    def _decoded(self) -> Iterator[tuple[Tensor, Tensor]]:
+        self._load_errors = 0
+        for clips, labels, dropped in self._loader:
+            self._load_errors += dropped
+            if len(labels):
+                yield clips, labels
 
     def batches(self, configuration: Configuration) -> Iterator[tuple[Tensor, Tensor]]:
         """The batches cut to the configuration's input (``scale_clip``), with their labels."""
@@ -242,12 +254,18 @@ def within_gflops(configurations: Sequence[Configuration], costs: Costs,
 
 
 @torch.no_grad()
+def predictions(model: nn.Module, clips: Clips, configuration: Configuration) -> tuple[Tensor, Tensor]:
+    """Logits ``[N, classes]`` of every clip cut to the configuration's input, and the labels."""
+    logits, labels = [], []
+    for batch, batch_labels in clips.batches(configuration):
+        logits.append(logits_of(model(batch)).float())
+        labels.append(batch_labels)
+    return (torch.cat(logits), torch.cat(labels)) if labels else (torch.empty(0, 0), torch.empty(0, dtype=torch.long))
+
+
 def top1(model: nn.Module, clips: Clips, configuration: Configuration) -> float:
-    correct = total = 0
-    for batch, labels in clips.batches(configuration):
-        correct += int((logits_of(model(batch)).argmax(1) == labels).sum())
-        total += len(labels)
-    return 100.0 * correct / max(1, total)
+    logits, labels = predictions(model, clips, configuration)
+    return 100.0 * int((logits.argmax(1) == labels).sum()) / max(1, len(labels))
 
 
 def evaluate_configuration(model: nn.Module, configuration: Configuration, calibration: Clips,
@@ -290,6 +308,15 @@ def select(table: Sequence[dict], budget: float) -> dict:
     return within[-1]
 
 
+def load_a3d(checkpoint: str | Path) -> Trained:
+    """An A3D checkpoint's model (raw weights: BatchNorm is recalibrated per configuration), in eval mode."""
+    trained = load_trained(checkpoint, "raw")
+    if trained.config.method != "a3d":
+        raise ValueError(f"{checkpoint} was trained with --method {trained.config.method}, not a3d")
+    trained.model.eval()
+    return trained
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """torch's intra-op threads set to ``threads`` for the block (None: as they are)."""
@@ -317,10 +344,8 @@ def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Se
 def _sweep(checkpoint: str | Path, data: str, store: Store, configurations: Sequence[Configuration] | None,
            picks: Sequence[str] | None, gflops: tuple[float, float] | None, splits: Sequence[str],
            calibration_videos: int, batch_size: int, clip_memory_mb: float) -> dict:
-    trained = load_trained(checkpoint, "raw")
-    if trained.config.method != "a3d":
-        raise ValueError(f"{checkpoint} was trained with --method {trained.config.method}, not a3d")
-    model, classes = trained.model.eval(), trained.classes
+    trained = load_a3d(checkpoint)
+    model, classes = trained.model, trained.classes
     a3d_range = A3D_RANGES[trained.config.method_options["range"]]
     every = grid(a3d_range)
     configurations = list(configurations or (picked(a3d_range, picks) if picks else every))
