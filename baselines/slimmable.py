@@ -133,12 +133,15 @@ def conv_channels(model: nn.Module) -> dict[str, int]:
 
 @contextmanager
 def active_channels(model: nn.Module, channels: dict[str, int]) -> Iterator[nn.Module]:
-    """Run ``model`` with these active channels inside the block; full width again afterwards."""
+    """Run ``model`` with these active channels inside the block; afterwards the channels it had before
+    (full width outside any block: a nested block must not widen the outer one's network)."""
+    before = {name: module.active_out or module.out_channels for name, module in model.named_modules()
+              if isinstance(module, SlimmableConv3d)}
     set_active_channels(model, channels)
     try:
         yield model
     finally:
-        set_active_channels(model, {})
+        set_active_channels(model, before)
 
 
 @torch.no_grad()

@@ -3,8 +3,10 @@ recalibration, the configuration-budget table, and the train/eval commands end t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,13 +14,15 @@ from torch import nn
 
 import baselines
 from baselines.slimmable import SlimmableBatchNorm3d, SlimmableConv3d, recompute_batchnorm
-from baselines.x3d import X3D, scaled_config, width_channels
-from benchmarks.core.checkpoint import LAST
+from baselines.x3d import X3D, scaled_config, width_channels, x3d_of
+from benchmarks.core.checkpoint import LAST, file_sha256
 from benchmarks.core.counting import count_gflops
-from benchmarks.core.store import Store
+from benchmarks.core.store import Store, write_json
+from benchmarks.data.videos import Sampling, VideoDataset, VideoIndex, evenly_spread, make_loader
 from benchmarks.engine.config import RunConfig
 from benchmarks.engine.method import logits_of
 from benchmarks.engine.recipe import Recipe
+from benchmarks.engine.runs import eval_sampling, load_trained
 from benchmarks.engine.train import train
 from benchmarks.methods.a3d.model import (
     A3D_RANGES,
@@ -30,7 +34,15 @@ from benchmarks.methods.a3d.model import (
     sample_subnetworks,
     scale_clip,
 )
-from benchmarks.methods.a3d.sweep import budget_table, select, sweep
+from benchmarks.methods.a3d.sweep import (
+    Clips,
+    MemoryBudget,
+    budget_table,
+    parse_gflops_range,
+    select,
+    sweep,
+    within_gflops,
+)
 from benchmarks.run import main as run_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -80,6 +92,22 @@ def test_a_sliced_configuration_counts_the_flops_of_a_narrow_x3d(width):
         sliced = count_gflops(adaptive, shape)
     assert sliced == pytest.approx(count_gflops(narrow, shape), rel=1e-9)
     assert sliced < 0.6 * count_gflops(adaptive, shape)  # fewer multiply-adds, not masked ones
+
+
+def test_a_nested_configuration_gives_the_outer_one_back():
+    model, _ = adaptive_and_plain()
+
+    def active() -> dict[str, int]:
+        return {name: m.active_out or m.out_channels for name, m in model.named_modules()
+                if isinstance(m, SlimmableConv3d)}
+
+    full = active()
+    with configured(model, Configuration(0.5)):
+        half = active()
+        with configured(model, Configuration(0.7)):
+            assert active() != half
+        assert active() == half != full
+    assert active() == full
 
 
 def test_half_width_leaves_the_unused_channels_without_gradient():
@@ -196,17 +224,27 @@ def test_train_a3d_logs_its_terms_and_refuses_other_families(a3d_run, planes, tm
         train(a3d_config(planes, tmp_path / "mobilenet", row=3))
 
 
-def test_eval_one_configuration_and_a_budget_needs_a_sweep(a3d_run, planes, tmp_path):
+def test_eval_one_configuration_is_an_eval_run_and_a_budget_needs_a_sweep(a3d_run, planes, tmp_path):
+    from benchmarks.commands.eval import stored_run
+    from benchmarks.engine.evaluate import EvalConfig
+
     out, _ = a3d_run
     results = tmp_path / "results"
     args = ["eval", "--row", "5", "--checkpoint", str(out / LAST), "--data", str(planes), "--results", str(results),
             "--num-workers", "0", "--calibration-videos", "16"]
     assert run_main([*args, "--method", "vared2", "--config", "1x1x1"]) == 2  # trained with a3d: refused
     assert run_main([*args, "--method", "a3d", "--config", "0.5x0.71x0.5", "--split", "test"]) == 0
-    (single,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
-    (row,) = json.loads(single.read_text())["configurations"]
-    assert (row["width"], row["frames"], row["side"]) == (0.5, 4, 23) and 0 <= row["test_top1"] <= 100
-    assert row["params"] < 0.4 * sum(p.numel() for p in baselines.build("x3d_xs", num_classes=3).parameters())
+    assert not (results / "runs" / "a3d").exists()  # no sweep file for one configuration
+    (run,) = Store(results).load_runs()  # a run with every field of an eval run
+    assert (run["row"], run["split"], run["method"], run["setting"], run["videos_evaluated"]) == (
+        5, "test", "a3d", "0.5x0.71x0.5", 6)
+    assert run["a3d"]["width"] == 0.5 and run["a3d"]["calibration_videos"] == 16
+    assert (run["input"]["frames"], run["input"]["side"]) == (4, 23) and 0 <= run["top1"] <= run["top5"] <= 100
+    assert run["params"] < 0.4 * sum(p.numel() for p in baselines.build("x3d_xs", num_classes=3).parameters())
+    as_trained = EvalConfig(str(out / LAST), str(planes), split="test")
+    assert stored_run(as_trained, Store(results)) is None  # the model as trained is still to be evaluated
+    stored = stored_run(dataclasses.replace(as_trained, setting="0.5x0.71x0.5"), Store(results))
+    assert {key: stored[key] for key in run} == run and stored["run_id"]  # with its file and id
     assert run_main([*args, "--budget", "0.01"]) == 2  # no sweep of this checkpoint is stored yet
 
 
@@ -223,6 +261,199 @@ def test_sweep_stores_a_monotone_budget_table(a3d_run, planes, tmp_path):
     assert table[0]["configuration"] == "0.5x0.57x0.5"  # the cheapest is always the best within its budget
     assert all(a["gflops"] < b["gflops"] and a["val_top1"] < b["val_top1"] for a, b in zip(table, table[1:]))
     assert Path(record["path"]).is_file()
+
+
+def counting_decodes(monkeypatch) -> list[int]:
+    """Every video the sweep decodes from now on, by dataset index."""
+    decoded: list[int] = []
+    original = VideoDataset.__getitem__
+
+    def getitem(self, key):
+        decoded.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(VideoDataset, "__getitem__", getitem)
+    return decoded
+
+
+def test_a_sweep_decodes_each_clip_once_and_streams_beyond_its_memory(a3d_run, planes, tmp_path, monkeypatch):
+    out, _ = a3d_run
+    configurations = [Configuration.parse(text) for text in ("0.5x0.57x0.25", "1x0.57x0.25", "0.7x1x0.75")]
+    decoded = counting_decodes(monkeypatch)
+    held = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                 calibration_videos=16, batch_size=4)
+    assert held["clips_in_memory"] == {"calibration": True, "val": True, "test": True}
+    assert len(decoded) == 16 + 6 + 6  # once, for three configurations
+    decoded.clear()
+    streamed = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                     calibration_videos=16, batch_size=4, clip_memory_mb=0)
+    assert streamed["clips_in_memory"] == {"calibration": False, "val": False, "test": False}
+    assert len(decoded) == 3 * (16 + 6 + 6)
+    assert streamed["configurations"] == held["configurations"]
+    assert [row["configuration"] for row in held["configurations"]] == [c.name for c in configurations]
+
+
+def test_a_configurations_row_does_not_depend_on_the_others_swept(a3d_run, planes, tmp_path):
+    """BatchNorm statistics are recomputed for each configuration, and the clips cut for one input
+    serve every width at that input: a configuration swept alone gets the row it gets among others."""
+    out, _ = a3d_run
+    configurations = [Configuration.parse(text) for text in ("1x0.71x0.5", "0.5x0.71x0.5", "0.5x1x1")]
+    together = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                     calibration_videos=16, batch_size=4)
+    for configuration, row in zip(configurations, together["configurations"]):
+        alone = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=[configuration],
+                      calibration_videos=16, batch_size=4, clip_memory_mb=0)
+        assert alone["configurations"] == [row]
+
+
+def plain_top1(checkpoint: Path, data: Path, configuration: Configuration, calibration_videos: int,
+               batch_size: int) -> dict[str, float]:
+    """A configuration's top-1 per split, computed plainly (as the sweep did before it held its clips):
+    every clip decoded and cut for this configuration alone, BatchNorm recalibrated, each split classified."""
+    trained = load_trained(checkpoint, "raw")
+    model = trained.model.eval()
+    sampling = eval_sampling(trained.spec, model, views=False)
+
+    def batches(split: str, videos: int | None = None):
+        index = VideoIndex.build(str(data), split, classes=trained.classes)
+        loader = make_loader(VideoDataset(index, sampling, train=False), batch_size,
+                             sampler=evenly_spread(len(index), videos))
+        return [(scale_clip(clips, configuration), labels) for clips, labels, _ in loader]
+
+    with configured(model, configuration), torch.no_grad():
+        recompute_batchnorm(model, (clips for clips, _ in batches("train", calibration_videos)), model)
+        top1 = {}
+        for split in ("val", "test"):
+            hits = torch.cat([logits_of(model(clips)).argmax(1) == labels for clips, labels in batches(split)])
+            top1[f"{split}_top1"] = 100.0 * int(hits.sum()) / len(hits)
+    return top1
+
+
+def test_sweep_rows_are_those_of_a_plain_evaluation_of_each_configuration(a3d_run, planes, tmp_path):
+    out, _ = a3d_run
+    configurations = [Configuration.parse(text) for text in ("0.5x0.57x0.25", "1x0.57x0.25", "0.7x1x0.75")]
+    record = sweep(out / LAST, str(planes), Store(tmp_path / "results"), configurations=configurations,
+                   calibration_videos=16, batch_size=4)
+    for configuration, row in zip(configurations, record["configurations"]):
+        assert {split: row[split] for split in ("val_top1", "test_top1")} == plain_top1(
+            out / LAST, planes, configuration, calibration_videos=16, batch_size=4)
+
+
+def test_every_configuration_is_classified_at_its_own_width(a3d_run, planes, tmp_path, monkeypatch):
+    from benchmarks.methods.a3d import sweep as sweep_module
+
+    out, _ = a3d_run
+    widths: list[tuple[float, dict[str, int]]] = []
+    classify = sweep_module.top1
+
+    def noting_the_width(model, clips, configuration):
+        active = {name: module.active_out or module.out_channels for name, module in x3d_of(model).named_modules()
+                  if isinstance(module, SlimmableConv3d)}
+        widths.append((configuration.width, active))
+        return classify(model, clips, configuration)
+
+    monkeypatch.setattr(sweep_module, "top1", noting_the_width)
+    sweep(out / LAST, str(planes), Store(tmp_path / "results"), calibration_videos=16, batch_size=4,
+          configurations=[Configuration.parse(text) for text in ("0.5x0.57x0.25", "1x1x1", "0.7x1x0.75")])
+    config = baselines.build("x3d_xs", num_classes=3).config
+    assert len(widths) == 6
+    for width, active in widths:
+        assert {name: active[name] for name in width_channels(config, width)} == width_channels(config, width)
+
+
+def test_held_clips_are_the_streamed_batches_even_when_videos_fail(planes, monkeypatch):
+    sampling = Sampling(frames=8, fps=8, size=32)
+    classes = tuple(sorted(folder.name for folder in (planes / "val").iterdir() if folder.is_dir()))
+    original = VideoDataset.__getitem__
+    monkeypatch.setattr(VideoDataset, "__getitem__", lambda self, key: None if key == 1 else original(self, key))
+    held = Clips(str(planes), "val", classes, sampling, 4, MemoryBudget(2**30))
+    streamed = Clips(str(planes), "val", classes, sampling, 4, MemoryBudget(0))
+    assert held.in_memory and not streamed.in_memory and held.count == 5
+    configuration = Configuration(0.5, 0.71, 0.5)
+    pairs = list(zip(held.batches(configuration), streamed.batches(configuration), strict=True))
+    assert [len(labels) for (_, labels), _ in pairs] == [4, 1] and streamed.count == 5
+    for (held_clips, held_labels), (clips, labels) in pairs:
+        assert held_clips.shape[2:] == (4, 23, 23)
+        assert torch.equal(held_clips, clips) and torch.equal(held_labels, labels)
+
+
+def sweep_args(out: Path, planes: Path, results: Path) -> list[str]:
+    return ["eval", "--row", "5", "--checkpoint", str(out / LAST), "--data", str(planes), "--results", str(results),
+            "--num-workers", "0", "--calibration-videos", "16"]
+
+
+def test_a_sweep_of_configurations_chosen_by_index_name_and_gflops(a3d_run, planes, tmp_path, capsys):
+    out, _ = a3d_run
+    results = tmp_path / "results"
+    args = [*sweep_args(out, planes, results), "--sweep", "--threads", "1"]
+    assert run_main([*args, "--configs", "0,1x1x1,95"]) == 0
+    (path,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
+    record = json.loads(path.read_text())
+    assert [(row["index"], row["configuration"]) for row in record["configurations"]] == [(0, "0.5x0.57x0.25"),
+                                                                                        (95, "1x1x1")]
+    assert not record["complete"] and record["selection"] == {"configs": ["0", "1x1x1", "95"], "gflops": None}
+    printed = capsys.readouterr().out
+    assert "0.5x0.57x0.25" in printed and "1x1x1" in printed  # every row of a subset, not its budget table
+    path.unlink()
+    assert run_main([*args, "--configs", "0,0.5x1x1,1x1x1", "--gflops", "0.01:0.02"]) == 0
+    (path,) = (results / "runs" / "a3d").glob("a3d-sweep-*.json")
+    record = json.loads(path.read_text())
+    assert [row["configuration"] for row in record["configurations"]] == ["0.5x1x1"]
+    assert record["selection"]["gflops"] == [0.01, 0.02]
+    assert run_main([*sweep_args(out, planes, results), "--budget", "0.05"]) == 2  # from a complete sweep only
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sweep", "--configs", "96"], "index 96 is out of range: range [0.016,1] has 96 configurations, 0-95"),
+    (["--sweep", "--configs", "0,0.55x1x1"], "0.55x1x1 is not a configuration of range [0.016,1]"),
+    (["--sweep", "--configs", "fast"], "expected configuration indices or names such as 0.5x0.71x0.25, got 'fast'"),
+    (["--sweep", "--configs", ","], "give at least one configuration"),
+    (["--sweep", "--gflops", "0.2:0.1"], "expected 0 <= LO <= HI, got '0.2:0.1'"),
+    (["--sweep", "--gflops", "cheap"], "expected LO:HI GFLOPs per clip"),
+    (["--sweep", "--threads", "0"], "--threads must be >= 1"),
+    (["--config", "1x1x1", "--configs", "0"], "--configs and --gflops choose the configurations of --sweep"),
+    (["--threads", "1"], "give --sweep, --config or --budget"),
+])
+def test_bad_sweep_selections_are_one_line_usage_errors(a3d_run, planes, tmp_path, capsys, flags, message):
+    out, _ = a3d_run
+    capsys.readouterr()
+    assert run_main([*sweep_args(out, planes, tmp_path / "results"), *flags]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_a_gflops_range_keeps_the_configurations_within_it():
+    costs = SimpleNamespace(gflops=lambda configuration: configuration.relative_cost)  # stands for fvcore's count
+    configurations = grid(A3D_RANGES["[0.06,1]"])
+    kept = within_gflops(configurations, costs, parse_gflops_range("0.1:0.5"))
+    assert kept == [c for c in configurations if 0.1 <= c.relative_cost <= 0.5] and 0 < len(kept) < len(configurations)
+    assert within_gflops(configurations, costs, parse_gflops_range(":0.5")) == [
+        c for c in configurations if c.relative_cost <= 0.5]
+    assert within_gflops(configurations, costs, parse_gflops_range("0.5:")) == [
+        c for c in configurations if c.relative_cost >= 0.5]
+    with pytest.raises(ValueError, match="no configuration within 2:inf GFLOPs per clip; these span"):
+        within_gflops(configurations, costs, parse_gflops_range("2:"))
+
+
+def test_a_budget_is_chosen_from_the_latest_complete_sweep(tmp_path):
+    from benchmarks.methods.a3d.method import stored_choice
+
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"an A3D checkpoint")
+    store = Store(tmp_path / "results")
+
+    def stored(date: str, configuration: Configuration, **complete) -> None:
+        row = {"configuration": configuration.name, "width": configuration.width, "spatial": configuration.spatial,
+               "temporal": configuration.temporal, "gflops": 0.01, "val_top1": 50.0}
+        write_json(store.runs / "a3d" / f"a3d-sweep-{date}.json",
+                   {"date": date, "checkpoint_sha256": file_sha256(checkpoint), "configurations": [row, row],
+                    "budget_table": [row], **complete})
+
+    stored("2026-01-01", Configuration(0.5, 0.57, 0.25))  # stored before sweeps said whether they were complete
+    assert stored_choice(str(checkpoint), 0.02, store) == Configuration(0.5, 0.57, 0.25)
+    stored("2026-01-02", Configuration(0.6, 0.57, 0.25), complete=True)
+    stored("2026-01-03", Configuration(1, 0.57, 0.25), complete=False)
+    assert stored_choice(str(checkpoint), 0.02, store) == Configuration(0.6, 0.57, 0.25)
 
 
 def test_costs_follow_the_configurations_and_a3d_steps_cost_more(tmp_path):

@@ -68,6 +68,12 @@ def test_cuda_memory_is_a_column_of_its_own_and_kinetics_run_wins(results):
     assert "memory CUDA (MB)" in text and "torch.cuda.max_memory_allocated on" in text
 
 
+def test_a_run_of_one_a3d_configuration_is_not_the_rows_result(results):
+    store_run("5-a", run_record(5, 60.0, "kinetics600", "2026-01-01"))
+    store_run("5-b", {**run_record(5, 40.0, "kinetics600", "2026-02-01"), "method": "a3d", "setting": "0.5x0.71x0.5"})
+    assert report.build_table().set_index("row").loc[5, "reproduced_top1"] == 60.0
+
+
 def test_figure_uses_reproduced_only_for_kinetics_runs(results):
     store_run("1-a", run_record(1, 50.0, "toy-motion"))
     store_run("2-a", run_record(2, 73.0, "kinetics600"))

@@ -19,8 +19,10 @@ over clips; the run records ``protocol``.
 A method may evaluate its checkpoints its own way, with flags of its own (``Method.EvalOptions``). A3D
 checkpoints (``train --method a3d``): ``--sweep`` evaluates every configuration of the run's range
 with BatchNorm recalibrated per configuration and stores the configuration-budget table
-(``benchmarks.methods.a3d.sweep``); ``--config WxSxT`` evaluates one configuration, ``--budget GFLOPS`` the one
-the stored sweep chose for that budget.
+(``benchmarks.methods.a3d.sweep``; ``--configs`` and ``--gflops LO:HI`` sweep a subset); ``--config WxSxT``
+evaluates one configuration, ``--budget GFLOPS`` the one the latest complete stored sweep chose for that budget,
+each stored as an eval run whose ``setting`` is the configuration (a stored run counts for a checkpoint only at
+the same setting).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from benchmarks.commands.options import add_component_options, component_flags
 from benchmarks.commands.train import check_data
 from benchmarks.core.cli import UsageError, check_writable, default, from_args
 from benchmarks.core.options import from_dict
-from benchmarks.core.store import Store
+from benchmarks.core.store import DEFAULT_SETTING, Store
 from benchmarks.engine.config import EvalConfig
 from benchmarks.engine.method import METHODS
 from benchmarks.table1.clip_protocol import OVERRIDABLE, PROTOCOLS, authors_protocol
@@ -194,14 +196,16 @@ def check_checkpoint(config: EvalConfig, method: str | None = None) -> None:
 
 
 def stored_run(config: EvalConfig, store: Store) -> dict | None:
-    """The stored run of this checkpoint (by sha256) on the same data and split under the same protocol."""
+    """The stored run of this checkpoint (by sha256) on the same data and split under the same protocol, at
+    the same setting of its method (an A3D configuration, ``eval --config``, is not the model as trained)."""
     from benchmarks.core.checkpoint import file_sha256
 
     sha256 = file_sha256(config.checkpoint)
     data_root = str(Path(config.data).resolve())
     return next((run for run in store.load_runs(with_files=True) if run["checkpoint_sha256"] == sha256
                  and run["split"] == config.split and run.get("data_root") == data_root
-                 and run.get("protocol", "suite") == config.protocol), None)
+                 and run.get("protocol", "suite") == config.protocol
+                 and run.get("setting", DEFAULT_SETTING) == (config.setting or DEFAULT_SETTING)), None)
 
 
 def print_run(name: str, record: dict) -> None:

@@ -40,6 +40,7 @@ RUN_FIELDS = (
     "row", "top1", "top5", "dataset", "split", "videos_evaluated", "videos_skipped",
     "checkpoint_sha256", "git_commit", "hardware", "date", "command",
 )
+DEFAULT_SETTING = "default"  # a run's ``setting`` when its method has no settings of its own (the model as trained)
 MEASUREMENT_FIELDS = ("row", "gflops", "params", "peak_memory_mb", "memory_method", "device", "key")
 
 

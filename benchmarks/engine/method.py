@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from benchmarks.core.options import NoOptions, from_dict
 from benchmarks.core.registry import Registry
+from benchmarks.core.store import DEFAULT_SETTING
 
 if TYPE_CHECKING:  # torch is imported where it is used: the command line reads METHODS without it
     from torch import Tensor, nn
@@ -76,7 +77,7 @@ class Method:
 
     def eval_settings(self) -> tuple[str, ...]:
         """The configurations a trained model can be evaluated at; the first is the default."""
-        return ("default",)
+        return (DEFAULT_SETTING,)
 
     def setting(self, model: nn.Module, name: str) -> AbstractContextManager:
         """A context in which ``model`` runs in configuration ``name``."""

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from benchmarks.core.plots import save_figure  # noqa: E402
-from benchmarks.core.store import Store, write_csv, write_text  # noqa: E402
+from benchmarks.core.store import DEFAULT_SETTING, Store, write_csv, write_text  # noqa: E402
 from benchmarks.table1 import ledger, speed_report  # noqa: E402
 from benchmarks.table1.specs import all_specs  # noqa: E402
 
@@ -54,12 +54,14 @@ def _latest_runs(runs: list[dict]) -> dict[int, dict]:
     """The newest Kinetics-600 run per row; runs on other data are not Table 1 results.
 
     A run with GRW switched the other way than in its row is an ablation (a GRW row's head trained
-    without the loss, a baseline with GRW taps), not the row's result: it is left out.
+    without the loss, a baseline with GRW taps), not the row's result: it is left out, as is a run at
+    another setting of its method (one A3D configuration, ``eval --config``).
     """
     grw_rows = {spec.row for spec in all_specs() if spec.grw}
     latest: dict[int, dict] = {}
     for run in runs:  # oldest first
-        if run["dataset"] == KINETICS and run.get("grw", run["row"] in grw_rows) == (run["row"] in grw_rows):
+        if (run["dataset"] == KINETICS and run.get("grw", run["row"] in grw_rows) == (run["row"] in grw_rows)
+                and run.get("setting", DEFAULT_SETTING) == DEFAULT_SETTING):
             latest[run["row"]] = run
     return latest
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,44 +40,7 @@ from torch import Tensor, nn
 
 from baselines.slimmable import active_channels
 from baselines.x3d import X3D, X3DConfig, scaled_config, width_channels, x3d_of
-from benchmarks.methods.a3d.options import A3D_RANGES, A3DRange  # noqa: F401  (the ranges, also as model.*)
-
-
-@dataclass(frozen=True)
-class Configuration:
-    """(gamma_w, gamma_s, gamma_t) of one sub-network."""
-
-    width: float = 1.0
-    spatial: float = 1.0
-    temporal: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("width", "spatial", "temporal"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"gamma_{name[0]} must be in (0, 1], got {getattr(self, name)}")
-
-    @property
-    def name(self) -> str:
-        return f"{self.width:g}x{self.spatial:g}x{self.temporal:g}"
-
-    @classmethod
-    def parse(cls, text: str) -> Configuration:
-        """``"0.5x0.71x0.25"`` (gamma_w x gamma_s x gamma_t) -> a configuration."""
-        try:
-            width, spatial, temporal = (float(part) for part in text.split("x"))
-        except ValueError:
-            raise ValueError(f"expected WIDTHxSPATIALxTEMPORAL such as 0.5x0.71x0.25, got {text!r}") from None
-        return cls(width, spatial, temporal)
-
-    def input_shape(self, frames: int, side: int) -> tuple[int, int]:
-        """(frames, side) of this configuration's clip for a full clip of ``frames`` x ``side``."""
-        return max(1, round(frames * self.temporal)), max(1, round(side * self.spatial))
-
-    @property
-    def relative_cost(self) -> float:
-        """gamma_w^2 gamma_s^2 gamma_t: the paper's Eq. 2 (the sweep measures the real count)."""
-        return self.width**2 * self.spatial**2 * self.temporal
-
+from benchmarks.methods.a3d.options import A3D_RANGES, A3DRange, Configuration  # noqa: F401  (also as model.*)
 
 FULL = Configuration()
 

@@ -6,6 +6,7 @@ builds its flags from this module alone; the modules that use them import them f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from benchmarks.core.cli import default
@@ -39,20 +40,113 @@ class A3DOptions:
 
 
 @dataclass(frozen=True)
+class Configuration:
+    """(gamma_w, gamma_s, gamma_t) of one sub-network."""
+
+    width: float = 1.0
+    spatial: float = 1.0
+    temporal: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("width", "spatial", "temporal"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"gamma_{name[0]} must be in (0, 1], got {getattr(self, name)}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.width:g}x{self.spatial:g}x{self.temporal:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> Configuration:
+        """``"0.5x0.71x0.25"`` (gamma_w x gamma_s x gamma_t) -> a configuration."""
+        try:
+            width, spatial, temporal = (float(part) for part in text.split("x"))
+        except ValueError:
+            raise ValueError(f"expected WIDTHxSPATIALxTEMPORAL such as 0.5x0.71x0.25, got {text!r}") from None
+        return cls(width, spatial, temporal)
+
+    def input_shape(self, frames: int, side: int) -> tuple[int, int]:
+        """(frames, side) of this configuration's clip for a full clip of ``frames`` x ``side``."""
+        return max(1, round(frames * self.temporal)), max(1, round(side * self.spatial))
+
+    @property
+    def relative_cost(self) -> float:
+        """gamma_w^2 gamma_s^2 gamma_t: the paper's Eq. 2 (the sweep measures the real count)."""
+        return self.width**2 * self.spatial**2 * self.temporal
+
+
+def parse_gflops_range(text: str) -> tuple[float, float]:
+    """``"LO:HI"`` GFLOPs per clip -> (lo, hi); an empty side is open (``"0.01:"``, ``":0.02"``)."""
+    low, colon, high = text.partition(":")
+    try:
+        if not colon or not (low.strip() or high.strip()):
+            raise ValueError
+        bounds = (float(low) if low.strip() else 0.0, float(high) if high.strip() else math.inf)
+    except ValueError:
+        raise ValueError(f"--gflops: expected LO:HI GFLOPs per clip such as 0.01:0.05 (either side may be "
+                         f"left empty), got {text!r}") from None
+    if bounds[0] < 0 or bounds[0] > bounds[1] or math.isnan(bounds[0] + bounds[1]):
+        raise ValueError(f"--gflops: expected 0 <= LO <= HI, got {text!r}")
+    return bounds
+
+
+
+def parse_pick(text: str) -> int | Configuration:
+    """One item of ``--configs``: an index into the range's grid, or a configuration name (``WxSxT``)."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return Configuration.parse(text)
+    except ValueError:
+        raise ValueError(f"--configs: expected configuration indices or names such as 0.5x0.71x0.25, "
+                         f"got {text!r}") from None
+
+
+
+CLIP_MEMORY_MB = 2048  # for clips held in memory, by default: ~100 clips of 16 x 224 px (counted twice)
+
+
+@dataclass(frozen=True)
 class A3DEvalOptions:
     sweep: bool = option(False, "every width x side x frames configuration of the run's range, BatchNorm "
                          "recalibrated per configuration, on the val and test splits; stores the configuration-budget "
                          "table (chosen on val) in runs/a3d/")
     config: str | None = option(None, "one configuration, e.g. 0.5x0.71x0.25 (gamma_w x gamma_s x gamma_t), on "
                                 "--split", metavar="WxSxT")
-    budget: float | None = option(None, "the configuration the latest stored sweep of this checkpoint chose for "
-                                  "this many GFLOPs per clip, evaluated on --split", metavar="GFLOPS")
+    budget: float | None = option(None, "the configuration the latest complete stored sweep of this checkpoint "
+                                  "chose for this many GFLOPs per clip, evaluated on --split", metavar="GFLOPS")
     calibration_videos: int = option(200, "training videos the BatchNorm statistics of a configuration are "
                                      "recomputed on")
+    configs: tuple[str, ...] | None = option(None, "with --sweep: only these configurations, comma-separated: "
+                                            "indices into the range's grid (0-95 for [0.016,1]; a sweep's index "
+                                            "column) or names such as 0.5x0.71x0.25", metavar="I|WxSxT,...")
+    gflops: str | None = option(None, "with --sweep: only the configurations (of --configs, else of the range) whose "
+                                "GFLOPs per clip lie in LO:HI; either side may be left empty (0.01: or :0.02). "
+                                "Each one's GFLOPs are counted first", metavar="LO:HI")
+    threads: int | None = option(None, "torch CPU threads while evaluating (default: as they are, one per core); on "
+                                 "a small machine that other jobs share, 1 avoids threads waiting on each other "
+                                 "(docs/methods/a3d.md)")
+    clip_memory_mb: float = option(CLIP_MEMORY_MB, "MiB for decoded clips held in memory across configurations "
+                                   "(each split counted twice: decoded and cut to one input); a split beyond it "
+                                   "is decoded again for every configuration", metavar="MIB")
 
     def __post_init__(self) -> None:
         if sum((self.sweep, self.config is not None, self.budget is not None)) > 1:
             raise ValueError("give one of --sweep, --config and --budget")
+        if self.clip_memory_mb < 0:
+            raise ValueError(f"--clip-memory-mb must be >= 0, got {self.clip_memory_mb:g}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {self.threads}")
+        if not self.sweep and (self.configs is not None or self.gflops is not None):
+            raise ValueError("--configs and --gflops choose the configurations of --sweep")
+        if self.configs is not None or self.gflops is not None:
+            if self.configs is not None and not self.configs:
+                raise ValueError("--configs: give at least one configuration")
+            for pick in self.configs or ():
+                parse_pick(pick)  # the form here, the range once the checkpoint is read
+            if self.gflops is not None:
+                parse_gflops_range(self.gflops)
 
     def __bool__(self) -> bool:
         """Whether an evaluation of A3D's own was asked for."""
