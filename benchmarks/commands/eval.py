@@ -137,23 +137,20 @@ def configs_from_args(args: argparse.Namespace) -> list[EvalConfig]:
                    else args.checkpoint.replace("{row}", str(spec.row)) for spec in specs}
     configs = [from_args(EvalConfig, args, row=spec.row, checkpoint=checkpoints[spec.row], protocol_overrides=overrides)
                for spec in specs]
-    for config in configs:
-        check_checkpoint(config, args.method)
+    known = {config.row: check_checkpoint(config, args.method) for config in configs}
     check_data(args.data, args.split)
     for config in configs:
-        check_classes_overlap(config)
+        check_classes_overlap(config, known[config.row])
     return configs
 
 
-def check_classes_overlap(config: EvalConfig) -> None:
-    """The data's class folders must share classes with the checkpoint's: evaluating on data of other
-    classes is a usage error, not "no readable video" after indexing. (With annotation files the labels are
-    checked when indexing, which counts the videos of unknown classes.)"""
-    from benchmarks.core.checkpoint import load_checkpoint
-
+def check_classes_overlap(config: EvalConfig, classes: tuple[str, ...]) -> None:
+    """The data's class folders must share classes with the checkpoint's (``classes``): evaluating on data of
+    other classes is a usage error, not "no readable video" after indexing. (With annotation files the
+    labels are checked when indexing, which counts the videos of unknown classes.)"""
     split_dir = Path(config.data) / config.split
     folders = {p.name for p in split_dir.iterdir() if p.is_dir()} if split_dir.is_dir() else set()
-    known = set(load_checkpoint(config.checkpoint).get("classes", ()))
+    known = set(classes)
     if folders and known and not folders & known:
         raise UsageError(f"{config.checkpoint} knows {len(known)} classes and {split_dir} has {len(folders)} class "
                          f"folders, none of them the same (e.g. {sorted(known)[0]!r} vs {sorted(folders)[0]!r}): "
@@ -177,9 +174,9 @@ def public_checkpoint(args: argparse.Namespace, row: int) -> str:
     return str(out)
 
 
-def check_checkpoint(config: EvalConfig, method: str | None = None) -> None:
+def check_checkpoint(config: EvalConfig, method: str | None = None) -> tuple[str, ...]:
     """Fail before launching on a checkpoint that is missing, unreadable, for another row or another
-    ``method`` (when given), or imported without class names."""
+    ``method`` (when given), or imported without class names; its class names."""
     from benchmarks.core.checkpoint import CheckpointError, load_checkpoint
     from benchmarks.engine.public_weights import WeightsError, check_classes
 
@@ -193,6 +190,7 @@ def check_checkpoint(config: EvalConfig, method: str | None = None) -> None:
     trained_with = checkpoint.get("config", {}).get("method", "standard")
     if method is not None and trained_with != method:
         raise UsageError(f"{config.checkpoint} was trained with --method {trained_with}, not {method}")
+    return tuple(checkpoint.get("classes", ()))
 
 
 def stored_run(config: EvalConfig, store: Store) -> dict | None:

@@ -161,14 +161,10 @@ def counterfactual_path(store: Store, name: str) -> Path:
 
 
 def counterfactual_key(cf: Counterfactual) -> str:
-    """``<fields>-<model>-<counting>``: the rule of Table 1 rows' keys (``measure.cache_key``)."""
-    import torch
+    """The key of ``cf``'s stored count (``measure.count_key``)."""
+    from benchmarks.table1.measure import count_key
 
-    from benchmarks.table1.measure import code_hash, digest, model_hash
-
-    with torch.device("meta"):
-        model = model_hash(cf.build())
-    return f"{digest(cf.fields())}-{model}-{code_hash(count_counterfactual)}"
+    return count_key(cf.fields(), cf.build, count_counterfactual)
 
 
 def count_counterfactual(cf: Counterfactual) -> dict:

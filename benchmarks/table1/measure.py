@@ -134,14 +134,18 @@ def counting_hash() -> str:
     return code_hash(*(globals()[name] for name in COUNTING_ROOTS))
 
 
+def count_key(fields: dict, build: Callable[[], nn.Module], counting: Callable) -> str:
+    """``<fields>-<model>-<counting>``: :func:`cache_key`'s rule for any stored count (the zoo's, the FLOP
+    ledger's): the input as data, the model ``build()`` makes on the meta device, and the code of
+    ``counting`` (what turns the model into the numbers; never the provenance around it)."""
+    with torch.device("meta"):
+        model = model_hash(build())
+    return f"{_digest(fields)}-{model}-{code_hash(counting)}"
+
+
 def code_hash(*roots: type | types.FunctionType) -> str:
     """Hash of the suite code of ``roots`` and of everything it calls (:func:`_code_closure`)."""
-    return digest([_code_closure(list(roots))])
-
-
-def digest(value: object) -> str:
-    """Short stable hash of JSON-able ``value``."""
-    return _digest(value)
+    return _digest([_code_closure(list(roots))])
 
 
 def _digest(value: object) -> str:

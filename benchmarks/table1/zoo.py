@@ -40,15 +40,11 @@ def _build(fields: dict):
 
 
 def zoo_key(ref) -> str:
-    """``<input>-<model>-<counting>``, as ``benchmarks.table1.measure.cache_key`` makes a row's."""
-    import torch
-
-    from benchmarks.table1.measure import code_hash, digest, model_hash
+    """The key of a zoo model's stored count (``measure.count_key``)."""
+    from benchmarks.table1.measure import count_key
 
     fields = _fields(ref)
-    with torch.device("meta"):
-        model = model_hash(_build(fields))
-    return f"{digest(fields)}-{model}-{code_hash(count_model)}"
+    return count_key(fields, lambda: _build(fields), count_model)
 
 
 def count_model(fields: dict) -> dict:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,6 +317,7 @@ def sweep(checkpoint: str | Path, data: str, store: Store, *, configurations: Se
 def _sweep(checkpoint: str | Path, data: str, store: Store, configurations: Sequence[Configuration] | None,
            picks: Sequence[str] | None, gflops: tuple[float, float] | None, splits: Sequence[str],
            calibration_videos: int, batch_size: int, clip_memory_mb: float) -> dict:
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     trained = load_a3d(checkpoint)
     model, classes = trained.model, trained.classes
     a3d_range = A3D_RANGES[trained.config.method_options["range"]]
@@ -351,6 +354,10 @@ def _sweep(checkpoint: str | Path, data: str, store: Store, configurations: Sequ
         "selected_on": choose_on,
         "configurations": rows,
         "budget_table": budget_table(rows, choose_on),
+        # the sweep's own timing, with what it ran under: the only source of its timings in the docs
+        "seconds": round(time.perf_counter() - started, 2),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": {"start": load_before, "end": os.getloadavg()[0]},
         **provenance("cpu"),
     }
     path = write_json(store.new_run_path("a3d-sweep", "a3d"), record)
