@@ -73,11 +73,14 @@ def _rows(text: str | None) -> tuple[int, ...] | None:
 
 def _fit(table):
     """Shorten the widest text columns (from their start, keeping what tells runs apart) until the table fits
-    :data:`WIDTH` columns; ids, numbers and files stay whole."""
+    :data:`WIDTH` columns; ids, numbers and files stay whole. One rendering per column measures the excess."""
     table = table.copy()
     for column, floor in (("data", 14), ("model", 10), ("weights", 10), ("method", 8)):
-        while _width(table) > WIDTH and table[column].str.len().max() > floor:
-            table[column] = table[column].map(_shortened(table[column].str.len().max() - 1))
+        excess = _width(table) - WIDTH
+        if excess <= 0:
+            break
+        widest = table[column].str.len().max()
+        table[column] = table[column].map(_shortened(max(floor, widest - excess)))
     return table
 
 
