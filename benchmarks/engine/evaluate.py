@@ -307,6 +307,7 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
     memory_mb, memory_method = peak_memory_mb(
         model, _one_input(model, memory_shape, "single-clip" if protocol else mode, config.chunk, device), device)
 
+    own_classes = data_class_names(config.data, config.split, annotations)  # the data's, read once
     path = store.new_run_path(str(spec.row))
     per_video = extra.pop("per_video", None)
     if per_video is not None:
@@ -325,8 +326,7 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
         "top1": tally.top1(),
         "top5": tally.top5(),
         "top5_k": tally.top5_k,
-        "dataset": dataset_name(config.data, data_classes(config.data, config.split, annotations),
-                                config.dataset_name),
+        "dataset": dataset_name(config.data, len(own_classes), config.dataset_name),
         "data_root": str(Path(config.data).resolve()),
         "split": config.split,
         "classes": len(classes),
@@ -358,7 +358,7 @@ def _evaluate(config: EvalConfig, store: Store, trained: Trained, method: Method
     if protocol:
         record["authors_protocol"] = {**dataclasses.asdict(protocol), "source": AUTHORS_EVALUATION[spec.row].source,
                                       "deviations": protocol_deviations}
-    unknown = sorted(data_class_names(config.data, config.split, annotations) - set(classes))
+    unknown = sorted(own_classes - set(classes))
     if unknown:  # their videos were not evaluated (index.skipped["unknown_class"] counts them)
         record["unknown_classes"] = unknown
     record["run_id"] = run_id(path)

@@ -342,17 +342,21 @@ def row_verdict(spec, m: dict | None, counts: dict[str, dict | None], tolerance:
     return Verdict(status, "; ".join(parts), cause)
 
 
+def _stored(store: Store) -> tuple[dict[int, dict], dict[str, dict | None]]:
+    """The CPU measurement of each row and every counterfactual's stored count, as they are (no model built)."""
+    measured = {m["row"]: m for m in store.load_measurements() if m["device"] == "cpu"}
+    return measured, {cf.name: stored_counterfactual(store, cf, fresh=False) for cf in all_counterfactuals()}
+
+
 def verdicts(store: Store, tolerance: float = GAP_PCT) -> dict[int, Verdict]:
     """Every Table 1 row's :class:`Verdict` from what is stored (the CPU measurements)."""
-    measured = {m["row"]: m for m in store.load_measurements() if m["device"] == "cpu"}
-    counts = {cf.name: stored_counterfactual(store, cf, fresh=False) for cf in all_counterfactuals()}
+    measured, counts = _stored(store)
     return {spec.row: row_verdict(spec, measured.get(spec.row), counts, tolerance) for spec in all_specs()}
 
 
 def ledger_table(store: Store) -> tuple[list[dict], list[str]]:
     """One record per Table 1 row (published and both counters, per video) and the numbered causes."""
-    measured = {m["row"]: m for m in store.load_measurements() if m["device"] == "cpu"}
-    counts = {cf.name: stored_counterfactual(store, cf, fresh=False) for cf in all_counterfactuals()}
+    measured, counts = _stored(store)
     records, notes, numbered = [], [], {}
     for spec in all_specs():
         m = measured.get(spec.row)
